@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/thingtracker/ttn/topics"
+)
+
+var binary string // the announcer binary under test
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "announcer-test-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "announcer")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("build announcer: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one run of the binary did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs the binary with args, stdin and extra environment.
+func run(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("announcer %v did not finish", args)
+	}
+	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+}
+
+// ok runs the binary and fails the test unless it succeeds.
+func ok(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	r := run(t, stdin, nil, args...)
+	if r.code != 0 {
+		t.Fatalf("announcer %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+func lines(s string) []string { return strings.Fields(s) }
+
+// entries returns the log as Entries.
+func entries(t *testing.T, dir string) []topics.Entry {
+	t.Helper()
+	var out []topics.Entry
+	for _, line := range strings.Split(strings.TrimSpace(ok(t, "", "log", "--data", dir, "--format", "json")), "\n") {
+		if line == "" {
+			continue
+		}
+		var e topics.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestUserSession(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+
+	// Identity.
+	first := ok(t, "", "init", "--data", dir)
+	if !strings.HasPrefix(first, "node 12D3KooW") || !strings.Contains(first, "\nfingerprint ") {
+		t.Fatalf("init printed %q", first)
+	}
+	r := run(t, "", nil, "init", "--data", dir)
+	if r.code != 0 || r.stdout != first || !strings.Contains(r.stderr, "keeping it") {
+		t.Fatalf("second init: %+v", r)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "identity.key"): 0o600} {
+		st, err := os.Stat(path)
+		if err != nil || st.Mode().Perm() != want {
+			t.Fatalf("%s mode %v, want %v (%v)", path, st.Mode().Perm(), want, err)
+		}
+	}
+
+	// A tracker, two versions and an edit.
+	tracker := strings.TrimSpace(ok(t, "", "tracker", "create", "--data", dir, "--name", "designs", "--title", "My designs"))
+	if _, err := topics.ParseTrackerID(tracker); err != nil {
+		t.Fatalf("tracker create printed %q", tracker)
+	}
+	if again := strings.TrimSpace(ok(t, "", "tracker", "create", "--data", dir, "--name", "designs")); again != tracker {
+		t.Fatalf("second create printed %q, want %q", again, tracker)
+	}
+	v1 := ok(t, `{"id":"clip","title":"Cable clip","version":"1"}`, "publish", "--data", dir, "--tracker", tracker, "-")
+	ndjson := `{"id":"clip","title":"Cable clip","version":"2"}
+{"id":"clip","title":"Cable clip (typo fixed)","version":"1"}
+`
+	more := ok(t, ndjson, "publish", "--data", dir, "--tracker", tracker, "-")
+	if len(lines(v1)) != 1 || len(lines(more)) != 2 {
+		t.Fatalf("publish printed %q and %q", v1, more)
+	}
+	// Identical content is a no-op returning the existing ID.
+	r = run(t, `{"id":"clip","title":"Cable clip","version":"2"}`, nil, "publish", "--data", dir, "--tracker", tracker, "-")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != lines(more)[0] || !strings.Contains(r.stderr, "unchanged") {
+		t.Fatalf("re-publish: %+v", r)
+	}
+
+	// A TTN document: the spec's own example, twice.
+	spec := filepath.Join("..", "..", "..", "shared", "ttn-spec", "example-tracker.json")
+	imported := ok(t, "", "import", "--data", dir, spec)
+	if len(lines(imported)) != 2 {
+		t.Fatalf("import printed %q, want two announcement IDs", imported)
+	}
+	r = run(t, "", nil, "import", "--data", dir, spec)
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "0 announced, 2 unchanged") {
+		t.Fatalf("re-import: %+v", r)
+	}
+	// Retract version 2.
+	retraction := strings.TrimSpace(ok(t, "", "retract", "--data", dir, lines(more)[0]))
+
+	// The log: chains with seq 1..n and linked prev, every envelope valid.
+	es := entries(t, dir)
+	type chainPos struct {
+		seq uint64
+		id  topics.ID
+	}
+	heads := map[topics.TrackerID]chainPos{}
+	for i, e := range es {
+		if e.Cursor != uint64(i+1) {
+			t.Fatalf("entry %d has cursor %d", i, e.Cursor)
+		}
+		a, err := topics.Validate(e.Topic, e.Envelope, time.Time{})
+		if err != nil {
+			t.Fatalf("entry %d does not validate: %v", e.Cursor, err)
+		}
+		h := heads[e.Tracker]
+		if a.Payload.Seq != h.seq+1 || a.Payload.Prev != h.id {
+			t.Fatalf("entry %d: seq %d prev %s after seq %d id %s", e.Cursor, a.Payload.Seq, a.Payload.Prev, h.seq, h.id)
+		}
+		heads[e.Tracker] = chainPos{a.Payload.Seq, a.ID}
+	}
+	// designs: tracker, v1, v2, edit, retract; the TTN tracker: tracker, two
+	// Things; the node tracker: two node records.
+	if len(heads) != 3 || len(es) != 10 || es[len(es)-1].ID.String() != retraction {
+		t.Fatalf("log has %d entries in %d chains", len(es), len(heads))
+	}
+	text := ok(t, "", "log", "--data", dir, "--format", "text", "--since", "8")
+	if got := len(strings.Split(strings.TrimSpace(text), "\n")); got != 2 || !strings.Contains(text, "retracts") {
+		t.Fatalf("log --since 8 printed %q", text)
+	}
+
+	// Export the log to another node, which verifies and keeps it.
+	other := filepath.Join(t.TempDir(), "other")
+	ok(t, "", "init", "--data", other)
+	exported := ok(t, "", "log", "--data", dir, "--format", "json")
+	r = run(t, exported, nil, "ingest", "--data", other, "-")
+	if r.code != 0 || !strings.Contains(r.stderr, "10 stored") {
+		t.Fatalf("ingest: %+v", r)
+	}
+	if got := entries(t, other); len(got) != len(es) {
+		t.Fatalf("other node holds %d entries, want %d", len(got), len(es))
+	}
+
+	// Key export and import into a fresh dir give the same node.
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	ok(t, "", "key", "export", "--data", dir, keyFile)
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("exported key mode: %v %v", st, err)
+	}
+	moved := filepath.Join(t.TempDir(), "moved")
+	if got := ok(t, "", "key", "import", "--data", moved, keyFile); got != first {
+		t.Fatalf("key import printed %q, want %q", got, first)
+	}
+	if r := run(t, "", nil, "key", "import", "--data", moved, keyFile); r.code == 0 {
+		t.Fatal("key import replaced an existing identity")
+	}
+	if r := run(t, "", nil, "key", "export", "--data", dir, keyFile); r.code == 0 {
+		t.Fatal("key export overwrote a file")
+	}
+}
+
+// TestBadInput: each bad input gets one line on stderr naming the problem,
+// a non-zero exit, and leaves the log as it was.
+func TestBadInput(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	ok(t, "", "init", "--data", dir)
+	tracker := strings.TrimSpace(ok(t, "", "tracker", "create", "--data", dir, "--name", "x"))
+	ok(t, `{"id":"a","title":"A"}`, "publish", "--data", dir, "--tracker", tracker, "-")
+	before := ok(t, "", "log", "--data", dir, "--format", "json")
+	good := strings.Split(strings.TrimSpace(before), "\n")[2] // the Thing's Entry
+
+	otherTracker := topics.DeriveTrackerID(make([]byte, 32), "x").String()
+	tampered := entryWithEnvelope(t, good, func(env []byte) []byte { env[len(env)-70] ^= 1; return env })
+	reframed := entryWithEnvelope(t, good, func(env []byte) []byte { return append(env, 0x4a, 0x01, 0x00) })
+	badSig := entryWithEnvelope(t, good, func(env []byte) []byte { env[len(env)-1] ^= 1; return env })
+	big := fmt.Sprintf(`{"id":"big","title":"Big","description":%q}`, strings.Repeat("x", 70<<10))
+
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		why   string
+	}{
+		{"malformed JSON", `{"id":"a",`, []string{"publish", "--tracker", tracker, "-"}, "thing 1"},
+		{"duplicate key", `{"id":"a","id":"b","title":"A"}`, []string{"publish", "--tracker", tracker, "-"}, "duplicate"},
+		{"mis-cased key", `{"id":"a","Title":"A"}`, []string{"publish", "--tracker", tracker, "-"}, "Title"},
+		{"no id", `{"title":"A"}`, []string{"publish", "--tracker", tracker, "-"}, "id is required"},
+		{"no title", `{"id":"a"}`, []string{"publish", "--tracker", tracker, "-"}, "title is required"},
+		{"second object bad", "{\"id\":\"b\",\"title\":\"B\"}\n{\"id\":\"c\"}\n", []string{"publish", "--tracker", tracker, "-"}, "thing 2"},
+		{"unknown tracker", `{"id":"a","title":"A"}`, []string{"publish", "--tracker", otherTracker, "-"}, "unknown tracker"},
+		{"bad tracker id", `{"id":"a","title":"A"}`, []string{"publish", "--tracker", "nope", "-"}, "tracker id"},
+		{"oversize", big, []string{"publish", "--tracker", tracker, "-"}, "limit"},
+		{"tampered envelope", tampered, []string{"ingest", "-"}, "envelope 1"},
+		{"bad signature", badSig, []string{"ingest", "-"}, "bad signature"},
+		{"re-framed envelope", reframed, []string{"ingest", "-"}, "canonical"},
+		{"not an entry", "hello\n", []string{"ingest", "-"}, "line 1"},
+		{"bad document", `{"id":"d","things":[{"id":"x"}]}`, []string{"import", "-"}, "title is required"},
+		{"retract unknown", "", []string{"retract", strings.Repeat("a", 64)}, "not in the log"},
+		{"retract non-thing", "", []string{"retract", firstID(t, before)}, "not a Thing"},
+		{"unknown flag", "", []string{"log", "--bogus"}, "bogus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(tc.args[:1:1], append([]string{"--data", dir}, tc.args[1:]...)...)
+			r := run(t, tc.stdin, nil, args...)
+			if r.code == 0 {
+				t.Fatalf("exit 0; stdout %q", r.stdout)
+			}
+			msg := strings.TrimSpace(r.stderr)
+			if tc.name != "unknown flag" && strings.Contains(msg, "\n") {
+				t.Errorf("stderr has several lines: %q", msg)
+			}
+			if !strings.Contains(msg, tc.why) {
+				t.Errorf("stderr %q does not name %q", msg, tc.why)
+			}
+			if after := ok(t, "", "log", "--data", dir, "--format", "json"); after != before {
+				t.Fatal("the log changed")
+			}
+		})
+	}
+
+	t.Run("no identity", func(t *testing.T) {
+		empty := t.TempDir()
+		r := run(t, "", nil, "log", "--data", empty)
+		if r.code == 0 || !strings.Contains(r.stderr, "no identity in "+empty) {
+			t.Fatalf("%+v", r)
+		}
+	})
+	t.Run("dir in use", func(t *testing.T) {
+		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		r := run(t, "", nil, "log", "--data", dir)
+		if r.code == 0 || !strings.Contains(r.stderr, "data dir in use by another process") {
+			t.Fatalf("%+v", r)
+		}
+	})
+	t.Run("key readable by others", func(t *testing.T) {
+		key := filepath.Join(dir, "identity.key")
+		os.Chmod(key, 0o644)
+		defer os.Chmod(key, 0o600)
+		r := run(t, "", nil, "log", "--data", dir)
+		if r.code == 0 || !strings.Contains(r.stderr, "chmod 600") {
+			t.Fatalf("%+v", r)
+		}
+	})
+}
+
+func firstID(t *testing.T, log string) string {
+	var e topics.Entry
+	if err := json.Unmarshal([]byte(strings.Split(log, "\n")[0]), &e); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID.String()
+}
+
+// entryWithEnvelope returns an Entry line whose envelope is changed by fn.
+func entryWithEnvelope(t *testing.T, line string, fn func([]byte) []byte) string {
+	t.Helper()
+	var e topics.Entry
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
+		t.Fatal(err)
+	}
+	env := fn(bytes.Clone(e.Envelope))
+	return fmt.Sprintf(`{"envelope":%q}`+"\n", base64.StdEncoding.EncodeToString(env))
+}
+
+// TestConfigPrecedence: a flag beats the environment, which beats the
+// configuration file.
+func TestConfigPrecedence(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	ok(t, "", "init", "--data", dir)
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte("# defaults\nformat json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, "", "tracker", "create", "--data", dir, "--name", "x")
+	isJSON := func(s string) bool { return strings.HasPrefix(s, "{") }
+	if out := run(t, "", nil, "log", "--data", dir); !isJSON(out.stdout) {
+		t.Errorf("config file not applied: %q", out.stdout)
+	}
+	if out := run(t, "", []string{"TTN_FORMAT=text"}, "log", "--data", dir); isJSON(out.stdout) {
+		t.Errorf("environment did not beat the config file: %q", out.stdout)
+	}
+	if out := run(t, "", []string{"TTN_FORMAT=text"}, "log", "--data", dir, "--format", "json"); !isJSON(out.stdout) {
+		t.Errorf("flag did not beat the environment: %q", out.stdout)
+	}
+	if out := run(t, "", []string{"TTN_DATA=" + dir}, "log", "--format", "text"); out.code != 0 || isJSON(out.stdout) {
+		t.Errorf("TTN_DATA not applied: %+v", out)
+	}
+	if out := run(t, "", nil, "log", "--data", dir, "--config", filepath.Join(t.TempDir(), "none")); isJSON(out.stdout) {
+		t.Errorf("--config did not replace the default file: %q", out.stdout)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"publish", "-h"}, {"tracker", "create", "-h"}} {
+		r := run(t, "", nil, args...)
+		if r.code != 0 || !strings.Contains(r.stderr, "USAGE") {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+	if r := run(t, "", nil, "tracker"); r.code != 2 {
+		t.Errorf("tracker without subcommand: %+v", r)
+	}
+}

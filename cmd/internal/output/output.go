@@ -1,0 +1,91 @@
+// Package output prints log entries the way the announcer and subscriber
+// commands show them: one JSON Entry per line, or one human line each.
+package output
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Formats of entry output.
+const (
+	JSON = "json" // one Entry per line (see topics.Entry)
+	Text = "text" // one human line per entry
+)
+
+// CheckFormat reports whether f is a known format.
+func CheckFormat(f string) error {
+	if f != JSON && f != Text {
+		return fmt.Errorf("--format %q: want json or text", f)
+	}
+	return nil
+}
+
+// Entry writes e in format f, followed by a newline.
+func Entry(w io.Writer, f string, e *topics.Entry) error {
+	if f == JSON {
+		b, err := topics.MarshalEntry(e)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d\t%s\t%s #%d\t%s\n", e.Cursor, e.Kind, e.Tracker, e.Seq, Describe(e))
+	return err
+}
+
+// Describe says in a few words what an entry announces.
+func Describe(e *topics.Entry) string {
+	p, err := topics.ParsePayload(e.Announcement)
+	if err != nil || p.Opaque() {
+		return fmt.Sprintf("(%s, payload v%d)", e.ID, payloadVersion(e))
+	}
+	switch p.Kind {
+	case topics.KindThing:
+		return fmt.Sprintf("%q version %s (thing %s) by %s", oneLine(p.Thing.Title), oneLine(p.Thing.Version), quoteID(p.Thing.ID), short(e.Author))
+	case topics.KindTracker:
+		return fmt.Sprintf("tracker %q by %s", oneLine(p.TrackerInfo.Name), short(e.Author))
+	case topics.KindNode:
+		return fmt.Sprintf("node record of %s: %d trackers", short(e.Author), len(p.NodeInfo.Trackers))
+	case topics.KindRetract:
+		return fmt.Sprintf("retracts %s", p.Retracts)
+	}
+	return ""
+}
+
+func payloadVersion(e *topics.Entry) int {
+	var v struct {
+		V int `json:"v"`
+	}
+	json.Unmarshal(e.Announcement, &v)
+	return v.V
+}
+
+// short abbreviates a node ID for human output.
+func short(id string) string {
+	if len(id) > 16 {
+		return id[:8] + "…" + id[len(id)-6:]
+	}
+	return id
+}
+
+func quoteID(s string) string { return fmt.Sprintf("%q", oneLine(s)) }
+
+// oneLine keeps untrusted text from breaking a line of output.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return s
+}

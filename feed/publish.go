@@ -1,0 +1,279 @@
+package feed
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/thingtracker/ttn/topics"
+)
+
+var zeroTime time.Time
+
+// Draft is an announcement this node wants to publish: a kind, its tracker
+// and its body. The log fills in the chain fields (seq, prev), the author and
+// the time, and signs it.
+type Draft struct {
+	Tracker topics.TrackerID
+	Kind    string
+
+	Thing       *topics.Thing       // KindThing
+	TrackerInfo *topics.TrackerInfo // KindTracker
+	Retracts    topics.ID           // KindRetract
+	NodeInfo    *topics.NodeInfo    // KindNode
+}
+
+// Published is the outcome of one draft.
+type Published struct {
+	ID     topics.ID
+	Cursor uint64
+	Seq    uint64
+	// New is false when the draft changed nothing (identical content, or a
+	// retraction already in force) and ID is the existing announcement.
+	New bool
+}
+
+// Errors of Publish.
+var (
+	ErrFrozen    = errors.New("feed: the chain is frozen by a fork")
+	ErrNoTarget  = errors.New("feed: no such Thing announcement of this author on this tracker")
+	errBadDraftT = errors.New("feed: draft kind and body disagree")
+)
+
+// draft is a Draft checked and hashed before it reaches the writer.
+type draft struct {
+	Draft
+	hash topics.ID // canonical body hash
+}
+
+// payload builds the payload of d at seq after prev.
+func (d *Draft) payload(seq uint64, prev topics.ID, now time.Time) *topics.Payload {
+	return &topics.Payload{
+		V: topics.Version, Kind: d.Kind, Tracker: d.Tracker, Seq: seq, Prev: prev,
+		Time:  topics.FormatTime(now),
+		Thing: d.Thing, TrackerInfo: d.TrackerInfo, Retracts: d.Retracts, NodeInfo: d.NodeInfo,
+	}
+}
+
+// prepare checks d as far as it can without the log's state, so that a
+// publish rarely fails inside the writer, and computes its body hash.
+func prepare(d Draft, rawKey []byte) (*draft, error) {
+	if !d.Tracker.OwnedBy(rawKey) {
+		return nil, fmt.Errorf("%w: tracker %s", ErrNotOwner, d.Tracker)
+	}
+	var err error
+	switch {
+	case d.Kind == topics.KindThing && d.Thing != nil:
+		err = d.Thing.Check()
+	case d.Kind == topics.KindTracker && d.TrackerInfo != nil:
+		err = d.TrackerInfo.Check()
+	case d.Kind == topics.KindNode && d.NodeInfo != nil:
+		err = d.NodeInfo.Check()
+	case d.Kind == topics.KindRetract && !d.Retracts.IsZero():
+	default:
+		return nil, errBadDraftT
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Encode once with the largest chain fields to catch an oversize body.
+	p := d.payload(topics.MaxSeq, topics.ID{1}, time.Now())
+	p.Author = "12D3KooWxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	b, err := p.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	const envelopeOverhead = 256 // key, payload type, signature, framing
+	if len(b)+envelopeOverhead > topics.MaxEnvelopeSize {
+		return nil, fmt.Errorf("feed: announcement would be about %d bytes, over the %d byte limit", len(b)+envelopeOverhead, topics.MaxEnvelopeSize)
+	}
+	h, err := bodyHash(p)
+	if err != nil {
+		return nil, err
+	}
+	return &draft{Draft: d, hash: h}, nil
+}
+
+// bodyHash is the SHA-256 of the canonical JSON (RFC 8785) of a payload's
+// body: what decides whether a publish changes anything.
+func bodyHash(p *topics.Payload) (topics.ID, error) {
+	var body any
+	switch p.Kind {
+	case topics.KindThing:
+		body = p.Thing
+	case topics.KindTracker:
+		body = p.TrackerInfo
+	case topics.KindNode:
+		body = p.NodeInfo
+	default:
+		body = p.Retracts
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return topics.ID{}, err
+	}
+	v := jsontext.Value(b)
+	if err := v.Canonicalize(); err != nil {
+		return topics.ID{}, err
+	}
+	return sha256.Sum256(v), nil
+}
+
+// Publish signs and appends drafts with key, in order, through the log's one
+// seq allocator, and returns once they are durable. A draft whose content is
+// already the latest (the same Thing version with identical fields, the same
+// tracker or node record, a retraction already in force) is not published
+// again: its Published has New false and the existing ID. Either every draft
+// is applied or none is.
+func (l *Log) Publish(ctx context.Context, key crypto.PrivKey, drafts []Draft) ([]Published, error) {
+	ds, err := prepareAll(key, drafts)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := l.do(ctx, &request{key: key, drafts: ds})
+	return rep.pubs, err
+}
+
+// CheckDrafts reports the first draft that Publish would refuse whatever the
+// log holds (a body that breaks the payload rules or the size limit, a
+// tracker key does not own), so a caller can check many before publishing
+// them in parts.
+func CheckDrafts(key crypto.PrivKey, drafts []Draft) error {
+	_, err := prepareAll(key, drafts)
+	return err
+}
+
+func prepareAll(key crypto.PrivKey, drafts []Draft) ([]*draft, error) {
+	raw, err := topics.RawPublicKey(key.GetPublic())
+	if err != nil {
+		return nil, err
+	}
+	ds := make([]*draft, len(drafts))
+	for i, d := range drafts {
+		if ds[i], err = prepare(d, raw); err != nil {
+			if len(drafts) > 1 {
+				err = fmt.Errorf("draft %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+	}
+	return ds, nil
+}
+
+// publish applies the drafts of one request.
+func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) {
+	raw, err := topics.RawPublicKey(key.GetPublic())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Published, 0, len(drafts))
+	for _, d := range drafts {
+		k := makeChainKey(d.Tracker, raw)
+		c, err := t.chain(k)
+		if err != nil {
+			return nil, err
+		}
+		if c.Fork != nil {
+			return nil, fmt.Errorf("%w: tracker %s", ErrFrozen, d.Tracker)
+		}
+		existing, err := t.current(d)
+		if err != nil {
+			return nil, err
+		}
+		if existing != nil {
+			out = append(out, Published{ID: existing.ID, Cursor: existing.Cursor, Seq: existing.Seq})
+			continue
+		}
+		a, err := topics.Sign(key, d.payload(c.Max+1, c.MaxID, t.l.cfg.Now()))
+		if err != nil {
+			return nil, err
+		}
+		res, err := t.append(a, d.hash)
+		if err != nil {
+			return nil, err
+		}
+		if res.Status != Stored {
+			return nil, fmt.Errorf("feed: own announcement not stored: %v", res.Status)
+		}
+		out = append(out, Published{ID: a.ID, Cursor: res.Cursor, Seq: a.Payload.Seq, New: true})
+	}
+	return out, nil
+}
+
+// current returns the stored announcement that already says what d says,
+// or nil if publishing d would change something.
+func (t *txn) current(d *draft) (*Ref, error) {
+	switch d.Kind {
+	case topics.KindThing:
+		s, err := t.thing(d.Tracker, d.Thing.ID)
+		if err != nil {
+			return nil, err
+		}
+		v := s.version(d.Thing.Version)
+		if v == nil || v.Hidden() {
+			return nil, nil
+		}
+		latest := v.Latest()
+		return t.same(&latest, d.hash)
+	case topics.KindTracker, topics.KindNode:
+		tr, err := t.tracker(d.Tracker)
+		if err != nil || tr.Info == nil {
+			return nil, err
+		}
+		return t.same(tr.Info, d.hash)
+	case topics.KindRetract:
+		return t.currentRetraction(d)
+	}
+	return nil, errBadDraftT
+}
+
+// same returns ref if its body hash is h.
+func (t *txn) same(ref *Ref, h topics.ID) (*Ref, error) {
+	stored := ref.Hash
+	if stored.IsZero() {
+		a, err := t.announcementAt(ref.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		if stored, err = bodyHash(a.Payload); err != nil {
+			return nil, err
+		}
+	}
+	if stored != h {
+		return nil, nil
+	}
+	return ref, nil
+}
+
+// currentRetraction checks that a retraction's target is a Thing of this
+// author on this tracker and returns the retraction in force, if any.
+func (t *txn) currentRetraction(d *draft) (*Ref, error) {
+	tc, err := t.cursorOf(d.Retracts)
+	if err != nil {
+		return nil, err
+	}
+	if tc == 0 {
+		return nil, fmt.Errorf("%w: %s is not stored", ErrNoTarget, d.Retracts)
+	}
+	a, err := t.announcementAt(tc)
+	if err != nil {
+		return nil, err
+	}
+	if a.Payload.Kind != topics.KindThing || a.Payload.Opaque() || a.Payload.Tracker != d.Tracker {
+		return nil, fmt.Errorf("%w: %s", ErrNoTarget, d.Retracts)
+	}
+	s, err := t.thing(d.Tracker, a.Payload.Thing.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := s.version(a.Payload.Thing.Version)
+	if v != nil && v.Hidden() {
+		return v.Retracted, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,415 @@
+package feed
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// view runs fn with the store open for reading.
+func (l *Log) view(fn func() error) error {
+	l.rw.RLock()
+	defer l.rw.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return fn()
+}
+
+// get reads a value (a copy), or nil if absent. Call inside view.
+func (l *Log) get(key []byte) ([]byte, error) {
+	v, closer, err := l.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return slices.Clone(v), nil
+}
+
+// scan calls fn for every key with prefix, from start (inclusive, or the
+// prefix itself when nil), in key order, until fn returns false. Call inside
+// view.
+func (l *Log) scan(prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
+	if start == nil {
+		start = prefix
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		more, err := fn(it.Key(), v)
+		if err != nil || !more {
+			it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// readAnnouncement loads and decodes the announcement stored at cursor. The
+// signature was verified when it was appended and is not checked again.
+func readAnnouncement(get func([]byte) ([]byte, error), cursor uint64) (*topics.Announcement, error) {
+	ref, env, err := readEnvelope(get, cursor)
+	if err != nil {
+		return nil, err
+	}
+	e, err := topics.DecodeAnnouncement(env)
+	if err != nil {
+		return nil, fmt.Errorf("feed: stored envelope at %d: %w", cursor, err)
+	}
+	a, err := topics.Check(e, ref.id, "", zeroTime)
+	if err != nil {
+		return nil, fmt.Errorf("feed: stored envelope at %d: %w", cursor, err)
+	}
+	return a, nil
+}
+
+func readEnvelope(get func([]byte) ([]byte, error), cursor uint64) (entryRef, []byte, error) {
+	v, err := get(entryKey(cursor))
+	if err != nil {
+		return entryRef{}, nil, err
+	}
+	if v == nil {
+		return entryRef{}, nil, fmt.Errorf("%w: cursor %d", ErrNotFound, cursor)
+	}
+	ref, err := decodeEntryRef(v)
+	if err != nil {
+		return ref, nil, err
+	}
+	cv, err := get(ref.pos.key())
+	if err != nil {
+		return ref, nil, err
+	}
+	if cv == nil {
+		return ref, nil, fmt.Errorf("feed: entry %d: chain record missing", cursor)
+	}
+	_, env, err := decodeChainValue(cv)
+	return ref, env, err
+}
+
+// entry builds the Entry of a stored envelope without re-validating it.
+func entry(cursor uint64, ref entryRef, env []byte) (topics.Entry, error) {
+	e, err := topics.DecodeEnvelope(env)
+	if err != nil {
+		return topics.Entry{}, fmt.Errorf("feed: stored envelope at %d: %w", cursor, err)
+	}
+	author, err := nodeID(ref.pos.chain.author())
+	if err != nil {
+		return topics.Entry{}, err
+	}
+	return topics.Entry{
+		Cursor:       cursor,
+		ID:           ref.id,
+		Topic:        topics.TrackerTopic(ref.pos.chain.tracker()),
+		Kind:         ref.kind,
+		Author:       author,
+		Tracker:      ref.pos.chain.tracker(),
+		Seq:          ref.pos.seq,
+		Announcement: e.Payload,
+		Envelope:     env,
+	}, nil
+}
+
+func nodeID(rawKey []byte) (string, error) {
+	k, err := crypto.UnmarshalEd25519PublicKey(rawKey)
+	if err != nil {
+		return "", fmt.Errorf("feed: stored author key: %w", err)
+	}
+	return topics.NodeID(k)
+}
+
+// Entries returns up to limit entries after cursor, in arrival order.
+func (l *Log) Entries(after uint64, limit int) ([]topics.Entry, error) {
+	var out []topics.Entry
+	last := l.Last() // durable entries only
+	err := l.view(func() error {
+		return l.scan([]byte{prefixEntry}, entryKey(after+1), func(k, v []byte) (bool, error) {
+			cursor := binary.BigEndian.Uint64(k[1:])
+			if len(out) >= limit || cursor > last {
+				return false, nil
+			}
+			ref, err := decodeEntryRef(v)
+			if err != nil {
+				return false, err
+			}
+			cv, err := l.get(ref.pos.key())
+			if err != nil {
+				return false, err
+			}
+			_, env, err := decodeChainValue(cv)
+			if err != nil {
+				return false, err
+			}
+			e, err := entry(cursor, ref, env)
+			out = append(out, e)
+			return err == nil, err
+		})
+	})
+	return out, err
+}
+
+// Entry returns the entry stored at cursor.
+func (l *Log) Entry(cursor uint64) (topics.Entry, error) {
+	var e topics.Entry
+	err := l.view(func() error {
+		ref, env, err := readEnvelope(l.get, cursor)
+		if err != nil {
+			return err
+		}
+		e, err = entry(cursor, ref, env)
+		return err
+	})
+	return e, err
+}
+
+// Announcement returns the decoded announcement stored at cursor.
+func (l *Log) Announcement(cursor uint64) (*topics.Announcement, error) {
+	var a *topics.Announcement
+	err := l.view(func() error {
+		var err error
+		a, err = readAnnouncement(l.get, cursor)
+		return err
+	})
+	return a, err
+}
+
+// Lookup returns the cursor of an announcement ID, or 0 if it is not stored.
+func (l *Log) Lookup(id topics.ID) (uint64, error) {
+	var c uint64
+	err := l.view(func() error {
+		v, err := l.get(idKey(id))
+		if v != nil {
+			c = binary.BigEndian.Uint64(v)
+		}
+		return err
+	})
+	return c, err
+}
+
+// Has reports whether an announcement ID is stored. It is cheap (a point
+// lookup with bloom filters) and safe to call from validators.
+func (l *Log) Has(id topics.ID) (bool, error) {
+	c, err := l.Lookup(id)
+	return c != 0, err
+}
+
+// Reader reads the log in arrival order, waiting for new entries at the end.
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	l      *Log
+	cursor uint64
+	buf    []topics.Entry
+}
+
+// NewReader returns a reader of the entries after cursor.
+func (l *Log) NewReader(after uint64) *Reader { return &Reader{l: l, cursor: after} }
+
+// Next returns the next entry, blocking until there is one, ctx is done or
+// the log closes.
+func (r *Reader) Next(ctx context.Context) (topics.Entry, error) {
+	for len(r.buf) == 0 {
+		if err := r.l.Wait(ctx, r.cursor); err != nil {
+			return topics.Entry{}, err
+		}
+		buf, err := r.l.Entries(r.cursor, 256)
+		if err != nil {
+			return topics.Entry{}, err
+		}
+		r.buf = buf
+	}
+	e := r.buf[0]
+	r.buf = r.buf[1:]
+	r.cursor = e.Cursor
+	return e, nil
+}
+
+// Cursor returns the cursor of the last entry Next returned.
+func (r *Reader) Cursor() uint64 { return r.cursor }
+
+// Head is what the log holds of one chain.
+type Head struct {
+	Tracker topics.TrackerID
+	Author  string // node ID
+	// AuthorKey is the raw Ed25519 key of the author.
+	AuthorKey []byte
+	// Seq and ID: the contiguous head (seqs 1..Seq all present).
+	Seq uint64
+	ID  topics.ID
+	// Max and MaxID: the highest seq present.
+	Max   uint64
+	MaxID topics.ID
+	// Gaps are missing ranges below Max.
+	Gaps []Range
+	// Fork is set when the chain is frozen by a fork.
+	Fork *Fork
+}
+
+// Heads returns every chain's head, ordered by tracker then author.
+func (l *Log) Heads() ([]Head, error) {
+	var out []Head
+	err := l.view(func() error {
+		return l.scan([]byte{prefixHead}, nil, func(k, v []byte) (bool, error) {
+			var c chainState
+			if err := decodeState(v, &c); err != nil {
+				return false, err
+			}
+			ck := chainKey(k[1:])
+			author, err := nodeID(ck.author())
+			if err != nil {
+				return false, err
+			}
+			out = append(out, Head{
+				Tracker: ck.tracker(), Author: author, AuthorKey: slices.Clone(ck.author()),
+				Seq: c.Contig, ID: c.ContigID, Max: c.Max, MaxID: c.MaxID, Gaps: c.Gaps, Fork: c.Fork,
+			})
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// ChainEntry is one stored envelope in chain order.
+type ChainEntry struct {
+	Seq      uint64
+	Variant  byte // 1 for the second envelope of a fork
+	ID       topics.ID
+	Envelope []byte
+}
+
+// Chain returns up to limit envelopes of one chain with seq ≥ from, in
+// chain order (fork evidence after the entry it conflicts with).
+func (l *Log) Chain(tracker topics.TrackerID, authorKey []byte, from uint64, limit int) ([]ChainEntry, error) {
+	k := makeChainKey(tracker, authorKey)
+	prefix := append([]byte{prefixChain}, k[:]...)
+	var out []ChainEntry
+	err := l.view(func() error {
+		return l.scan(prefix, chainSeqKey(k, from), func(key, v []byte) (bool, error) {
+			if len(out) >= limit {
+				return false, nil
+			}
+			p, err := parsePosKey(key)
+			if err != nil {
+				return false, err
+			}
+			lk, env, err := decodeChainValue(v)
+			if err != nil {
+				return false, err
+			}
+			out = append(out, ChainEntry{Seq: p.seq, Variant: p.variant, ID: lk.id, Envelope: slices.Clone(env)})
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// scanThingRows reads the t and x records of one Thing.
+func scanThingRows(l *Log, tracker topics.TrackerID, thing string) ([]thingRow, error) {
+	var rows []thingRow
+	for _, prefix := range []byte{prefixThing, prefixRetracted} {
+		err := l.scan(thingPrefix(prefix, tracker, thing, true), nil, func(k, v []byte) (bool, error) {
+			_, version, seq, err := parseThingVersionKey(k)
+			if err != nil {
+				return false, err
+			}
+			ref, parents, err := decodeRef(v, seq)
+			rows = append(rows, thingRow{retraction: prefix == prefixRetracted, version: version, ref: ref, parents: parents})
+			return err == nil, err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// Thing returns the state of one Thing, or ErrNotFound.
+func (l *Log) Thing(tracker topics.TrackerID, id string) (*ThingState, error) {
+	var s *ThingState
+	err := l.view(func() error {
+		rows, err := scanThingRows(l, tracker, id)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return fmt.Errorf("%w: thing %q in tracker %s", ErrNotFound, id, tracker)
+		}
+		s = buildThing(tracker, id, rows)
+		return nil
+	})
+	return s, err
+}
+
+// Things returns the state of every Thing of a tracker, ordered by the
+// length of their ids, then by id.
+func (l *Log) Things(tracker topics.TrackerID) ([]*ThingState, error) {
+	var out []*ThingState
+	err := l.view(func() error {
+		var ids []string
+		err := l.scan(thingPrefix(prefixThing, tracker, "", false), nil, func(k, _ []byte) (bool, error) {
+			thing, _, _, err := parseThingVersionKey(k)
+			if err == nil && (len(ids) == 0 || ids[len(ids)-1] != thing) {
+				ids = append(ids, thing)
+			}
+			return err == nil, err
+		})
+		for _, id := range ids {
+			if err != nil {
+				break
+			}
+			var rows []thingRow
+			if rows, err = scanThingRows(l, tracker, id); err == nil {
+				out = append(out, buildThing(tracker, id, rows))
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+// Tracker returns the state of one tracker, or ErrNotFound.
+func (l *Log) Tracker(id topics.TrackerID) (*TrackerState, error) {
+	s := new(TrackerState)
+	err := l.view(func() error {
+		v, err := l.get(trackerKey(id))
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return fmt.Errorf("%w: tracker %s", ErrNotFound, id)
+		}
+		return decodeState(v, s)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Trackers returns every tracker the log knows, ordered by ID.
+func (l *Log) Trackers() ([]TrackerState, error) {
+	var out []TrackerState
+	err := l.view(func() error {
+		return l.scan([]byte{prefixTracker}, nil, func(_, v []byte) (bool, error) {
+			var s TrackerState
+			err := decodeState(v, &s)
+			out = append(out, s)
+			return err == nil, err
+		})
+	})
+	return out, err
+}

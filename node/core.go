@@ -1,0 +1,273 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/ttn"
+)
+
+// ErrDirInUse is returned when another process owns the data dir.
+var ErrDirInUse = errors.New("data dir in use by another process")
+
+// Core is a data dir opened by this process: its identity and its log, and
+// the operations users ask of them. The CLI uses a Core directly when no node
+// runs on the dir; a running node serves the same operations over its
+// control socket. All methods may be called concurrently.
+type Core struct {
+	Dir string
+	ID  *Identity
+	Log *feed.Log
+
+	lock    *os.File
+	publish sync.Mutex // serialises tracker creation, which rewrites the node record
+}
+
+// OpenCore opens dir, which must have an identity, and takes ownership of it
+// until Close.
+func OpenCore(dir string, cfg feed.Config) (*Core, error) {
+	id, err := LoadIdentity(dir)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	log, err := feed.Open(filepath.Join(dir, logDir), cfg)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Core{Dir: dir, ID: id, Log: log, lock: lock}, nil
+}
+
+// lockDir takes an exclusive lock on dir, released when the process exits
+// however it exits.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrDirInUse)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// Close closes the log and releases the dir.
+func (c *Core) Close() error {
+	err := c.Log.Close()
+	return errors.Join(err, c.lock.Close())
+}
+
+// TrackerResult is what CreateTracker did.
+type TrackerResult struct {
+	ID topics.TrackerID
+	// Created is true when the tracker did not exist before; Updated when
+	// its description changed.
+	Created, Updated bool
+}
+
+// CreateTracker creates the tracker info.Name of this node, announcing it and
+// a node record that lists it. If the tracker exists, it is left alone, or,
+// with update, its description is replaced when it differs.
+func (c *Core) CreateTracker(ctx context.Context, info topics.TrackerInfo, update bool) (TrackerResult, error) {
+	if info.Name == "" {
+		return TrackerResult{}, errors.New("a tracker needs a name")
+	}
+	id := topics.DeriveTrackerID(c.ID.RawKey, info.Name)
+	c.publish.Lock()
+	defer c.publish.Unlock()
+	_, err := c.Log.Tracker(id)
+	exists := err == nil
+	if err != nil && !errors.Is(err, feed.ErrNotFound) {
+		return TrackerResult{}, err
+	}
+	if exists && !update {
+		return TrackerResult{ID: id}, nil
+	}
+	own, err := c.ownTrackers()
+	if err != nil {
+		return TrackerResult{}, err
+	}
+	if !slices.Contains(own, id) {
+		own = append(own, id)
+		slices.SortFunc(own, func(a, b topics.TrackerID) int { return slices.Compare(a[:], b[:]) })
+	}
+	ps, err := c.Log.Publish(ctx, c.ID.Key, []feed.Draft{
+		{Tracker: id, Kind: topics.KindTracker, TrackerInfo: &info},
+		{Tracker: c.ID.NodeTracker(), Kind: topics.KindNode, NodeInfo: &topics.NodeInfo{Trackers: own}},
+	})
+	if err != nil {
+		return TrackerResult{}, err
+	}
+	return TrackerResult{ID: id, Created: !exists, Updated: exists && ps[0].New}, nil
+}
+
+// ownTrackers lists the trackers this node has announced, besides its node
+// tracker.
+func (c *Core) ownTrackers() ([]topics.TrackerID, error) {
+	all, err := c.Log.Trackers()
+	if err != nil {
+		return nil, err
+	}
+	var own []topics.TrackerID
+	for _, t := range all {
+		if t.Owner == c.ID.ID && !t.Node && t.Name != "" {
+			own = append(own, t.ID)
+		}
+	}
+	return own, nil
+}
+
+// publishChunk bounds the drafts one log request carries, so that a large
+// publish does not hold the log's writer for long.
+const publishChunk = 512
+
+// Publish announces Things on one of this node's trackers: each a new Thing,
+// a new version, an edit (same version, changed fields) or, when identical to
+// what is announced, nothing (its existing ID comes back with New false).
+// Every Thing is checked before any is published.
+func (c *Core) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error) {
+	if err := c.ownTracker(tracker); err != nil {
+		return nil, err
+	}
+	drafts := make([]feed.Draft, len(things))
+	for i := range things {
+		drafts[i] = feed.Draft{Tracker: tracker, Kind: topics.KindThing, Thing: &things[i]}
+	}
+	if err := feed.CheckDrafts(c.ID.Key, drafts); err != nil {
+		return nil, err
+	}
+	var out []feed.Published
+	for chunk := range slices.Chunk(drafts, publishChunk) {
+		ps, err := c.Log.Publish(ctx, c.ID.Key, chunk)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+// ownTracker checks that tracker is one of this node's announced trackers.
+func (c *Core) ownTracker(tracker topics.TrackerID) error {
+	if tracker == c.ID.NodeTracker() {
+		return errors.New("the node tracker carries node records, not Things")
+	}
+	st, err := c.Log.Tracker(tracker)
+	if errors.Is(err, feed.ErrNotFound) || (err == nil && st.Name == "") {
+		return fmt.Errorf("unknown tracker %s (create it with 'announcer tracker create')", tracker)
+	}
+	if err != nil {
+		return err
+	}
+	if st.Owner != c.ID.ID {
+		return fmt.Errorf("tracker %s belongs to %s, not to this node", tracker, st.Owner)
+	}
+	return nil
+}
+
+// ImportResult is what Import did.
+type ImportResult struct {
+	Tracker   TrackerResult
+	Published []feed.Published // one per Thing of the document, in order
+}
+
+// Import announces a TTN tracker document: its tracker (named by the
+// document's id; its description updated when it changed) and its Things.
+// Re-importing an unchanged document publishes nothing.
+func (c *Core) Import(ctx context.Context, doc *ttn.Document) (ImportResult, error) {
+	drafts := make([]feed.Draft, len(doc.Things))
+	id := topics.DeriveTrackerID(c.ID.RawKey, doc.Info.Name)
+	for i := range doc.Things {
+		drafts[i] = feed.Draft{Tracker: id, Kind: topics.KindThing, Thing: &doc.Things[i]}
+	}
+	if err := feed.CheckDrafts(c.ID.Key, append(drafts, feed.Draft{Tracker: id, Kind: topics.KindTracker, TrackerInfo: &doc.Info})); err != nil {
+		return ImportResult{}, err
+	}
+	tr, err := c.CreateTracker(ctx, doc.Info, true)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	ps, err := c.Publish(ctx, tr.ID, doc.Things)
+	return ImportResult{Tracker: tr, Published: ps}, err
+}
+
+// Retract hides the Thing version of announcement id, one of this node's.
+// Retracting a version already retracted returns the retraction in force.
+func (c *Core) Retract(ctx context.Context, id topics.ID) (feed.Published, error) {
+	cur, err := c.Log.Lookup(id)
+	if err != nil {
+		return feed.Published{}, err
+	}
+	if cur == 0 {
+		return feed.Published{}, fmt.Errorf("announcement %s is not in the log", id)
+	}
+	a, err := c.Log.Announcement(cur)
+	if err != nil {
+		return feed.Published{}, err
+	}
+	if a.Payload.Author != c.ID.ID {
+		return feed.Published{}, fmt.Errorf("announcement %s is by %s, not by this node", id, a.Payload.Author)
+	}
+	if a.Payload.Kind != topics.KindThing || a.Payload.Opaque() {
+		return feed.Published{}, fmt.Errorf("announcement %s is a %q, not a Thing", id, a.Payload.Kind)
+	}
+	ps, err := c.Log.Publish(ctx, c.ID.Key, []feed.Draft{{Tracker: a.Payload.Tracker, Kind: topics.KindRetract, Retracts: id}})
+	if err != nil {
+		return feed.Published{}, err
+	}
+	return ps[0], nil
+}
+
+// IngestResult counts what Ingest did.
+type IngestResult struct {
+	Stored, Duplicate, Refused int // refused: forks, frozen chains, gap limits
+}
+
+// Ingest validates envelopes received from elsewhere (another node's log,
+// a file) as sync would, without the clock, and appends them. If any is
+// invalid, nothing is appended and the error names the first.
+func (c *Core) Ingest(ctx context.Context, envelopes [][]byte) (IngestResult, error) {
+	anns := make([]*topics.Announcement, len(envelopes))
+	for i, env := range envelopes {
+		a, err := topics.Validate("", env, time.Time{})
+		if err != nil {
+			return IngestResult{}, fmt.Errorf("envelope %d: %w", i+1, err)
+		}
+		anns[i] = a
+	}
+	var r IngestResult
+	for chunk := range slices.Chunk(anns, publishChunk) {
+		rs, err := c.Log.AppendAll(ctx, chunk)
+		if err != nil {
+			return r, err
+		}
+		for _, res := range rs {
+			switch res.Status {
+			case feed.Stored:
+				r.Stored++
+			case feed.Duplicate:
+				r.Duplicate++
+			default:
+				r.Refused++
+			}
+		}
+	}
+	return r, nil
+}

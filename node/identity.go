@@ -1,0 +1,229 @@
+package node
+
+import (
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Files and directories of a data dir.
+const (
+	keyFile    = "identity.key" // the node's private key, PEM, mode 0600
+	logDir     = "log"          // the Pebble log
+	lockFile   = "lock"         // held (flock) by the process that owns the dir
+	ConfigFile = "config"       // the default configuration file
+)
+
+const pemType = "TTN NODE KEY" // a libp2p-marshalled private key
+
+// ErrNoIdentity is returned when a data dir has no key.
+var ErrNoIdentity = errors.New("no identity")
+
+// Identity is a node's key and what is derived from it. The key is never
+// logged or printed.
+type Identity struct {
+	Key         crypto.PrivKey
+	RawKey      []byte // the raw 32-byte public key
+	ID          string // the node ID: its libp2p peer ID, 12D3KooW…
+	Fingerprint string // what people compare out of band
+}
+
+func newIdentity(k crypto.PrivKey) (*Identity, error) {
+	if k.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("key type %s: only Ed25519 keys are supported", k.Type())
+	}
+	raw, err := topics.RawPublicKey(k.GetPublic())
+	if err != nil {
+		return nil, err
+	}
+	id, err := topics.NodeID(k.GetPublic())
+	if err != nil {
+		return nil, err
+	}
+	fp, err := topics.Fingerprint(k.GetPublic())
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{Key: k, RawKey: raw, ID: id, Fingerprint: fp}, nil
+}
+
+// NodeTracker returns the ID of the node's own tracker (name "").
+func (id *Identity) NodeTracker() topics.TrackerID { return topics.DeriveTrackerID(id.RawKey, "") }
+
+// InitIdentity creates dir (mode 0700) and a new key in it (mode 0600) if
+// it has none. It returns the identity and whether it was created; an
+// existing key is kept.
+func InitIdentity(dir string) (*Identity, bool, error) {
+	if err := makeDir(dir); err != nil {
+		return nil, false, err
+	}
+	id, err := LoadIdentity(dir)
+	if err == nil {
+		return id, false, nil
+	}
+	if !errors.Is(err, ErrNoIdentity) {
+		return nil, false, err
+	}
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := writeKey(dir, k); err != nil {
+		return nil, false, err
+	}
+	id, err = newIdentity(k)
+	return id, err == nil, err
+}
+
+// makeDir creates dir with mode 0700, or tightens an existing one to it.
+func makeDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	return nil
+}
+
+// LoadIdentity reads the key of dir. It refuses a key file that others can
+// read, as ssh does.
+func LoadIdentity(dir string) (*Identity, error) {
+	path := filepath.Join(dir, keyFile)
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s (run 'announcer init --data %s')", ErrNoIdentity, dir, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is accessible by others (mode %04o); run 'chmod 600 %s'", path, st.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := decodeKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return newIdentity(k)
+}
+
+func decodeKey(b []byte) (crypto.PrivKey, error) {
+	blk, rest := pem.Decode(b)
+	if blk == nil || blk.Type != pemType || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("not a %q PEM block", pemType)
+	}
+	k, err := crypto.UnmarshalPrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("bad key: %w", err)
+	}
+	if k.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("key type %s: only Ed25519 keys are supported", k.Type())
+	}
+	return k, nil
+}
+
+func encodeKey(k crypto.PrivKey) ([]byte, error) {
+	b, err := crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: b}), nil
+}
+
+// writeKey writes k to dir atomically with mode 0600; it never replaces an
+// existing key.
+func writeKey(dir string, k crypto.PrivKey) error {
+	b, err := encodeKey(k)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// Link, not rename: it fails if a key appeared meanwhile.
+	if err := os.Link(tmp.Name(), filepath.Join(dir, keyFile)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s already has an identity", dir)
+		}
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ExportKey writes the key of dir to w in the PEM form ImportKey reads.
+func ExportKey(dir string, w io.Writer) error {
+	id, err := LoadIdentity(dir)
+	if err != nil {
+		return err
+	}
+	b, err := encodeKey(id.Key)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// ImportKey installs the key read from r (as ExportKey writes it) in dir,
+// which must not have one: replacing a key would change the node's identity
+// and orphan its trackers.
+func ImportKey(dir string, r io.Reader) (*Identity, error) {
+	b, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	k, err := decodeKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("import key: %w", err)
+	}
+	if _, err := LoadIdentity(dir); err == nil {
+		return nil, fmt.Errorf("%s already has an identity; import into an empty data dir", dir)
+	} else if !errors.Is(err, ErrNoIdentity) {
+		return nil, err
+	}
+	if err := makeDir(dir); err != nil {
+		return nil, err
+	}
+	if err := writeKey(dir, k); err != nil {
+		return nil, err
+	}
+	return newIdentity(k)
+}

@@ -1,0 +1,195 @@
+package topics
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
+	"github.com/libp2p/go-libp2p/core/record"
+	recordpb "github.com/libp2p/go-libp2p/core/record/pb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Domain separates TTN signatures from every other use of the same key.
+const Domain = "thing-tracker-network"
+
+// Payload types carried in envelopes.
+var (
+	// AnnouncementType is the payload type of announcements on tracker topics.
+	AnnouncementType = []byte("/ttn/announcement/1")
+	// DiscoveryType is the payload type of discovery records.
+	DiscoveryType = []byte("/ttn/discovery/1")
+)
+
+// MaxEnvelopeSize bounds an envelope's encoded size.
+const MaxEnvelopeSize = 64 << 10
+
+// Envelope is a decoded libp2p signed envelope (go-libp2p core/record) in
+// canonical form. DecodeEnvelope checks its shape; Verify checks its
+// signature. An Envelope is immutable and safe for concurrent use.
+type Envelope struct {
+	Raw         []byte // the canonical encoded bytes
+	PublicKey   crypto.PubKey
+	RawKey      []byte // the raw 32-byte Ed25519 public key
+	PayloadType []byte
+	Payload     []byte
+	signature   []byte
+}
+
+// DecodeEnvelope decodes envelope bytes without checking the signature. It
+// refuses oversize input, a key type other than Ed25519, and non-canonical
+// bytes: re-encoding the decoded envelope must give data back exactly, so one
+// signed announcement has one byte form and one ID.
+func DecodeEnvelope(data []byte) (*Envelope, error) {
+	if len(data) > MaxEnvelopeSize {
+		return nil, rejectf("envelope is %d bytes, over the %d byte limit", len(data), MaxEnvelopeSize)
+	}
+	if e, ok := decodeCanonical(data); ok {
+		return e, nil
+	}
+	return nil, explainEnvelope(data)
+}
+
+// The canonical encoding of an envelope with an Ed25519 key, as go-libp2p's
+// Envelope.Marshal produces it: fields in order, minimal varints.
+//
+//	0a 24 (08 01 12 20 <32-byte key>)   public_key: KeyType Ed25519, data
+//	12 <len> <payload type>             payload_type, not empty
+//	1a <len> <payload>                  payload, not empty
+//	2a 40 <64-byte signature>           signature
+var keyPrefix = []byte{0x0a, 0x24, 0x08, 0x01, 0x12, 0x20}
+
+// decodeCanonical decodes data if and only if it is a canonical envelope
+// with an Ed25519 key and a 64-byte signature. It allocates only the result.
+func decodeCanonical(data []byte) (*Envelope, bool) {
+	if !bytes.HasPrefix(data, keyPrefix) || len(data) < len(keyPrefix)+ed25519.PublicKeySize {
+		return nil, false
+	}
+	rest := data[len(keyPrefix):]
+	rawKey := rest[:ed25519.PublicKeySize]
+	rest = rest[ed25519.PublicKeySize:]
+	field := func(tag byte) ([]byte, bool) {
+		if len(rest) == 0 || rest[0] != tag {
+			return nil, false
+		}
+		n, w := binary.Uvarint(rest[1:])
+		if w <= 0 || w != uvarintLen(n) || n == 0 || n > uint64(len(rest)-1-w) {
+			return nil, false
+		}
+		v := rest[1+w : 1+w+int(n)]
+		rest = rest[1+w+int(n):]
+		return v, true
+	}
+	typ, ok1 := field(0x12)
+	payload, ok2 := field(0x1a)
+	sig, ok3 := field(0x2a)
+	if !ok1 || !ok2 || !ok3 || len(sig) != ed25519.SignatureSize || len(rest) != 0 {
+		return nil, false
+	}
+	pub, err := crypto.UnmarshalEd25519PublicKey(rawKey)
+	if err != nil {
+		return nil, false
+	}
+	return &Envelope{Raw: data, PublicKey: pub, RawKey: rawKey, PayloadType: typ, Payload: payload, signature: sig}, true
+}
+
+func uvarintLen(n uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], n)
+}
+
+// explainEnvelope says why data is not a canonical Ed25519 envelope, by
+// decoding it with protobuf and re-encoding it the way go-libp2p does.
+func explainEnvelope(data []byte) error {
+	var m recordpb.Envelope
+	if err := proto.Unmarshal(data, &m); err != nil {
+		return rejectf("envelope: not a signed envelope: %v", err)
+	}
+	if m.PublicKey == nil {
+		return rejectf("envelope: no public key")
+	}
+	if m.PublicKey.GetType() != cryptopb.KeyType_Ed25519 {
+		return rejectf("envelope: key type %s is not Ed25519", m.PublicKey.GetType())
+	}
+	if _, err := crypto.UnmarshalEd25519PublicKey(m.PublicKey.GetData()); err != nil {
+		return rejectf("envelope: bad Ed25519 key: %v", err)
+	}
+	if len(m.Signature) != ed25519.SignatureSize {
+		return rejectf("envelope: signature is %d bytes, want %d", len(m.Signature), ed25519.SignatureSize)
+	}
+	if len(m.PayloadType) == 0 || len(m.Payload) == 0 {
+		return rejectf("envelope: empty payload type or payload")
+	}
+	return rejectf("envelope: bytes are not in canonical form")
+}
+
+// marshalEnvelope produces the canonical encoding of an envelope, exactly as
+// go-libp2p's Envelope.Marshal does.
+func marshalEnvelope(rawKey, payloadType, payload, sig []byte) ([]byte, error) {
+	return proto.Marshal(&recordpb.Envelope{
+		PublicKey:   &cryptopb.PublicKey{Type: cryptopb.KeyType_Ed25519.Enum(), Data: rawKey},
+		PayloadType: payloadType,
+		Payload:     payload,
+		Signature:   sig,
+	})
+}
+
+// Verify checks the envelope's signature over the domain-separated bytes
+// (uvarint-length-prefixed domain, payload type and payload, as libp2p's
+// record package signs them).
+func (e *Envelope) Verify() error {
+	if !ed25519.Verify(ed25519.PublicKey(e.RawKey), signedBytes(e.PayloadType, e.Payload), e.signature) {
+		return rejectf("envelope: bad signature")
+	}
+	return nil
+}
+
+// Signature returns the envelope's signature.
+func (e *Envelope) Signature() []byte { return e.signature }
+
+// SignedBytes returns what the envelope's signature covers.
+func (e *Envelope) SignedBytes() []byte { return signedBytes(e.PayloadType, e.Payload) }
+
+// signedBytes returns what an envelope's signature covers.
+func signedBytes(payloadType, payload []byte) []byte {
+	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(Domain)+len(payloadType)+len(payload))
+	for _, f := range [][]byte{[]byte(Domain), payloadType, payload} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// rawRecord adapts a payload to go-libp2p's record.Record so Seal can sign it.
+type rawRecord struct {
+	typ, payload []byte
+}
+
+func (r *rawRecord) Domain() string                       { return Domain }
+func (r *rawRecord) Codec() []byte                        { return r.typ }
+func (r *rawRecord) MarshalRecord() ([]byte, error)       { return r.payload, nil }
+func (r *rawRecord) UnmarshalRecord(payload []byte) error { r.payload = payload; return nil }
+
+// Seal signs payload as an envelope of payloadType with key, which must be
+// Ed25519, and returns the envelope bytes. Signing is deterministic: the same
+// key and payload always give the same bytes.
+func Seal(key crypto.PrivKey, payloadType, payload []byte) ([]byte, error) {
+	if key.Type() != crypto.Ed25519 {
+		return nil, ErrKeyType
+	}
+	env, err := record.Seal(&rawRecord{typ: payloadType, payload: payload}, key)
+	if err != nil {
+		return nil, fmt.Errorf("topics: seal: %w", err)
+	}
+	b, err := env.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("topics: seal: %w", err)
+	}
+	if len(b) > MaxEnvelopeSize {
+		return nil, rejectf("envelope is %d bytes, over the %d byte limit", len(b), MaxEnvelopeSize)
+	}
+	return b, nil
+}

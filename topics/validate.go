@@ -1,0 +1,135 @@
+package topics
+
+import (
+	"bytes"
+	"time"
+
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// authors caches node IDs by raw key: encoding one (protobuf, multihash,
+// base58) costs more than every other stateless check but the signature, and
+// a node hears the same authors again and again.
+var authors struct {
+	sync.RWMutex
+	m map[[32]byte]string
+}
+
+const maxCachedAuthors = 4096
+
+// authorOf returns the node ID of the envelope's signer.
+func authorOf(e *Envelope) (string, error) {
+	k := [32]byte(e.RawKey)
+	authors.RLock()
+	id, ok := authors.m[k]
+	authors.RUnlock()
+	if ok {
+		return id, nil
+	}
+	pid, err := peer.IDFromPublicKey(e.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	id = pid.String()
+	authors.Lock()
+	if authors.m == nil || len(authors.m) >= maxCachedAuthors {
+		authors.m = make(map[[32]byte]string)
+	}
+	authors.m[k] = id
+	authors.Unlock()
+	return id, nil
+}
+
+// MaxClockSkew is how far in the future an announcement's time may be before
+// it is ignored. The past is never bounded: history and offline backlogs are
+// old by nature.
+const MaxClockSkew = 10 * time.Minute
+
+var timeZero time.Time
+
+// Announcement is a validated announcement: its ID, envelope and payload.
+// Only Validate and Check produce one; treat it as immutable.
+type Announcement struct {
+	ID      ID
+	Env     *Envelope
+	Payload *Payload
+}
+
+// Raw returns the envelope bytes.
+func (a *Announcement) Raw() []byte { return a.Env.Raw }
+
+// Topic returns the tracker topic the announcement belongs on.
+func (a *Announcement) Topic() string { return TrackerTopic(a.Payload.Tracker) }
+
+// DecodeAnnouncement runs the cheap checks on envelope bytes: size, decoding,
+// canonical form, Ed25519 key, announcement payload type. It does not verify
+// the signature.
+func DecodeAnnouncement(data []byte) (*Envelope, error) {
+	e, err := DecodeEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(e.PayloadType, AnnouncementType) {
+		return nil, rejectf("envelope: payload type %q is not %q", clip(string(e.PayloadType)), AnnouncementType)
+	}
+	return e, nil
+}
+
+// Check runs the checks after the signature, on an envelope whose signature
+// has been verified: the strict payload, author = signer, tracker owner,
+// the topic (when topic is not ""), the kind's tracker, and the clock (when
+// now is not zero). id is the envelope's ID.
+func Check(e *Envelope, id ID, topic string, now time.Time) (*Announcement, error) {
+	p, err := ParsePayload(e.Payload)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := authorOf(e)
+	if err != nil {
+		return nil, rejectf("envelope: %v", err)
+	}
+	if p.Author != signer {
+		return nil, rejectf("payload: author %q is not the signer %s", clip(p.Author), signer)
+	}
+	if !p.Tracker.OwnedBy(e.RawKey) {
+		return nil, rejectf("payload: tracker %s is not owned by author %s", p.Tracker, signer)
+	}
+	if topic != "" && topic != TrackerTopic(p.Tracker) {
+		return nil, rejectf("announcement for tracker %s arrived on topic %q", p.Tracker, clip(topic))
+	}
+	if !p.Opaque() {
+		nodeTracker := DeriveTrackerID(e.RawKey, "")
+		switch {
+		case p.Kind == KindTracker && p.Tracker != DeriveTrackerID(e.RawKey, p.TrackerInfo.Name):
+			return nil, rejectf("payload: tracker %s is not named %q", p.Tracker, clip(p.TrackerInfo.Name))
+		case p.Kind == KindNode && p.Tracker != nodeTracker:
+			return nil, rejectf("payload: node record on tracker %s, not the node tracker %s", p.Tracker, nodeTracker)
+		case p.Kind != KindNode && p.Tracker == nodeTracker:
+			return nil, rejectf("payload: the node tracker carries node records only, not %q", p.Kind)
+		}
+	}
+	if !now.IsZero() {
+		t, _ := ParseTime(p.Time) // checked by ParsePayload
+		if t.After(now.Add(MaxClockSkew)) {
+			return nil, ignoref("payload: time %s is more than %s in the future", p.Time, MaxClockSkew)
+		}
+	}
+	return &Announcement{ID: id, Env: e, Payload: p}, nil
+}
+
+// Validate runs every stateless check on an announcement received on topic
+// (or from anywhere when topic is ""), cheapest first. now is the local clock,
+// or zero to skip the clock check (sync and stored history). The error, if
+// any, is an *Error whose outcome says whether to Reject or Ignore.
+func Validate(topic string, data []byte, now time.Time) (*Announcement, error) {
+	e, err := DecodeAnnouncement(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Verify(); err != nil {
+		return nil, err
+	}
+	return Check(e, IDOf(data), topic, now)
+}
