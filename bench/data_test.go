@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/ttn"
 )
 
 // signed is an announcement ready to be received: its topic and bytes.
@@ -69,6 +72,26 @@ func signedAnnouncements(b testing.TB, authors, n int, things func(n int) []*top
 	wg.Wait()
 	if b.Failed() {
 		b.FailNow()
+	}
+	return out
+}
+
+// specThings returns n Things cycling through the TTN specification's own
+// example tracker, each with its own id.
+func specThings(n int) []*topics.Thing {
+	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "ttn-spec", "example-tracker.json"))
+	if err != nil {
+		panic(err)
+	}
+	doc, err := ttn.ParseDocument(b)
+	if err != nil {
+		panic(err)
+	}
+	out := make([]*topics.Thing, n)
+	for i := range out {
+		t := doc.Things[i%len(doc.Things)]
+		t.ID = fmt.Sprintf("%s-%d", t.ID, i)
+		out[i] = &t
 	}
 	return out
 }

@@ -535,6 +535,12 @@ func (l *Log) committed(last uint64) {
 	l.mu.Unlock()
 }
 
+// Flush writes everything in memory to the store's files and waits for it:
+// for measurements of the size on disk and for tests.
+func (l *Log) Flush() error {
+	return l.view(func() error { return l.db.Flush() })
+}
+
 // Stats is a snapshot of the log's counters.
 type Stats struct {
 	Entries    uint64 // last cursor: entries stored, fork evidence included
@@ -545,7 +551,8 @@ type Stats struct {
 	GapLimited uint64 // appends refused by the per-chain gap cap
 	Commits    uint64 // group commits (fsyncs) since open
 	MaxGroup   uint64 // the largest group committed at once
-	DiskBytes  uint64 // the store's size on disk
+	DiskBytes  uint64 // the store's size on disk, write-ahead log included
+	DataBytes  uint64 // the size of the store's tables and blob files
 }
 
 // Stats returns the log's counters.
@@ -562,7 +569,9 @@ func (l *Log) Stats() Stats {
 	}
 	l.rw.RLock()
 	if !l.closed {
-		s.DiskBytes = l.db.Metrics().DiskSpaceUsage()
+		m := l.db.Metrics()
+		s.DiskBytes = m.DiskSpaceUsage()
+		s.DataBytes = m.Table.Local.LiveSize + m.BlobFiles.Local.LiveSize
 	}
 	l.rw.RUnlock()
 	return s

@@ -196,15 +196,6 @@ type TrackerState struct {
 	Info *Ref `json:"info,omitempty"`
 }
 
-func (t *TrackerState) clone() *TrackerState {
-	d := *t
-	if t.Info != nil {
-		i := *t.Info
-		d.Info = &i
-	}
-	return &d
-}
-
 var stateOptions = json.Deterministic(true)
 
 func encodeState(v any) ([]byte, error) { return json.Marshal(v, stateOptions) }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
@@ -141,11 +142,20 @@ func marshalEnvelope(rawKey, payloadType, payload, sig []byte) ([]byte, error) {
 // (uvarint-length-prefixed domain, payload type and payload, as libp2p's
 // record package signs them).
 func (e *Envelope) Verify() error {
-	if !ed25519.Verify(ed25519.PublicKey(e.RawKey), signedBytes(e.PayloadType, e.Payload), e.signature) {
+	buf := signedPool.Get().(*[]byte)
+	*buf = appendSigned((*buf)[:0], e.PayloadType, e.Payload)
+	ok := ed25519.Verify(ed25519.PublicKey(e.RawKey), *buf, e.signature)
+	if cap(*buf) <= 2*MaxEnvelopeSize {
+		signedPool.Put(buf)
+	}
+	if !ok {
 		return rejectf("envelope: bad signature")
 	}
 	return nil
 }
+
+// signedPool recycles the buffers signatures are checked over.
+var signedPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Signature returns the envelope's signature.
 func (e *Envelope) Signature() []byte { return e.signature }
@@ -155,12 +165,18 @@ func (e *Envelope) SignedBytes() []byte { return signedBytes(e.PayloadType, e.Pa
 
 // signedBytes returns what an envelope's signature covers.
 func signedBytes(payloadType, payload []byte) []byte {
-	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(Domain)+len(payloadType)+len(payload))
-	for _, f := range [][]byte{[]byte(Domain), payloadType, payload} {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	return b
+	return appendSigned(nil, payloadType, payload)
+}
+
+// appendSigned appends the uvarint-length-prefixed domain, payload type and
+// payload: what libp2p's record package signs.
+func appendSigned(b, payloadType, payload []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(Domain)))
+	b = append(b, Domain...)
+	b = binary.AppendUvarint(b, uint64(len(payloadType)))
+	b = append(b, payloadType...)
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	return append(b, payload...)
 }
 
 // rawRecord adapts a payload to go-libp2p's record.Record so Seal can sign it.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -139,66 +138,106 @@ type NodeInfo struct {
 	Ext      Extensions  `json:",embed"`
 }
 
-// checker records the first problem found while walking a body.
-type checker struct{ err error }
+// checker records the first problem found while walking a body. It keeps
+// where it is as a small stack and spells the path out only for an error, so
+// checking a valid body allocates nothing.
+type checker struct {
+	err   error
+	stack [4]step
+	depth int
+}
 
-func (c *checker) failf(format string, args ...any) {
+// step is one level of a path: a name, and an index into it (or -1).
+type step struct {
+	name  string
+	index int
+}
+
+func (c *checker) push(name string, index int) { c.stack[c.depth] = step{name, index}; c.depth++ }
+func (c *checker) pop()                        { c.depth-- }
+
+// path returns the current path followed by leaf.
+func (c *checker) path(leaf string) string {
+	var b strings.Builder
+	for _, st := range c.stack[:c.depth] {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(st.name)
+		if st.index >= 0 {
+			fmt.Fprintf(&b, "[%d]", st.index)
+		}
+	}
+	if leaf != "" {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(leaf)
+	}
+	return b.String()
+}
+
+func (c *checker) failf(leaf, format string, args ...any) {
 	if c.err == nil {
-		c.err = fmt.Errorf(format, args...)
+		c.err = fmt.Errorf("%s"+format, append([]any{c.path(leaf)}, args...)...)
 	}
 }
 
-func (c *checker) str(path, s string, max int) {
+// str checks a string's length. (Its UTF-8 is checked where JSON is read
+// and written.)
+func (c *checker) str(leaf, s string, max int) {
 	if len(s) > max {
-		c.failf("%s is %d bytes, over the %d byte limit", path, len(s), max)
-	} else if !utf8.ValidString(s) {
-		c.failf("%s is not valid UTF-8", path)
+		c.failf(leaf, " is %d bytes, over the %d byte limit", len(s), max)
 	}
 }
 
-func (c *checker) required(path, s string, max int) {
+func (c *checker) required(leaf, s string, max int) {
 	if s == "" {
-		c.failf("%s is required", path)
+		c.failf(leaf, " is required")
 	}
-	c.str(path, s, max)
+	c.str(leaf, s, max)
 }
 
-func (c *checker) strs(path string, list []string, max int) {
-	c.count(path, len(list))
+func (c *checker) strs(leaf string, list []string, max int) {
+	c.count(leaf, len(list))
 	for i, s := range list {
-		c.str(fmt.Sprintf("%s[%d]", path, i), s, max)
+		if len(s) > max {
+			c.push(leaf, i)
+			c.str("", s, max)
+			c.pop()
+		}
 	}
 }
 
-func (c *checker) count(path string, n int) {
+func (c *checker) count(leaf string, n int) {
 	if n > MaxListLen {
-		c.failf("%s has %d entries, over the %d limit", path, n, MaxListLen)
+		c.failf(leaf, " has %d entries, over the %d limit", n, MaxListLen)
 	}
 }
 
-func (c *checker) number(path string, f float64) {
+func (c *checker) number(leaf string, f float64) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		c.failf("%s is not a finite number", path)
+		c.failf(leaf, " is not a finite number")
 	}
 }
 
 // ext accepts x*Metadata members only, with values that follow the JSON
 // rules of CheckStrictJSON and names that differ in more than case.
-func (c *checker) ext(path string, e Extensions) {
+func (c *checker) ext(e Extensions) {
 	for name, v := range e {
 		if !IsExtensionName(name) {
-			c.failf("%s: unknown member %q", path, clip(name))
+			c.failf("", ": unknown member %q", clip(name))
 			continue
 		}
 		if len(v) > MaxMetadataLen {
-			c.failf("%s.%s is %d bytes, over the %d byte limit", path, name, len(v), MaxMetadataLen)
+			c.failf(name, " is %d bytes, over the %d byte limit", len(v), MaxMetadataLen)
 		}
 		if err := CheckStrictJSON(v); err != nil {
-			c.failf("%s.%s: %v", path, name, err)
+			c.failf(name, ": %v", err)
 		}
 		for other := range e {
 			if other != name && strings.EqualFold(other, name) {
-				c.failf("%s: object names %q and %q differ only in case", path, min(name, other), max(name, other))
+				c.failf("", ": object names %q and %q differ only in case", min(name, other), max(name, other))
 			}
 		}
 	}
@@ -219,102 +258,113 @@ func IsExtensionName(name string) bool {
 	return true
 }
 
-func (c *checker) person(path string, p *Person) {
-	c.ext(path, p.Ext)
-	c.required(path+".name", p.Name, MaxTitleLen)
-	c.str(path+".url", p.URL, MaxTextLen)
-	c.str(path+".email", p.Email, MaxTextLen)
+func (c *checker) person(p *Person) {
+	c.ext(p.Ext)
+	c.required("name", p.Name, MaxTitleLen)
+	c.str("url", p.URL, MaxTextLen)
+	c.str("email", p.Email, MaxTextLen)
 }
 
-func (c *checker) people(path string, ps []Person) {
-	c.count(path, len(ps))
+func (c *checker) people(leaf string, ps []Person) {
+	c.count(leaf, len(ps))
 	for i := range ps {
-		c.person(fmt.Sprintf("%s[%d]", path, i), &ps[i])
+		c.push(leaf, i)
+		c.person(&ps[i])
+		c.pop()
 	}
 }
 
-func (c *checker) thingsCache(path string, tc *ThingsCache) {
+func (c *checker) thingsCache(leaf string, tc *ThingsCache) {
 	if tc == nil {
 		return
 	}
-	c.required(path+".url", tc.URL, MaxTextLen)
-	c.number(path+".thingsCount", tc.ThingsCount)
-	c.str(path+".updated", tc.Updated, MaxTextLen)
-	c.ext(path, tc.Ext)
+	c.push(leaf, -1)
+	c.ext(tc.Ext)
+	c.required("url", tc.URL, MaxTextLen)
+	c.number("thingsCount", tc.ThingsCount)
+	c.str("updated", tc.Updated, MaxTextLen)
+	c.pop()
 }
 
 // Check reports the first way t breaks the payload rules, or nil.
 func (t *Thing) Check() error {
 	var c checker
-	c.ext("thing", t.Ext) // first: a mis-cased known name lands here
-	c.required("thing.id", t.ID, MaxIDLen)
-	c.required("thing.title", t.Title, MaxTitleLen)
-	c.required("thing.version", t.Version, MaxVersionLen)
-	for _, f := range []struct {
-		path string
-		s    string
-	}{
-		{"thing.url", t.URL}, {"thing.downloadUrl", t.DownloadURL}, {"thing.refUrl", t.RefURL},
-		{"thing.created", t.Created}, {"thing.updated", t.Updated},
-	} {
-		c.str(f.path, f.s, MaxTextLen)
-	}
-	c.str("thing.description", t.Description, MaxDescriptionLen)
-	c.people("thing.authors", t.Authors)
-	c.strs("thing.licenses", t.Licenses, MaxTitleLen)
-	c.strs("thing.thumbnailUrls", t.ThumbnailURLs, MaxTextLen)
-	c.strs("thing.subject", t.Subject, MaxTitleLen)
-	c.strs("thing.media", t.Media, MaxTitleLen)
-	c.strs("thing.categories", t.Categories, MaxTitleLen)
-	c.strs("thing.tags", t.Tags, MaxTitleLen)
+	c.push("thing", -1)
+	c.ext(t.Ext) // first: a mis-cased known name lands here
+	c.required("id", t.ID, MaxIDLen)
+	c.required("title", t.Title, MaxTitleLen)
+	c.required("version", t.Version, MaxVersionLen)
+	c.str("url", t.URL, MaxTextLen)
+	c.str("downloadUrl", t.DownloadURL, MaxTextLen)
+	c.str("refUrl", t.RefURL, MaxTextLen)
+	c.str("created", t.Created, MaxTextLen)
+	c.str("updated", t.Updated, MaxTextLen)
+	c.str("description", t.Description, MaxDescriptionLen)
+	c.people("authors", t.Authors)
+	c.strs("licenses", t.Licenses, MaxTitleLen)
+	c.strs("thumbnailUrls", t.ThumbnailURLs, MaxTextLen)
+	c.strs("subject", t.Subject, MaxTitleLen)
+	c.strs("media", t.Media, MaxTitleLen)
+	c.strs("categories", t.Categories, MaxTitleLen)
+	c.strs("tags", t.Tags, MaxTitleLen)
 	if m := t.Metadata; m != nil {
-		c.str("thing.metadata.created", m.Created, MaxTextLen)
-		c.str("thing.metadata.updated", m.Updated, MaxTextLen)
+		c.push("metadata", -1)
+		c.ext(m.Ext)
+		c.str("created", m.Created, MaxTextLen)
+		c.str("updated", m.Updated, MaxTextLen)
 		if m.Submitter != nil {
-			c.person("thing.metadata.submitter", m.Submitter)
+			c.push("submitter", -1)
+			c.person(m.Submitter)
+			c.pop()
 		}
-		c.ext("thing.metadata", m.Ext)
+		c.pop()
 	}
-	c.count("thing.relationships", len(t.Relationships))
+	c.count("relationships", len(t.Relationships))
 	for i, r := range t.Relationships {
-		p := fmt.Sprintf("thing.relationships[%d]", i)
-		c.str(p+".title", r.Title, MaxTitleLen)
-		c.str(p+".type", r.Type, MaxTitleLen)
-		c.str(p+".url", r.URL, MaxTextLen)
-		c.ext(p, r.Ext)
+		c.push("relationships", i)
+		c.ext(r.Ext)
+		c.str("title", r.Title, MaxTitleLen)
+		c.str("type", r.Type, MaxTitleLen)
+		c.str("url", r.URL, MaxTextLen)
+		c.pop()
 	}
-	c.count("thing.billOfMaterials", len(t.BillOfMaterials))
-	for i, b := range t.BillOfMaterials {
-		p := fmt.Sprintf("thing.billOfMaterials[%d]", i)
-		c.str(p+".partNumber", b.PartNumber, MaxIDLen)
-		c.str(p+".description", b.Description, MaxDescriptionLen)
-		c.str(p+".type", b.Type, MaxTitleLen)
-		c.str(p+".url", b.URL, MaxTextLen)
-		c.str(p+".mimetype", b.Mimetype, MaxTitleLen)
-		c.str(p+".unit", b.Unit, MaxTitleLen)
-		c.number(p+".quantity", b.Quantity)
-		c.str(p+".thumbnailUrl", b.ThumbnailURL, MaxTextLen)
+	c.count("billOfMaterials", len(t.BillOfMaterials))
+	for i := range t.BillOfMaterials {
+		b := &t.BillOfMaterials[i]
+		c.push("billOfMaterials", i)
+		c.ext(b.Ext)
+		c.str("partNumber", b.PartNumber, MaxIDLen)
+		c.str("description", b.Description, MaxDescriptionLen)
+		c.str("type", b.Type, MaxTitleLen)
+		c.str("url", b.URL, MaxTextLen)
+		c.str("mimetype", b.Mimetype, MaxTitleLen)
+		c.str("unit", b.Unit, MaxTitleLen)
+		c.number("quantity", b.Quantity)
+		c.str("thumbnailUrl", b.ThumbnailURL, MaxTextLen)
 		if b.Size < 0 {
-			c.failf("%s.size is negative", p)
+			c.failf("size", " is negative")
 		}
 		if b.SHA256 != "" && !isLowerHex(b.SHA256, 64) {
-			c.failf("%s.sha256 is not 64 lowercase hex digits", p)
+			c.failf("sha256", " is not 64 lowercase hex digits")
 		}
-		c.ext(p, b.Ext)
+		c.pop()
 	}
-	c.count("thing.instructions", len(t.Instructions))
-	for i, in := range t.Instructions {
-		p := fmt.Sprintf("thing.instructions[%d]", i)
-		c.number(p+".step", in.Step)
-		c.str(p+".text", in.Text, MaxDescriptionLen)
-		c.strs(p+".imageUrls", in.ImageURLs, MaxTextLen)
-		c.ext(p, in.Ext)
+	c.count("instructions", len(t.Instructions))
+	for i := range t.Instructions {
+		in := &t.Instructions[i]
+		c.push("instructions", i)
+		c.ext(in.Ext)
+		c.number("step", in.Step)
+		c.str("text", in.Text, MaxDescriptionLen)
+		c.strs("imageUrls", in.ImageURLs, MaxTextLen)
+		c.pop()
 	}
-	c.count("thing.parents", len(t.Parents))
+	c.count("parents", len(t.Parents))
 	for i, par := range t.Parents {
-		p := fmt.Sprintf("thing.parents[%d]", i)
-		c.required(p+".thing", par.Thing, MaxIDLen)
-		c.str(p+".version", par.Version, MaxVersionLen)
+		c.push("parents", i)
+		c.required("thing", par.Thing, MaxIDLen)
+		c.str("version", par.Version, MaxVersionLen)
+		c.pop()
 	}
 	return c.err
 }
@@ -322,25 +372,28 @@ func (t *Thing) Check() error {
 // Check reports the first way ti breaks the payload rules, or nil.
 func (ti *TrackerInfo) Check() error {
 	var c checker
-	c.ext("tracker_info", ti.Ext)
-	c.required("tracker_info.name", ti.Name, MaxIDLen)
-	c.str("tracker_info.title", ti.Title, MaxTitleLen)
-	c.str("tracker_info.description", ti.Description, MaxDescriptionLen)
-	c.str("tracker_info.url", ti.URL, MaxTextLen)
-	c.str("tracker_info.version", ti.Version, MaxVersionLen)
-	c.str("tracker_info.updated", ti.Updated, MaxTextLen)
-	c.number("tracker_info.trackersTraversalDepth", ti.TraversalDepth)
-	c.people("tracker_info.maintainers", ti.Maintainers)
-	c.thingsCache("tracker_info.thingsCache", ti.ThingsCache)
-	c.count("tracker_info.trackers", len(ti.Trackers))
-	for i, r := range ti.Trackers {
-		p := fmt.Sprintf("tracker_info.trackers[%d]", i)
-		c.str(p+".id", r.ID, MaxIDLen)
-		c.required(p+".url", r.URL, MaxTextLen)
-		c.str(p+".accessed", r.Accessed, MaxTextLen)
-		c.str(p+".status", r.Status, MaxTitleLen)
-		c.thingsCache(p+".thingsCache", r.ThingsCache)
-		c.ext(p, r.Ext)
+	c.push("tracker_info", -1)
+	c.ext(ti.Ext)
+	c.required("name", ti.Name, MaxIDLen)
+	c.str("title", ti.Title, MaxTitleLen)
+	c.str("description", ti.Description, MaxDescriptionLen)
+	c.str("url", ti.URL, MaxTextLen)
+	c.str("version", ti.Version, MaxVersionLen)
+	c.str("updated", ti.Updated, MaxTextLen)
+	c.number("trackersTraversalDepth", ti.TraversalDepth)
+	c.people("maintainers", ti.Maintainers)
+	c.thingsCache("thingsCache", ti.ThingsCache)
+	c.count("trackers", len(ti.Trackers))
+	for i := range ti.Trackers {
+		r := &ti.Trackers[i]
+		c.push("trackers", i)
+		c.ext(r.Ext)
+		c.str("id", r.ID, MaxIDLen)
+		c.required("url", r.URL, MaxTextLen)
+		c.str("accessed", r.Accessed, MaxTextLen)
+		c.str("status", r.Status, MaxTitleLen)
+		c.thingsCache("thingsCache", r.ThingsCache)
+		c.pop()
 	}
 	return c.err
 }
@@ -348,11 +401,12 @@ func (ti *TrackerInfo) Check() error {
 // Check reports the first way n breaks the payload rules, or nil.
 func (n *NodeInfo) Check() error {
 	var c checker
-	c.str("node_info.name", n.Name, MaxTitleLen)
+	c.push("node_info", -1)
+	c.ext(n.Ext)
+	c.str("name", n.Name, MaxTitleLen)
 	if len(n.Trackers) > MaxNodeTrackers {
-		c.failf("node_info.trackers has %d entries, over the %d limit", len(n.Trackers), MaxNodeTrackers)
+		c.failf("trackers", " has %d entries, over the %d limit", len(n.Trackers), MaxNodeTrackers)
 	}
-	c.ext("node_info", n.Ext)
 	return c.err
 }
 

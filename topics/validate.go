@@ -9,37 +9,44 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// authors caches node IDs by raw key: encoding one (protobuf, multihash,
-// base58) costs more than every other stateless check but the signature, and
-// a node hears the same authors again and again.
-var authors struct {
-	sync.RWMutex
-	m map[[32]byte]string
+// signer is what validation derives from a signer's key: its node ID and its
+// node tracker.
+type signer struct {
+	id          string
+	nodeTracker TrackerID
 }
 
-const maxCachedAuthors = 4096
+// signers caches what is derived from keys: encoding a node ID (protobuf,
+// multihash, base58) costs more than every other stateless check but the
+// signature, and a node hears the same authors again and again.
+var signers struct {
+	sync.RWMutex
+	m map[[32]byte]signer
+}
 
-// authorOf returns the node ID of the envelope's signer.
-func authorOf(e *Envelope) (string, error) {
+const maxCachedSigners = 4096
+
+// signerOf returns what validation needs of the envelope's signer.
+func signerOf(e *Envelope) (signer, error) {
 	k := [32]byte(e.RawKey)
-	authors.RLock()
-	id, ok := authors.m[k]
-	authors.RUnlock()
+	signers.RLock()
+	s, ok := signers.m[k]
+	signers.RUnlock()
 	if ok {
-		return id, nil
+		return s, nil
 	}
 	pid, err := peer.IDFromPublicKey(e.PublicKey)
 	if err != nil {
-		return "", err
+		return signer{}, err
 	}
-	id = pid.String()
-	authors.Lock()
-	if authors.m == nil || len(authors.m) >= maxCachedAuthors {
-		authors.m = make(map[[32]byte]string)
+	s = signer{id: pid.String(), nodeTracker: DeriveTrackerID(e.RawKey, "")}
+	signers.Lock()
+	if signers.m == nil || len(signers.m) >= maxCachedSigners {
+		signers.m = make(map[[32]byte]signer)
 	}
-	authors.m[k] = id
-	authors.Unlock()
-	return id, nil
+	signers.m[k] = s
+	signers.Unlock()
+	return s, nil
 }
 
 // MaxClockSkew is how far in the future an announcement's time may be before
@@ -86,21 +93,22 @@ func Check(e *Envelope, id ID, topic string, now time.Time) (*Announcement, erro
 	if err != nil {
 		return nil, err
 	}
-	signer, err := authorOf(e)
+	sg, err := signerOf(e)
 	if err != nil {
 		return nil, rejectf("envelope: %v", err)
 	}
-	if p.Author != signer {
-		return nil, rejectf("payload: author %q is not the signer %s", clip(p.Author), signer)
+	if p.Author != sg.id {
+		return nil, rejectf("payload: author %q is not the signer %s", clip(p.Author), sg.id)
 	}
-	if !p.Tracker.OwnedBy(e.RawKey) {
-		return nil, rejectf("payload: tracker %s is not owned by author %s", p.Tracker, signer)
+	// The tracker's owner prefix is the node tracker's.
+	if [ownerPrefixLen]byte(p.Tracker[:]) != [ownerPrefixLen]byte(sg.nodeTracker[:]) {
+		return nil, rejectf("payload: tracker %s is not owned by author %s", p.Tracker, sg.id)
 	}
 	if topic != "" && topic != TrackerTopic(p.Tracker) {
 		return nil, rejectf("announcement for tracker %s arrived on topic %q", p.Tracker, clip(topic))
 	}
 	if !p.Opaque() {
-		nodeTracker := DeriveTrackerID(e.RawKey, "")
+		nodeTracker := sg.nodeTracker
 		switch {
 		case p.Kind == KindTracker && p.Tracker != DeriveTrackerID(e.RawKey, p.TrackerInfo.Name):
 			return nil, rejectf("payload: tracker %s is not named %q", p.Tracker, clip(p.TrackerInfo.Name))
