@@ -14,7 +14,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
-	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
@@ -42,9 +41,11 @@ func command(name, usage, short, long string, setup func(*flag.FlagSet), exec fu
 	return c
 }
 
-// openDir opens the data dir for a command that reads or changes the log.
-func openDir(c *flags.Common) (*node.Core, error) {
-	return node.OpenCore(c.Data, feed.Config{})
+// openDir opens the data dir for a command that reads or changes the log:
+// through the control socket of the node running on it, if one is, or else
+// directly.
+func openDir(c *flags.Common) (node.Dir, error) {
+	return node.Open(c.Data)
 }
 
 // input opens a FILE argument, "-" meaning standard input.
@@ -334,7 +335,7 @@ to verify it; text prints one line per entry.`,
 			fs.Uint64Var(&since, "since", 0, "print entries after this cursor")
 			fs.IntVar(&limit, "limit", 0, "print at most N entries (0: all)")
 		},
-		func(_ context.Context, c *flags.Common, args []string) error {
+		func(ctx context.Context, c *flags.Common, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
 			}
@@ -357,7 +358,7 @@ to verify it; text prints one line per entry.`,
 				if limit > 0 {
 					n = min(n, limit-printed)
 				}
-				es, err := d.Log.Entries(since, n)
+				es, err := d.Entries(ctx, since, n)
 				if err != nil {
 					return err
 				}

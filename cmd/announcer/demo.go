@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
-	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
@@ -24,91 +27,176 @@ var demoTracker []byte
 
 func demoCmd() *ffcli.Command {
 	var keep bool
-	return command("demo", "announcer demo [--keep]", "Show a node at work, with no setup.",
-		`Creates a node in a temporary data dir, imports the TTN specification's
-example tracker, announces a new version and an edit of one of its Things,
-retracts the new version, and prints the log. Nothing outside the temporary
-dir is touched; --keep leaves it for you to explore.`,
+	return command("demo", "announcer demo [--keep]", "Run a small network on loopback and show it at work.",
+		`Starts three nodes in temporary data dirs, on loopback with ephemeral ports:
+an announcer; a follower, which joins it and follows one tracker; and an
+indexer, which joins the follower and follows every tracker it discovers.
+The announcer imports the TTN specification's example tracker, announces a
+new version and an edit of one of its Things, and retracts the version; the
+follower and the indexer print what reaches them, each envelope verified.
+Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
 		func(fs *flag.FlagSet) {
-			fs.BoolVar(&keep, "keep", false, "keep the temporary data dir")
+			fs.BoolVar(&keep, "keep", false, "keep the temporary data dirs")
 		},
 		func(ctx context.Context, _ *flags.Common, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
 			}
-			dir, err := os.MkdirTemp("", "ttn-demo-")
+			root, err := os.MkdirTemp("", "ttn-demo-")
 			if err != nil {
 				return err
 			}
 			if keep {
-				defer fmt.Printf("\ndata dir kept: %s (try: announcer log --data %s)\n", dir, dir)
+				defer fmt.Printf("\ndata dirs kept in %s (try: announcer log --data %s/announcer)\n", root, root)
 			} else {
-				defer os.RemoveAll(dir)
+				defer os.RemoveAll(root)
 			}
-			return demo(ctx, dir)
+			return demo(ctx, root)
 		})
 }
 
-func demo(ctx context.Context, dir string) error {
-	id, _, err := node.InitIdentity(dir)
+// demoNode starts one demo node.
+func demoNode(ctx context.Context, dir string, join []string, follow []topics.TrackerID, promiscuous bool) (*node.Node, error) {
+	n, err := node.Start(ctx, node.Config{
+		Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
+		Follow: follow, Promiscuous: promiscuous,
+		Heartbeat: 200 * time.Millisecond, ProbeInterval: 500 * time.Millisecond,
+		DiscoveryInterval: 5 * time.Second, ReadyTimeout: 5 * time.Second,
+	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Printf("== a new node\nnode        %s\nfingerprint %s\n\n", id.ID, id.Fingerprint)
-	d, err := node.OpenCore(dir, feed.Config{})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
+	return n, n.WaitReady(ctx)
+}
 
+// watch prints, as "name ← …", every entry that reaches n, verifying each.
+func watch(ctx context.Context, name string, n *node.Node, mu *sync.Mutex, got map[string]int) {
+	r := n.Log.NewReader(0)
+	for {
+		e, err := r.Next(ctx)
+		if err != nil {
+			return
+		}
+		verdict := "verified"
+		if _, err := topics.Validate(e.Topic, e.Envelope, time.Time{}); err != nil {
+			verdict = "INVALID: " + err.Error()
+		}
+		mu.Lock()
+		got[name]++
+		fmt.Printf("  %-9s ← %-7s %s (%s)\n", name, e.Kind, output.Describe(&e), verdict)
+		mu.Unlock()
+	}
+}
+
+func demo(ctx context.Context, root string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	doc, err := ttn.ParseDocument(demoTracker)
 	if err != nil {
 		return err
 	}
-	r, err := d.Import(ctx, doc)
+	adir := filepath.Join(root, "announcer")
+	id, _, err := node.InitIdentity(adir)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("== imported the TTN example tracker %q as tracker %s: %d things\n", doc.Info.Name, r.Tracker.ID, len(r.Published))
-	again, err := d.Import(ctx, doc)
+	tracker := topics.DeriveTrackerID(id.RawKey, doc.Info.Name)
+
+	fmt.Println("== three nodes on loopback")
+	a, err := demoNode(ctx, adir, nil, nil, false)
 	if err != nil {
 		return err
 	}
-	fresh := 0
-	for _, p := range again.Published {
-		if p.New {
-			fresh++
-		}
+	defer a.Shutdown(context.Background())
+	fmt.Printf("  announcer %s  gossip %s\n", a.ID.ID, a.GossipAddr())
+	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, []topics.TrackerID{tracker}, false)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("== imported it again: %d new announcements (unchanged Things are not re-announced)\n", fresh)
+	defer f.Shutdown(context.Background())
+	fmt.Printf("  follower  %s  joined the announcer; follows tracker %s\n", f.ID.ID, tracker)
+	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, nil, true)
+	if err != nil {
+		return err
+	}
+	defer ix.Shutdown(context.Background())
+	fmt.Printf("  indexer   %s  joined the follower; follows what it discovers\n", ix.ID.ID)
+
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for name, n := range map[string]*node.Node{"follower": f, "indexer": ix} {
+		wg.Add(1)
+		go func() { defer wg.Done(); watch(ctx, name, n, &mu, got) }()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	fmt.Printf("\n== the announcer creates tracker %q; its discovery record reaches the indexer\n", doc.Info.Name)
+	if _, err := a.CreateTracker(ctx, doc.Info, true); err != nil {
+		return err
+	}
+	if err := waitUntil(ctx, 10*time.Second, func() bool { return ix.Followed(tracker) }); err != nil {
+		return errors.New("the indexer did not discover the tracker")
+	}
+	fmt.Printf("  indexer   follows %s now\n", tracker)
+	time.Sleep(time.Second) // let the indexer's subscription reach the announcer
+
+	fmt.Println("\n== the announcer imports the TTN example tracker")
+	r, err := a.Import(ctx, doc)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  announcer published %d Things\n", len(r.Published))
+	waitArrivals(ctx, &mu, got, 1+len(r.Published))
 
 	beest := doc.Things[0]
-	v2 := beest
+	v2, edit := beest, beest
 	v2.Version, v2.Title = "2", beest.Title+" II"
-	edit := beest
 	edit.Description = "Fixed a typo. " + beest.Description
-	ps, err := d.Publish(ctx, r.Tracker.ID, []topics.Thing{v2, edit})
+	fmt.Printf("\n== a new version of %q, and an edit of version %s\n", beest.Title, beest.Version)
+	ps, err := a.Publish(ctx, tracker, []topics.Thing{v2, edit})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("== announced version 2 of %q (%s) and an edit of version %s (%s)\n", beest.Title, ps[0].ID, beest.Version, ps[1].ID)
-	if _, err := d.Retract(ctx, ps[0].ID); err != nil {
-		return err
-	}
-	st, err := d.Log.Thing(r.Tracker.ID, beest.ID)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("== retracted version 2: the latest version is %s again, with %d announcements\n\n", st.Latest().Version, len(st.Latest().Announcements))
+	waitArrivals(ctx, &mu, got, 3+len(r.Published))
 
-	fmt.Println("== the log (cursor, kind, tracker #seq, what)")
-	es, err := d.Log.Entries(0, 100)
+	fmt.Println("\n== version 2 is retracted")
+	if _, err := a.Retract(ctx, ps[0].ID); err != nil {
+		return err
+	}
+	waitArrivals(ctx, &mu, got, 4+len(r.Published))
+	st, err := f.Log.Thing(tracker, beest.ID)
 	if err != nil {
 		return err
 	}
-	for i := range es {
-		if err := output.Entry(os.Stdout, output.Text, &es[i]); err != nil {
-			return err
+	fmt.Printf("  follower  now shows version %s of %q as the latest\n", st.Latest().Version, beest.Title)
+
+	mu.Lock()
+	defer mu.Unlock()
+	fmt.Printf("\n== done: the follower received %d announcements, the indexer %d\n", got["follower"], got["indexer"])
+	return nil
+}
+
+// waitArrivals waits (up to 10 s) until each watcher has received n entries.
+func waitArrivals(ctx context.Context, mu *sync.Mutex, got map[string]int, n int) {
+	waitUntil(ctx, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got["follower"] >= n && got["indexer"] >= n-1 // the indexer joined after the tracker announcement
+	})
+}
+
+func waitUntil(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	return nil

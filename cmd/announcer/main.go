@@ -87,8 +87,8 @@ Every flag can also come from the environment (TTN_DATA, TTN_FORMAT, …) or
 from the configuration file DIR/config ("flag value" per line).`,
 		FlagSet: fs,
 		Subcommands: []*ffcli.Command{
-			initCmd(), trackerCmd(), publishCmd(), importCmd(), retractCmd(),
-			ingestCmd(), logCmd(), keyCmd(), demoCmd(),
+			initCmd(), runCmd(), statusCmd(), trackerCmd(), publishCmd(), importCmd(),
+			retractCmd(), ingestCmd(), logCmd(), keyCmd(), demoCmd(),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

@@ -7,11 +7,18 @@
 package flags
 
 import (
+	"encoding/base64"
 	"flag"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/peterbourgon/ff/v3"
+	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/node"
 )
 
 // Common holds the flags every command has.
@@ -81,4 +88,104 @@ func (v configValue) String() string {
 func (v configValue) Set(s string) error {
 	v.c.Config, v.c.configSet = s, true
 	return nil
+}
+
+// List is a repeatable flag (--join A --join B); from the environment or
+// the configuration file, values may be separated by commas.
+type List []string
+
+func (l *List) String() string { return strings.Join(*l, ",") }
+
+// Set adds a value.
+func (l *List) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// Node holds the flags of a running node (announcer run, subscriber).
+type Node struct {
+	Listen            List
+	GossipAddr        string
+	Join              List
+	KeyringFile       string
+	MaxTrackers       int
+	MaxPeers          int
+	DiscoveryInterval time.Duration
+	LogLevel          string
+	Heartbeat         time.Duration
+	ProbeInterval     time.Duration
+}
+
+// Register adds the node flags to fs.
+func (f *Node) Register(fs *flag.FlagSet) {
+	fs.Var(&f.Listen, "listen", "libp2p listen `MULTIADDR`, repeatable (default "+gossip.DefaultListen+"; tcp/0: ephemeral)")
+	fs.StringVar(&f.GossipAddr, "gossip-addr", gossip.DefaultGossipAddr, "memberlist `HOST:PORT` (port 0: ephemeral; off: no membership)")
+	fs.Var(&f.Join, "join", "memberlist `HOST:PORT` of a member to join, repeatable")
+	fs.StringVar(&f.KeyringFile, "keyring", "", "`FILE` of base64 memberlist keys (16, 24 or 32 bytes), one per line, the first encrypting; mode 0600. Only nodes with a key in common can join")
+	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultMaxTrackers, "most tracker topics to join")
+	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultMaxPeers, "most libp2p connections to members")
+	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", 5*time.Minute, "how often own trackers' discovery records are re-announced")
+	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error (messages go to stderr)")
+	fs.DurationVar(&f.Heartbeat, "heartbeat", time.Second, "GossipSub heartbeat (advanced)")
+	fs.DurationVar(&f.ProbeInterval, "probe-interval", time.Second, "memberlist failure-detection interval (advanced)")
+}
+
+// Config returns the node configuration the flags describe for dir.
+func (f *Node) Config(dir string) (node.Config, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.LogLevel)); err != nil {
+		return node.Config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.LogLevel)
+	}
+	cfg := node.Config{
+		Dir:               dir,
+		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Listen:            f.Listen,
+		GossipAddr:        f.GossipAddr,
+		Join:              f.Join,
+		MaxTrackers:       f.MaxTrackers,
+		MaxPeers:          f.MaxPeers,
+		DiscoveryInterval: f.DiscoveryInterval,
+		Heartbeat:         f.Heartbeat,
+		ProbeInterval:     f.ProbeInterval,
+	}
+	if f.KeyringFile != "" {
+		keys, err := readKeyring(f.KeyringFile)
+		if err != nil {
+			return node.Config{}, err
+		}
+		cfg.Keyring = keys
+	}
+	return cfg, nil
+}
+
+// readKeyring reads base64 keys, one per line; it refuses a file others can
+// read.
+func readKeyring(path string) ([][]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--keyring: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("--keyring %s is accessible by others (mode %04o); run 'chmod 600 %s'", path, st.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--keyring: %w", err)
+	}
+	var keys [][]byte
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			return nil, fmt.Errorf("--keyring %s line %d: not base64", path, i+1)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("--keyring %s: no keys", path)
+	}
+	return keys, nil
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/thingtracker/ttn/cmd/internal/flags"
+	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/node"
+)
+
+func runCmd() *ffcli.Command {
+	var nf flags.Node
+	return command("run", "announcer run [flags]", "Run the node: join the network, announce, relay, serve.",
+		`Runs the node on the data dir (creating an identity if there is none): joins
+the network (memberlist --join, and the members remembered from the last run),
+follows its own trackers and those stored in the dir, announces what was
+appended while it was not running, stores and relays what it receives, and
+serves the other commands on DIR/control.sock.
+
+It prints its addresses on stderr, then, once connected to the members it
+joined, one line scripts can wait for:
+
+  ready: node 12D3KooW… peers N following M
+
+SIGINT or SIGTERM stop it cleanly (it tells the other members it leaves).`,
+		nf.Register,
+		func(ctx context.Context, c *flags.Common, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			cfg, err := nf.Config(c.Data)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			return node.Run(ctx, cfg, os.Stderr, nil)
+		})
+}
+
+func statusCmd() *ffcli.Command {
+	var format string
+	return command("status", "announcer status [--format text|json]", "Show the node: peers, follows, chains, log.",
+		`Shows the node running on the data dir, or, when none runs, what the dir holds:
+identity, peers and members, followed trackers, each chain's head (seq, gaps,
+forks), and the log's size.`,
+		func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", output.Text, "json or text")
+		},
+		func(ctx context.Context, c *flags.Common, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			if err := output.CheckFormat(format); err != nil {
+				return usagef("%v", err)
+			}
+			d, err := openDir(c)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			s, err := d.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if format == output.JSON {
+				return json.MarshalWrite(os.Stdout, s, json.Deterministic(true))
+			}
+			printStatus(s)
+			return nil
+		})
+}
+
+func printStatus(s *node.Status) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
+	defer w.Flush()
+	state := "not running (read from the data dir)"
+	if s.Running {
+		state = "running"
+	}
+	fmt.Fprintf(w, "node\t%s\n", s.Node)
+	fmt.Fprintf(w, "fingerprint\t%s\n", s.Fingerprint)
+	fmt.Fprintf(w, "state\t%s\n", state)
+	if s.Running {
+		fmt.Fprintf(w, "listen\t%s\n", strings.Join(s.Addrs, " "))
+		fmt.Fprintf(w, "gossip\t%s\n", s.GossipAddr)
+		fmt.Fprintf(w, "peers\t%d connected, %d members\n", s.Peers, len(s.Members))
+		for _, m := range s.Members {
+			fmt.Fprintf(w, "  member\t%s %s %s since %s\n", m.ID, m.GossipAddr, m.State, m.Since.Format(time.RFC3339))
+		}
+		fmt.Fprintf(w, "membership\t%d joins, %d leaves, %d deaths\n", s.Net.Joins, s.Net.Leaves, s.Net.Deaths)
+		fmt.Fprintf(w, "messages\t%d accepted, %d ignored (%d duplicates), %d rejected\n", s.Net.Accepted, s.Net.Ignored, s.Net.Duplicates, s.Net.Rejected)
+		fmt.Fprintf(w, "drops\t%d RPCs, %d before validation, %d subscriptions\n", s.Net.DroppedRPCs, s.Net.DroppedValidations, s.Net.DroppedSubscriptions)
+		fmt.Fprintf(w, "known trackers\t%d (from discovery records)\n", s.Known)
+	}
+	fmt.Fprintf(w, "follows\t%d\n", len(s.Follows))
+	for _, t := range s.Follows {
+		fmt.Fprintf(w, "  follow\t%s\n", t)
+	}
+	fmt.Fprintf(w, "chains\t%d, %d gaps, %d forks\n", len(s.Heads), s.Gaps(), s.Forks())
+	for _, h := range s.Heads {
+		line := fmt.Sprintf("%s by %s: seq %d", h.Tracker, h.Author, h.Seq)
+		if h.Max != h.Seq {
+			line += fmt.Sprintf(" (max %d)", h.Max)
+		}
+		for _, g := range h.Gaps {
+			line += fmt.Sprintf(" gap %d-%d", g.From, g.To)
+		}
+		if h.Fork != nil {
+			line += fmt.Sprintf(" FORK at %d (%s): frozen", h.Fork.Seq, h.Fork.Reason)
+		}
+		fmt.Fprintf(w, "  chain\t%s\n", line)
+	}
+	fmt.Fprintf(w, "log\t%d entries, %d bytes on disk\n", s.Log.Entries, s.Log.DiskBytes)
+}

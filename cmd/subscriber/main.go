@@ -1,0 +1,284 @@
+// Command subscriber follows trackers on the Thing Tracker Network and
+// prints their announcements as they arrive.
+//
+// It runs a node on its data dir (the same node flags as "announcer run"),
+// or, when a node already runs on that dir, attaches to it through its
+// control socket. Follows and the last printed cursor are kept in the dir:
+// a restarted subscriber resumes where it stopped, printing nothing twice.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/thingtracker/ttn/cmd/internal/flags"
+	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/node"
+	"github.com/thingtracker/ttn/topics"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := root().ParseAndRun(ctx, os.Args[1:])
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// usageText collects help and usage text: printed for -h only.
+var usageText bytes.Buffer
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		os.Stderr.Write(usageText.Bytes())
+		return 0
+	}
+	msg := strings.NewReplacer("\n", " ", "\r", " ").Replace(err.Error())
+	if m, ok := strings.CutPrefix(msg, "error parsing commandline arguments: "); ok {
+		fmt.Fprintf(os.Stderr, "subscriber: %s (see -h)\n", m)
+		return 2
+	}
+	fmt.Fprintf(os.Stderr, "subscriber: %s\n", msg)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// trackerList is a repeatable --follow/--unfollow flag.
+type trackerList []topics.TrackerID
+
+func (l *trackerList) String() string { return fmt.Sprint(len(*l)) }
+
+func (l *trackerList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		t, err := topics.ParseTrackerID(strings.TrimSpace(s))
+		if err != nil {
+			return err
+		}
+		*l = append(*l, t)
+	}
+	return nil
+}
+
+// options are the subscriber's own flags.
+type options struct {
+	common      flags.Common
+	node        flags.Node
+	follow      trackerList
+	unfollow    trackerList
+	promiscuous bool
+	since       int64
+	format      string
+}
+
+func root() *ffcli.Command {
+	var o options
+	fs := flag.NewFlagSet("subscriber", flag.ContinueOnError)
+	fs.SetOutput(&usageText)
+	o.common.Register(fs)
+	o.node.Register(fs)
+	fs.Var(&o.follow, "follow", "follow tracker `ID` (kept in the dir), repeatable")
+	fs.Var(&o.unfollow, "unfollow", "stop following tracker `ID`, repeatable")
+	fs.BoolVar(&o.promiscuous, "promiscuous", false, "follow every tracker learnt from discovery records, up to --max-trackers, and print everything")
+	fs.Int64Var(&o.since, "since", -1, "print the entries after cursor `C` (0: everything), instead of resuming after the last printed")
+	fs.StringVar(&o.format, "format", output.Text, "json (one Entry per line) or text (one line per Thing)")
+
+	follows := &ffcli.Command{
+		Name:       "follows",
+		ShortUsage: "subscriber follows [--data DIR]",
+		ShortHelp:  "List the followed trackers.",
+		FlagSet:    flag.NewFlagSet("subscriber follows", flag.ContinueOnError),
+	}
+	var fc flags.Common
+	follows.FlagSet.SetOutput(&usageText)
+	fc.Register(follows.FlagSet)
+	follows.Options = fc.Options()
+	follows.Exec = func(context.Context, []string) error {
+		ts, err := node.Follows(fc.Data)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			fmt.Println(t)
+		}
+		return nil
+	}
+
+	return &ffcli.Command{
+		Name:       "subscriber",
+		ShortUsage: "subscriber [node flags] [--follow ID]... [--promiscuous] [--since C] [--format json|text]",
+		ShortHelp:  "Follow trackers and print their announcements as they arrive.",
+		LongHelp: `Runs a node on the data dir, or attaches to the node already running there,
+follows the trackers given with --follow and those stored in the dir, and
+prints what arrives on them: with --format json one Entry per line (cursor,
+id, topic, kind, author, tracker, seq, announcement, envelope: enough to
+verify it), with --format text one line per Thing. A restarted subscriber
+resumes after the last entry it printed; --since C starts after cursor C.
+
+Flags may also come from the environment (TTN_FOLLOW=ID1,ID2, TTN_JOIN, …) or
+the configuration file DIR/config.`,
+		FlagSet:     fs,
+		Options:     o.common.Options(),
+		Subcommands: []*ffcli.Command{follows},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q", args[0])
+			}
+			return subscribe(ctx, &o)
+		},
+	}
+}
+
+func subscribe(ctx context.Context, o *options) error {
+	if err := output.CheckFormat(o.format); err != nil {
+		return usagef("%v", err)
+	}
+	dir := o.common.Data
+	since, err := node.ReadSubscriberCursor(dir)
+	if err != nil {
+		return err
+	}
+	if o.since >= 0 {
+		since = uint64(o.since)
+	}
+	p := &printer{dir: dir, format: o.format, last: since, w: bufio.NewWriter(os.Stdout)}
+	defer p.save()
+
+	if c, err := node.Dial(dir); err == nil {
+		return attach(ctx, c, o, p)
+	} else if !errors.Is(err, node.ErrNoNode) {
+		return err
+	}
+	if _, _, err := node.InitIdentity(dir); err != nil {
+		return err
+	}
+	if err := node.ChangeFollows(dir, o.follow, o.unfollow); err != nil {
+		return err
+	}
+	cfg, err := o.node.Config(dir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	cfg.Promiscuous = o.promiscuous
+	return node.Run(ctx, cfg, os.Stderr, func(ctx context.Context, n *node.Node) error {
+		r := n.Log.NewReader(p.last)
+		for {
+			e, err := r.Next(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if o.promiscuous || n.Followed(e.Tracker) {
+				if err := p.print(&e); err != nil {
+					return err
+				}
+			}
+			if e.Cursor == n.Log.Last() {
+				p.save()
+			}
+		}
+	})
+}
+
+// attach subscribes to the node already running on the dir.
+func attach(ctx context.Context, c *node.Client, o *options, p *printer) error {
+	if len(o.follow) > 0 {
+		if err := c.Follow(ctx, o.follow); err != nil {
+			return err
+		}
+	}
+	if len(o.unfollow) > 0 {
+		if err := c.Unfollow(ctx, o.unfollow); err != nil {
+			return err
+		}
+	}
+	var trackers []topics.TrackerID
+	if !o.promiscuous {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if trackers = st.Follows; len(trackers) == 0 {
+			return errors.New("following nothing: give --follow ID or --promiscuous")
+		}
+	}
+	fmt.Fprintf(os.Stderr, "attached to the node running on %s\n", o.common.Data)
+	s, err := c.Subscribe(ctx, p.last, trackers)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		e, err := s.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := p.print(&e); err != nil {
+			return err
+		}
+		select {
+		case <-tick.C:
+			p.save()
+		default:
+		}
+	}
+}
+
+// printer prints entries and remembers the last printed cursor in the dir.
+type printer struct {
+	dir    string
+	format string
+	w      *bufio.Writer
+	last   uint64
+	saved  uint64
+}
+
+func (p *printer) print(e *topics.Entry) error {
+	if p.format == output.JSON || e.Kind == topics.KindThing || e.Kind == topics.KindRetract {
+		if err := output.Entry(p.w, p.format, e); err != nil {
+			return err
+		}
+	}
+	p.last = e.Cursor
+	return nil
+}
+
+// save flushes what was printed, then records its cursor: an entry is
+// never marked printed before it is.
+func (p *printer) save() {
+	if err := p.w.Flush(); err != nil {
+		return
+	}
+	if p.last != p.saved {
+		if err := node.WriteSubscriberCursor(p.dir, p.last); err == nil {
+			p.saved = p.last
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Store is what the mesh needs of the node's log. Its methods may be called
+// concurrently from many validation goroutines; they must not block on the
+// network. *feed.Log satisfies it through the node package.
+type Store interface {
+	// Has reports whether an announcement is stored already.
+	Has(id topics.ID) (bool, error)
+	// Append stores a validated announcement durably and says whether to
+	// forward it: Accept for a new entry, Ignore for a duplicate, an old or
+	// forked entry, or one over a chain's limits.
+	Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error)
+}
+
+// Config configures a Node. The zero value of each field means its default,
+// except Key and Store, which are required.
+type Config struct {
+	// Key is the node's identity: its libp2p key and the name it has in
+	// memberlist. Required; Ed25519.
+	Key crypto.PrivKey
+	// Store keeps what the node accepts. Required.
+	Store Store
+	// Logger receives the node's messages, and memberlist's. Nil discards.
+	Logger *slog.Logger
+
+	// Listen are the libp2p listen multiaddrs. Empty means
+	// /ip4/0.0.0.0/tcp/7601; a port of 0 means an ephemeral port.
+	Listen []string
+	// GossipAddr is memberlist's HOST:PORT. Empty means 0.0.0.0:7946;
+	// port 0 means an ephemeral port; "off" disables membership (the node
+	// then connects only to Bootstrap peers).
+	GossipAddr string
+	// Join are memberlist HOST:PORT addresses to join at start.
+	Join []string
+	// Keyring holds memberlist encryption keys (16, 24 or 32 bytes each;
+	// the first is used to encrypt). Empty means no encryption: anyone who
+	// reaches the gossip port can join.
+	Keyring [][]byte
+	// PeersFile keeps the gossip addresses of known members, to rejoin them
+	// after a restart. Empty means none are kept.
+	PeersFile string
+	// Bootstrap are libp2p peers (multiaddrs with /p2p/ID) to connect to
+	// directly, besides members.
+	Bootstrap []string
+
+	// MaxPeers bounds the libp2p connections the node keeps to members
+	// (owners of followed trackers are kept beyond it). Zero means 64.
+	MaxPeers int
+	// MaxTrackers bounds the tracker topics the node joins. Zero means
+	// DefaultMaxTrackers.
+	MaxTrackers int
+	// MaxPeerTopics bounds the topics one remote peer may subscribe to.
+	// Zero means DefaultMaxTrackers + 1.
+	MaxPeerTopics int
+
+	// OnDiscovery, if set, is called (on its own goroutine, one call at a
+	// time) with every valid discovery record accepted from the network.
+	OnDiscovery func(topics.Discovery)
+
+	// Heartbeat is GossipSub's heartbeat. Zero means one second. Tests
+	// shrink it.
+	Heartbeat time.Duration
+	// ProbeInterval is memberlist's failure-detection interval. Zero means
+	// one second.
+	ProbeInterval time.Duration
+	// Now is the clock for validation. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultListen      = "/ip4/0.0.0.0/tcp/7601"
+	DefaultGossipAddr  = "0.0.0.0:7946"
+	DefaultMaxPeers    = 64
+	DefaultMaxTrackers = 10000 // see README: one subscription hello must fit in pubsub's 1 MiB
+)
+
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.Key == nil {
+		errs = append(errs, errors.New("gossip: Config.Key is required"))
+	} else if c.Key.Type() != crypto.Ed25519 {
+		errs = append(errs, errors.New("gossip: Config.Key must be Ed25519"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("gossip: Config.Store is required"))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = []string{DefaultListen}
+	}
+	for _, a := range c.Listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("gossip: listen address %q: %v", a, err))
+		}
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = DefaultGossipAddr
+	}
+	if c.GossipAddr != "off" {
+		if _, _, err := splitHostPort(c.GossipAddr); err != nil {
+			errs = append(errs, fmt.Errorf("gossip: gossip address: %v", err))
+		}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			errs = append(errs, fmt.Errorf("gossip: join address %q: want HOST:PORT", j))
+		}
+	}
+	for i, k := range c.Keyring {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			errs = append(errs, fmt.Errorf("gossip: keyring key %d is %d bytes; want 16, 24 or 32", i+1, n))
+		}
+	}
+	if c.MaxPeers == 0 {
+		c.MaxPeers = DefaultMaxPeers
+	}
+	if c.MaxTrackers == 0 {
+		c.MaxTrackers = DefaultMaxTrackers
+	}
+	if c.MaxPeerTopics == 0 {
+		c.MaxPeerTopics = c.MaxTrackers + 1
+	}
+	if c.MaxPeers < 1 || c.MaxTrackers < 1 || c.MaxPeerTopics < 1 {
+		errs = append(errs, errors.New("gossip: MaxPeers, MaxTrackers and MaxPeerTopics must be positive"))
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = time.Second
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, errors.Join(errs...)
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: want HOST:PORT", hp)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", hp)
+	}
+	if net.ParseIP(host) == nil {
+		return "", 0, fmt.Errorf("%q: want an IP address", hp)
+	}
+	return host, p, nil
+}

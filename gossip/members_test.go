@@ -1,0 +1,108 @@
+package gossip_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/thingtracker/ttn/gossip"
+)
+
+// TestRejoinAfterRestart: a node remembers its members and rejoins them
+// after a restart, with no --join.
+func TestRejoinAfterRestart(t *testing.T) {
+	checkLeaks(t)
+	a := start(t, nil, nil)
+	peers := filepath.Join(t.TempDir(), "peers")
+	withPeers := func(c *gossip.Config) { c.PeersFile = peers }
+	b := start(t, []string{a.node.GossipAddr()}, withPeers)
+	waitFor(t, 10*time.Second, func() error {
+		if len(b.node.Peers()) != 1 || len(a.node.Members()) != 1 {
+			return fmt.Errorf("b has %d peers, a %d members", len(b.node.Peers()), len(a.node.Members()))
+		}
+		return nil
+	})
+	b.node.Close() // saves the peers file
+	b.log.Close()
+
+	b2 := start(t, nil, withPeers) // no Join: only the peers file
+	waitFor(t, 10*time.Second, func() error {
+		for _, m := range b2.node.Members() {
+			if m.ID == a.node.ID() && m.State == "alive" && len(b2.node.Peers()) == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("restarted node has not rejoined: members %v", b2.node.Members())
+	})
+}
+
+// TestKeyring: only nodes with a key in common join each other.
+func TestKeyring(t *testing.T) {
+	checkLeaks(t)
+	key := bytes.Repeat([]byte{1}, 32)
+	other := bytes.Repeat([]byte{2}, 32)
+	a := start(t, nil, func(c *gossip.Config) { c.Keyring = [][]byte{key} })
+	good := start(t, []string{a.node.GossipAddr()}, func(c *gossip.Config) { c.Keyring = [][]byte{key} })
+	bad := start(t, []string{a.node.GossipAddr()}, func(c *gossip.Config) { c.Keyring = [][]byte{other} })
+	none := start(t, []string{a.node.GossipAddr()}, nil)
+	waitFor(t, 10*time.Second, func() error {
+		if len(good.node.Members()) != 1 {
+			return fmt.Errorf("the node with the key has %d members", len(good.node.Members()))
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // give the others every chance to join
+	for name, p := range map[string]*peer{"wrong key": bad, "no key": none} {
+		if m := p.node.Members(); len(m) != 0 {
+			t.Errorf("node with %s joined: %v", name, m)
+		}
+	}
+	if m := a.node.Members(); len(m) != 1 || m[0].ID != good.node.ID() {
+		t.Errorf("members of a: %v", m)
+	}
+}
+
+// TestDeadNodeNoticed: a node that stops without leaving is found dead.
+func TestDeadNodeNoticed(t *testing.T) {
+	checkLeaks(t)
+	a := start(t, nil, nil)
+	b := start(t, []string{a.node.GossipAddr()}, nil)
+	c := start(t, []string{a.node.GossipAddr()}, nil)
+	waitFor(t, 10*time.Second, func() error {
+		if len(a.node.Members()) != 2 {
+			return fmt.Errorf("a has %d members", len(a.node.Members()))
+		}
+		return nil
+	})
+	c.stop() // Close, not Leave: a crash as far as the others can tell
+	waitFor(t, 20*time.Second, func() error {
+		for _, p := range []*peer{a, b} {
+			if p.node.Stats().Deaths != 1 {
+				return fmt.Errorf("deaths seen: %d", p.node.Stats().Deaths)
+			}
+		}
+		return nil
+	})
+	for _, m := range a.node.Members() {
+		if m.ID == c.node.ID() && m.State != "dead" {
+			t.Errorf("dead member shown as %s", m.State)
+		}
+	}
+	ev := a.node.MemberEvents()
+	if len(ev) == 0 || ev[len(ev)-1].Kind != "death" || ev[len(ev)-1].ID != c.node.ID() {
+		t.Errorf("events: %v", ev)
+	}
+	// A graceful leave is a leave, not a death.
+	if err := b.node.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if st := a.node.Stats(); st.Leaves != 1 || st.Deaths != 1 {
+			return fmt.Errorf("a saw %d leaves, %d deaths", st.Leaves, st.Deaths)
+		}
+		return nil
+	})
+}

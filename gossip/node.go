@@ -1,0 +1,389 @@
+package gossip
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Errors.
+var (
+	ErrClosed      = errors.New("gossip: node closed")
+	ErrTooManyJoin = errors.New("gossip: tracker limit reached")
+)
+
+// Queue sizes, chosen rather than left at pubsub's defaults: a default
+// outbound queue of 32 RPCs drops messages under bursts (a publisher's
+// backlog after a restart), and a validation queue of 32 drops them before
+// they are even checked. Every drop is counted (see Stats).
+const (
+	outboundQueue   = 1024 // RPCs queued per peer
+	validationQueue = 4096 // messages waiting for a validation slot
+	discoveryBuffer = 256  // discovery records waiting for OnDiscovery
+	validateTimeout = 30 * time.Second
+)
+
+// Node is a running network node. Its methods may be called concurrently.
+type Node struct {
+	cfg  Config
+	host host.Host
+	ps   *pubsub.PubSub
+	mem  *members
+	filt *subFilter
+	stat counters
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	discTopic *pubsub.Topic
+	discRelay pubsub.RelayCancelFunc
+	discQ     chan topics.Discovery
+	discGate  *discoveryGate
+
+	mu     sync.Mutex
+	closed bool
+	joined map[topics.TrackerID]*joined
+
+	scoreMu sync.Mutex
+	scores  map[peer.ID]float64
+}
+
+type joined struct {
+	topic *pubsub.Topic
+	relay pubsub.RelayCancelFunc
+}
+
+// New starts a node: the libp2p host, GossipSub, the discovery topic, and
+// memberlist, joining cfg.Join and the peers remembered in cfg.PeersFile.
+// A failure to join is logged, not fatal: the node runs alone until peers
+// find it.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		joined:   make(map[topics.TrackerID]*joined),
+		discQ:    make(chan topics.Discovery, discoveryBuffer),
+		discGate: newDiscoveryGate(),
+		scores:   make(map[peer.ID]float64),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cm, err := connmgr.NewConnManager(n.cfg.MaxPeers*3/4, n.cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return err
+	}
+	n.host, err = libp2p.New(
+		libp2p.Identity(n.cfg.Key),
+		libp2p.ListenAddrStrings(n.cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.Ping(false),
+	)
+	if err != nil {
+		return fmt.Errorf("gossip: libp2p host: %w", err)
+	}
+	n.filt = newSubFilter(n.cfg.MaxPeerTopics, &n.stat.dropSub)
+	n.host.Network().Notify(&network.NotifyBundle{
+		DisconnectedF: func(_ network.Network, c network.Conn) {
+			if len(n.host.Network().ConnsToPeer(c.RemotePeer())) == 0 {
+				n.filt.forget(c.RemotePeer())
+			}
+		},
+	})
+
+	params := pubsub.DefaultGossipSubParams()
+	params.HeartbeatInterval = n.cfg.Heartbeat
+	params.HeartbeatInitialDelay = min(100*time.Millisecond, n.cfg.Heartbeat)
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host,
+		pubsub.WithGossipSubParams(params),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(messageID),
+		// Our own announcements go to every peer on the topic, not only the
+		// mesh: they arrive at once, even before the mesh forms (a node
+		// announcing its offline backlog at start), and each author pays
+		// for its own messages. Relayed ones follow the mesh.
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithPeerScoreInspect(n.inspectScores, time.Second),
+		pubsub.WithPeerOutboundQueueSize(outboundQueue),
+		pubsub.WithValidateQueueSize(validationQueue),
+		pubsub.WithSubscriptionFilter(n.filt),
+		pubsub.WithRawTracer(tracer{&n.stat}),
+		pubsub.WithLogger(slog.New(quietHandler{n.cfg.Logger.Handler()}).With("component", "pubsub")),
+	)
+	if err != nil {
+		return fmt.Errorf("gossip: pubsub: %w", err)
+	}
+	if err := n.joinDiscovery(); err != nil {
+		return err
+	}
+	n.wg.Add(1)
+	go n.dispatchDiscoveries()
+
+	for _, b := range n.cfg.Bootstrap {
+		ai, err := peer.AddrInfoFromString(b)
+		if err != nil {
+			return fmt.Errorf("gossip: bootstrap peer %q: %w", b, err)
+		}
+		if err := n.host.Connect(ctx, *ai); err != nil {
+			n.cfg.Logger.Warn("bootstrap peer unreachable", "peer", ai.ID.String(), "err", err)
+		}
+	}
+	if n.cfg.GossipAddr == "off" {
+		return nil
+	}
+	n.mem = newMembers(n)
+	return n.mem.start(ctx)
+}
+
+// messageID is a message's ID: the raw SHA-256 of its data, which for an
+// announcement is its announcement ID.
+func messageID(m *pb.Message) string {
+	h := sha256.Sum256(m.Data)
+	return string(h[:])
+}
+
+// ID returns the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Addrs returns the node's libp2p listen addresses, with its peer ID.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.host.ID().String())
+	}
+	return out
+}
+
+// GossipAddr returns memberlist's bound HOST:PORT, or "" when off.
+func (n *Node) GossipAddr() string {
+	if n.mem == nil {
+		return ""
+	}
+	return n.mem.addr()
+}
+
+// Follow joins a tracker's topic: the node then receives, validates, stores
+// and relays its announcements. Following a tracker twice is harmless.
+func (n *Node) Follow(t topics.TrackerID) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if _, ok := n.joined[t]; ok {
+		return nil
+	}
+	if len(n.joined) >= n.cfg.MaxTrackers {
+		n.stat.refused.Add(1)
+		return fmt.Errorf("%w: following %d trackers (--max-trackers)", ErrTooManyJoin, len(n.joined))
+	}
+	name := topics.TrackerTopic(t)
+	if err := n.ps.RegisterTopicValidator(name, n.validate, pubsub.WithValidatorTimeout(validateTimeout)); err != nil {
+		return fmt.Errorf("gossip: follow %s: %w", t, err)
+	}
+	topic, err := n.ps.Join(name)
+	if err != nil {
+		n.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("gossip: follow %s: %w", t, err)
+	}
+	if err := topic.SetScoreParams(topicScoreParams(1, n.cfg.Heartbeat)); err != nil {
+		topic.Close()
+		n.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("gossip: follow %s: %w", t, err)
+	}
+	relay, err := topic.Relay()
+	if err != nil {
+		topic.Close()
+		n.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("gossip: follow %s: %w", t, err)
+	}
+	n.joined[t] = &joined{topic: topic, relay: relay}
+	return nil
+}
+
+// Unfollow leaves a tracker's topic.
+func (n *Node) Unfollow(t topics.TrackerID) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	j, ok := n.joined[t]
+	if !ok {
+		return nil
+	}
+	delete(n.joined, t)
+	j.relay()
+	err := j.topic.Close()
+	n.ps.UnregisterTopicValidator(topics.TrackerTopic(t))
+	return err
+}
+
+// Following returns the trackers whose topics the node has joined.
+func (n *Node) Following() []topics.TrackerID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]topics.TrackerID, 0, len(n.joined))
+	for t := range n.joined {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b topics.TrackerID) int { return slices.Compare(a[:], b[:]) })
+	return out
+}
+
+// TopicPeers returns how many peers the node knows on a tracker's topic.
+func (n *Node) TopicPeers(t topics.TrackerID) int {
+	return len(n.ps.ListPeers(topics.TrackerTopic(t)))
+}
+
+// Publish sends an announcement, already appended to the node's store, to
+// its tracker's topic, which the node must follow. It does not wait for
+// other nodes.
+func (n *Node) Publish(ctx context.Context, a *topics.Announcement) error {
+	n.mu.Lock()
+	j, ok := n.joined[a.Payload.Tracker]
+	n.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("gossip: publish on %s: not following it", a.Payload.Tracker)
+	}
+	return j.topic.Publish(ctx, a.Raw())
+}
+
+// Connect dials a peer at addr (a multiaddr with /p2p/ID).
+func (n *Node) Connect(ctx context.Context, addr string) error {
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		return err
+	}
+	return n.host.Connect(ctx, *ai)
+}
+
+// Peers returns the connected libp2p peers.
+func (n *Node) Peers() []peer.ID { return n.host.Network().Peers() }
+
+// PeerScores returns each connected peer's GossipSub score, as last
+// inspected (once a second).
+func (n *Node) PeerScores() map[peer.ID]float64 {
+	n.scoreMu.Lock()
+	defer n.scoreMu.Unlock()
+	out := make(map[peer.ID]float64, len(n.scores))
+	for p, s := range n.scores {
+		out[p] = s
+	}
+	return out
+}
+
+func (n *Node) inspectScores(scores map[peer.ID]float64) {
+	n.scoreMu.Lock()
+	n.scores = scores
+	n.scoreMu.Unlock()
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	c := &n.stat
+	n.mu.Lock()
+	tracked := len(n.joined)
+	n.mu.Unlock()
+	s := Stats{
+		Peers:                len(n.host.Network().Peers()),
+		Trackers:             tracked,
+		Accepted:             c.outcomes[topics.Accept].Load(),
+		Ignored:              c.outcomes[topics.Ignore].Load(),
+		Rejected:             c.outcomes[topics.Reject].Load(),
+		Duplicates:           c.dupes.Load(),
+		DiscoveryAccepted:    c.disc[topics.Accept].Load(),
+		DiscoveryIgnored:     c.disc[topics.Ignore].Load(),
+		DiscoveryRejected:    c.disc[topics.Reject].Load(),
+		DroppedRPCs:          c.dropRPC.Load(),
+		DroppedValidations:   c.dropVal.Load(),
+		DroppedSubscriptions: c.dropSub.Load(),
+		DroppedDiscoveries:   c.dropDisc.Load(),
+		TrackersRefused:      c.refused.Load(),
+		Joins:                c.joins.Load(),
+		Leaves:               c.leaves.Load(),
+		Deaths:               c.deaths.Load(),
+	}
+	if n.mem != nil {
+		s.Members = n.mem.live()
+	}
+	return s
+}
+
+// Leave tells the other members this node is leaving, then closes it.
+func (n *Node) Leave(ctx context.Context) error {
+	var err error
+	if n.mem != nil {
+		err = n.mem.leave(ctx)
+	}
+	return errors.Join(err, n.Close())
+}
+
+// Close stops the node at once, in the reverse order of New. It is safe to
+// call more than once.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	joinedTopics := n.joined
+	n.joined = nil
+	n.mu.Unlock()
+
+	var errs []error
+	if n.mem != nil {
+		errs = append(errs, n.mem.shutdown())
+	}
+	for _, j := range joinedTopics {
+		j.relay()
+		errs = append(errs, j.topic.Close())
+	}
+	if n.discRelay != nil {
+		n.discRelay()
+	}
+	if n.discTopic != nil {
+		errs = append(errs, n.discTopic.Close())
+	}
+	n.cancel()
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	n.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// hostAddrs returns the host's listen addresses, without /p2p.
+func (n *Node) hostAddrs() []ma.Multiaddr { return n.host.Addrs() }

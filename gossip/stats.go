@@ -1,0 +1,112 @@
+package gossip
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Stats is a snapshot of the node's counters. Every drop and every
+// validation outcome is counted.
+type Stats struct {
+	Peers    int // connected libp2p peers
+	Members  int // live memberlist members, besides this node
+	Trackers int // tracker topics joined
+
+	// Validation outcomes of tracker-topic messages. Duplicates (already
+	// stored) are among the ignored.
+	Accepted, Ignored, Rejected, Duplicates uint64
+	// Validation outcomes of discovery records.
+	DiscoveryAccepted, DiscoveryIgnored, DiscoveryRejected uint64
+
+	// Drops.
+	DroppedRPCs          uint64 // outbound RPCs dropped: a peer's queue was full
+	DroppedValidations   uint64 // received messages dropped before validation: queue full or throttled
+	DroppedSubscriptions uint64 // remote subscriptions refused: bad names, or a peer's cap
+	DroppedDiscoveries   uint64 // discovery records not handed on: the consumer was busy
+	TrackersRefused      uint64 // follows refused by MaxTrackers
+
+	// Membership events seen since start.
+	Joins, Leaves, Deaths uint64
+}
+
+type counters struct {
+	outcomes [3]atomic.Uint64 // tracker topics, by topics.Outcome
+	disc     [3]atomic.Uint64 // discovery topic, by topics.Outcome
+	dupes    atomic.Uint64
+	dropRPC  atomic.Uint64
+	dropVal  atomic.Uint64
+	dropSub  atomic.Uint64
+	dropDisc atomic.Uint64
+	refused  atomic.Uint64
+	joins    atomic.Uint64
+	leaves   atomic.Uint64
+	deaths   atomic.Uint64
+}
+
+func (c *counters) count(discovery bool, o topics.Outcome) {
+	if discovery {
+		c.disc[o].Add(1)
+	} else {
+		c.outcomes[o].Add(1)
+	}
+}
+
+// tracer counts pubsub's drops.
+type tracer struct{ c *counters }
+
+var _ pubsub.RawTracer = tracer{}
+
+func (t tracer) DropRPC(*pubsub.RPC, peer.ID) { t.c.dropRPC.Add(1) }
+
+func (t tracer) RejectMessage(_ *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
+		t.c.dropVal.Add(1)
+	}
+}
+
+func (tracer) AddPeer(peer.ID, protocol.ID)             {}
+func (tracer) RemovePeer(peer.ID)                       {}
+func (tracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (tracer) OnClosedOutboundStream(peer.ID)           {}
+func (tracer) Join(string)                              {}
+func (tracer) Leave(string)                             {}
+func (tracer) Graft(peer.ID, string)                    {}
+func (tracer) Prune(peer.ID, string)                    {}
+func (tracer) ValidateMessage(*pubsub.Message)          {}
+func (tracer) DeliverMessage(*pubsub.Message)           {}
+func (tracer) DuplicateMessage(*pubsub.Message)         {}
+func (tracer) ThrottlePeer(peer.ID)                     {}
+func (tracer) RecvRPC(*pubsub.RPC)                      {}
+func (tracer) SendRPC(*pubsub.RPC, peer.ID)             {}
+func (tracer) UndeliverableMessage(*pubsub.Message)     {}
+
+// quietHandler lowers pubsub's warning about connection-manager tag bumps
+// dropped under bursts to debug: it is harmless (the tags only rank peers
+// for pruning) and would otherwise print once per message of a burst.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, "error bumping delivery tag") {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{h.Handler.WithGroup(name)}
+}

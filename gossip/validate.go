@@ -1,0 +1,203 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/thingtracker/ttn/topics"
+	"golang.org/x/time/rate"
+)
+
+// result maps an outcome onto GossipSub's.
+func result(o topics.Outcome) pubsub.ValidationResult {
+	switch o {
+	case topics.Accept:
+		return pubsub.ValidationAccept
+	case topics.Reject:
+		return pubsub.ValidationReject
+	}
+	return pubsub.ValidationIgnore
+}
+
+// validate is the tracker topics' validator: every check of DESIGN.md's
+// pipeline, cheapest first, and storing. It runs on pubsub's validation
+// goroutines, many at once.
+func (n *Node) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	o := n.check(ctx, msg)
+	n.stat.count(false, o)
+	return result(o)
+}
+
+func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
+	env, err := topics.DecodeAnnouncement(msg.Data) // size, decoding, canonical bytes, key and payload types
+	if err != nil {
+		n.debug(msg, err)
+		return topics.OutcomeOf(err)
+	}
+	id := topics.ID([]byte(msg.ID)) // the SHA-256 of the data: see messageID
+	stored, err := n.cfg.Store.Has(id)
+	if err != nil {
+		n.cfg.Logger.Error("store lookup failed", "err", err)
+		return topics.Ignore
+	}
+	if stored {
+		if msg.ReceivedFrom == n.host.ID() {
+			return topics.Accept // our own publish: appended first, forwarded now
+		}
+		n.stat.dupes.Add(1)
+		return topics.Ignore
+	}
+	if err := env.Verify(); err != nil {
+		n.debug(msg, err)
+		return topics.Reject
+	}
+	a, err := topics.Check(env, id, msg.GetTopic(), n.cfg.Now())
+	if err != nil {
+		n.debug(msg, err)
+		return topics.OutcomeOf(err)
+	}
+	o, err := n.cfg.Store.Append(ctx, a)
+	if err != nil {
+		n.cfg.Logger.Error("store append failed", "err", err, "topic", msg.GetTopic())
+		return topics.Ignore
+	}
+	return o
+}
+
+func (n *Node) debug(msg *pubsub.Message, err error) {
+	n.cfg.Logger.Debug("message refused", "topic", msg.GetTopic(), "peer", msg.ReceivedFrom.String(),
+		"outcome", topics.OutcomeOf(err).String(), "reason", err.Error())
+}
+
+// joinDiscovery joins the discovery topic, which every node relays.
+func (n *Node) joinDiscovery() error {
+	if err := n.ps.RegisterTopicValidator(topics.DiscoveryTopic, n.validateDiscovery, pubsub.WithValidatorTimeout(validateTimeout)); err != nil {
+		return err
+	}
+	t, err := n.ps.Join(topics.DiscoveryTopic)
+	if err != nil {
+		return err
+	}
+	if err := t.SetScoreParams(topicScoreParams(0.5, n.cfg.Heartbeat)); err != nil {
+		return err
+	}
+	n.discTopic = t
+	n.discRelay, err = t.Relay()
+	return err
+}
+
+// Announce signs a discovery record for one of this node's trackers and
+// publishes it on the discovery topic.
+func (n *Node) Announce(ctx context.Context, d *topics.Discovery) error {
+	b, err := topics.SignDiscovery(n.cfg.Key, d)
+	if err != nil {
+		return err
+	}
+	return n.discTopic.Publish(ctx, b)
+}
+
+// DiscoveryPeers returns how many peers the node knows on the discovery
+// topic.
+func (n *Node) DiscoveryPeers() int { return len(n.ps.ListPeers(topics.DiscoveryTopic)) }
+
+func (n *Node) validateDiscovery(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	o := n.checkDiscovery(msg)
+	n.stat.count(true, o)
+	return result(o)
+}
+
+func (n *Node) checkDiscovery(msg *pubsub.Message) topics.Outcome {
+	if msg.ReceivedFrom == n.host.ID() {
+		return topics.Accept
+	}
+	d, err := topics.ValidateDiscovery(msg.Data, n.cfg.Now())
+	if err != nil {
+		n.debug(msg, err)
+		return topics.OutcomeOf(err)
+	}
+	if err := n.discGate.admit(d, n.cfg.Now()); err != nil {
+		n.debug(msg, err)
+		return topics.Ignore
+	}
+	if n.cfg.OnDiscovery != nil {
+		select {
+		case n.discQ <- *d:
+		default:
+			n.stat.dropDisc.Add(1)
+		}
+	}
+	return topics.Accept
+}
+
+// dispatchDiscoveries hands accepted records to OnDiscovery, one at a time.
+func (n *Node) dispatchDiscoveries() {
+	defer n.wg.Done()
+	for {
+		select {
+		case d := <-n.discQ:
+			n.cfg.OnDiscovery(d)
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// Discovery rate limits, per author and per tracker. An owner re-announces
+// each tracker every few minutes and on change; these bounds are far above
+// what an honest owner sends and keep a spammer with fresh keys from
+// costing more than a fixed share of each node's time.
+const (
+	discoveryAuthorRate  = 20  // records per second per author, sustained
+	discoveryAuthorBurst = 200 // records per author at once
+	discoveryMinInterval = time.Second
+	maxDiscoveryAuthors  = 10000 // authors remembered; the oldest are forgotten
+	maxDiscoveryTrackers = 100000
+)
+
+// discoveryGate applies the discovery rate limits.
+type discoveryGate struct {
+	mu       sync.Mutex
+	authors  map[string]*rate.Limiter
+	trackers map[topics.TrackerID]trackerSeen
+}
+
+type trackerSeen struct {
+	head uint64
+	at   time.Time
+}
+
+func newDiscoveryGate() *discoveryGate {
+	return &discoveryGate{authors: make(map[string]*rate.Limiter), trackers: make(map[topics.TrackerID]trackerSeen)}
+}
+
+// admit decides whether a valid record is worth relaying: its author is
+// within budget, and it says something new about its tracker (a higher
+// head) or the last word on it is a while old.
+func (g *discoveryGate) admit(d *topics.Discovery, now time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	seen, ok := g.trackers[d.Tracker]
+	if ok && d.HeadSeq <= seen.head && now.Sub(seen.at) < discoveryMinInterval {
+		return fmt.Errorf("discovery: tracker %s announced %s ago", d.Tracker, now.Sub(seen.at).Round(time.Millisecond))
+	}
+	lim := g.authors[d.Owner]
+	if lim == nil {
+		if len(g.authors) >= maxDiscoveryAuthors {
+			clear(g.authors)
+		}
+		lim = rate.NewLimiter(discoveryAuthorRate, discoveryAuthorBurst)
+		g.authors[d.Owner] = lim
+	}
+	if !lim.AllowN(now, 1) {
+		return fmt.Errorf("discovery: author %s over its budget", d.Owner)
+	}
+	if len(g.trackers) >= maxDiscoveryTrackers {
+		clear(g.trackers)
+	}
+	g.trackers[d.Tracker] = trackerSeen{head: max(d.HeadSeq, seen.head), at: now}
+	return nil
+}

@@ -1,0 +1,507 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Config configures a running node. The zero value of each field means its
+// default.
+type Config struct {
+	// Dir is the data dir. Required. A missing identity is created.
+	Dir string
+	// Logger receives the node's messages. Nil discards them.
+	Logger *slog.Logger
+
+	// Network: see gossip.Config for each.
+	Listen      []string
+	GossipAddr  string
+	Join        []string
+	Keyring     [][]byte
+	MaxPeers    int
+	MaxTrackers int
+
+	// Follow are trackers to follow besides those stored in the dir; they
+	// are added to the stored follows.
+	Follow []topics.TrackerID
+	// Promiscuous makes the node follow every tracker it learns of from
+	// discovery records, up to MaxTrackers.
+	Promiscuous bool
+
+	// DiscoveryInterval is how often the node re-announces its trackers'
+	// discovery records. Zero means five minutes.
+	DiscoveryInterval time.Duration
+	// ReadyTimeout bounds how long WaitReady waits for peers. Zero means
+	// ten seconds.
+	ReadyTimeout time.Duration
+	// Heartbeat and ProbeInterval tune GossipSub and memberlist (tests
+	// shrink them). Zero means their defaults.
+	Heartbeat, ProbeInterval time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Dir == "" {
+		return c, errors.New("node: Config.Dir is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.DiscoveryInterval == 0 {
+		c.DiscoveryInterval = 5 * time.Minute
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 10 * time.Second
+	}
+	if c.DiscoveryInterval < 0 || c.ReadyTimeout < 0 {
+		return c, errors.New("node: negative interval")
+	}
+	return c, nil
+}
+
+// Node is a running node: a data dir (Core) on the network, serving its
+// control socket. Its methods may be called concurrently.
+type Node struct {
+	*Core
+	cfg     Config
+	net     *gossip.Node
+	follows *follows
+	ctl     *controlServer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	ready     chan struct{} // closed once WaitReady returns: the backlog may go out
+	readyOnce sync.Once
+
+	mu      sync.Mutex
+	known   map[topics.TrackerID]topics.Discovery // trackers learnt from discovery records
+	dirty   map[topics.TrackerID]struct{}         // own trackers whose discovery record is due
+	pokeDis chan struct{}
+}
+
+// logStore adapts the log to what the network needs of it.
+type logStore struct{ *feed.Log }
+
+func (s logStore) Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error) {
+	r, err := s.Log.Append(ctx, a)
+	return r.Status.Outcome(), err
+}
+
+// Start opens the data dir (creating a missing identity), joins the network
+// and serves the control socket. Call WaitReady to wait for peers, and
+// Shutdown to stop.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := InitIdentity(cfg.Dir); err != nil {
+		return nil, err
+	}
+	core, err := OpenCore(cfg.Dir, feed.Config{Logger: cfg.Logger.With("component", "log")})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Core: core, cfg: cfg, known: make(map[topics.TrackerID]topics.Discovery),
+		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), ready: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.start(ctx); err != nil {
+		n.cancel()
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	var err error
+	if n.follows, err = loadFollows(n.Dir); err != nil {
+		return err
+	}
+	if err := n.follows.change(n.cfg.Follow, nil); err != nil {
+		return err
+	}
+	n.net, err = gossip.New(ctx, gossip.Config{
+		Key:           n.ID.Key,
+		Store:         logStore{n.Log},
+		Logger:        n.cfg.Logger.With("component", "gossip"),
+		Listen:        n.cfg.Listen,
+		GossipAddr:    n.cfg.GossipAddr,
+		Join:          n.cfg.Join,
+		Keyring:       n.cfg.Keyring,
+		PeersFile:     filepath.Join(n.Dir, peersFile),
+		MaxPeers:      n.cfg.MaxPeers,
+		MaxTrackers:   n.cfg.MaxTrackers,
+		OnDiscovery:   n.discovered,
+		Heartbeat:     n.cfg.Heartbeat,
+		ProbeInterval: n.cfg.ProbeInterval,
+	})
+	if err != nil {
+		return err
+	}
+	own, err := n.ownTrackers()
+	if err != nil {
+		return err
+	}
+	for _, t := range append(own, n.ID.NodeTracker()) {
+		n.follow(t)
+	}
+	for _, t := range n.follows.list() {
+		n.follow(t)
+	}
+	if n.ctl, err = serveControl(n); err != nil {
+		return err
+	}
+	n.wg.Add(2)
+	go n.announce()
+	go n.rediscover()
+	return nil
+}
+
+// follow joins a tracker's topic, logging (not failing) when the node is
+// at its limit.
+func (n *Node) follow(t topics.TrackerID) {
+	if err := n.net.Follow(t); err != nil {
+		n.cfg.Logger.Warn("not following tracker", "tracker", t.String(), "err", err)
+	}
+}
+
+// Addrs returns the node's libp2p addresses.
+func (n *Node) Addrs() []string { return n.net.Addrs() }
+
+// GossipAddr returns memberlist's HOST:PORT ("" when off).
+func (n *Node) GossipAddr() string { return n.net.GossipAddr() }
+
+// ControlPath returns the control socket's path.
+func (n *Node) ControlPath() string { return n.ctl.path }
+
+// Peers returns how many libp2p peers the node is connected to.
+func (n *Node) Peers() int { return len(n.net.Peers()) }
+
+// Following returns the trackers whose topics the node has joined.
+func (n *Node) Following() []topics.TrackerID { return n.net.Following() }
+
+// WaitReady waits, at most ReadyTimeout, until the node is connected to the
+// members it joined and has exchanged subscriptions with them: when it
+// returns, a message published to a followed tracker reaches this node.
+// A promiscuous node also waits for the discovery records its peers send.
+func (n *Node) WaitReady(ctx context.Context) error {
+	defer n.readyOnce.Do(func() { close(n.ready) })
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadyTimeout)
+	defer cancel()
+	wait := func(cond func() bool) bool {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+			}
+		}
+		return true
+	}
+	if len(n.cfg.Join) == 0 && len(n.net.Members()) == 0 {
+		return nil // alone, by design
+	}
+	if !wait(func() bool { return n.Peers() > 0 && n.net.DiscoveryPeers() > 0 }) {
+		n.cfg.Logger.Warn("no peer reachable yet; running alone until one is")
+		return nil
+	}
+	if n.cfg.Promiscuous {
+		// Peers re-announce their trackers when a node joins the discovery
+		// topic; give their records a moment to arrive.
+		settle := time.NewTimer(4 * max(n.cfg.Heartbeat, 100*time.Millisecond))
+		select {
+		case <-settle.C:
+		case <-ctx.Done():
+		}
+	}
+	wait(func() bool {
+		for _, t := range n.follows.list() {
+			if n.net.TopicPeers(t) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return nil
+}
+
+// Follow adds trackers to the node's follows and joins their topics.
+func (n *Node) Follow(ts []topics.TrackerID) error {
+	if err := n.follows.change(ts, nil); err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range ts {
+		errs = append(errs, n.net.Follow(t))
+	}
+	return errors.Join(errs...)
+}
+
+// Unfollow removes trackers from the node's follows and leaves their
+// topics, unless the node owns them.
+func (n *Node) Unfollow(ts []topics.TrackerID) error {
+	if err := n.follows.change(nil, ts); err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range ts {
+		if !t.OwnedBy(n.ID.RawKey) {
+			errs = append(errs, n.net.Unfollow(t))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// announce sends this node's own entries to the network, in log order,
+// starting after the last one announced (so what was appended offline goes
+// out when the node runs), and marks their trackers for discovery.
+func (n *Node) announce() {
+	defer n.wg.Done()
+	// Wait for peers first: what was appended offline would otherwise go
+	// to nobody. Without a WaitReady, go after ReadyTimeout.
+	select {
+	case <-n.ready:
+	case <-time.After(n.cfg.ReadyTimeout):
+	case <-n.ctx.Done():
+		return
+	}
+	path := filepath.Join(n.Dir, announcedFile)
+	from, err := readCursor(path)
+	if err != nil {
+		n.cfg.Logger.Error("announced cursor unreadable; announcing everything again", "err", err)
+	}
+	r := n.Log.NewReader(from)
+	saved := from
+	for {
+		e, err := r.Next(n.ctx)
+		if err != nil {
+			if r.Cursor() != saved {
+				writeCursor(path, r.Cursor())
+			}
+			return
+		}
+		if e.Author != n.ID.ID {
+			continue
+		}
+		n.follow(e.Tracker) // a tracker created since start, or offline
+		a, err := n.Log.Announcement(e.Cursor)
+		if err == nil {
+			err = n.net.Publish(n.ctx, a)
+		}
+		if err != nil && n.ctx.Err() == nil {
+			n.cfg.Logger.Warn("announce failed", "cursor", e.Cursor, "err", err)
+		}
+		n.markDirty(e.Tracker)
+		if r.Cursor()-saved >= 64 || r.Cursor() == n.Log.Last() {
+			if err := writeCursor(path, r.Cursor()); err != nil {
+				n.cfg.Logger.Warn("could not save announced cursor", "err", err)
+			}
+			saved = r.Cursor()
+		}
+	}
+}
+
+func (n *Node) markDirty(t topics.TrackerID) {
+	n.mu.Lock()
+	n.dirty[t] = struct{}{}
+	n.mu.Unlock()
+	select {
+	case n.pokeDis <- struct{}{}:
+	default:
+	}
+}
+
+// discoveryDebounce gathers changes before records go out: a burst of
+// publishes costs one record per tracker. peerCheckEvery is how often the
+// node looks for new peers on the discovery topic, to tell them its
+// trackers.
+const (
+	discoveryDebounce = 250 * time.Millisecond
+	peerCheckEvery    = 250 * time.Millisecond
+)
+
+// rediscover announces discovery records: for trackers that changed, for
+// all own trackers when a new peer joins the discovery topic, and for all
+// of them every DiscoveryInterval.
+func (n *Node) rediscover() {
+	defer n.wg.Done()
+	every := time.NewTicker(n.cfg.DiscoveryInterval)
+	defer every.Stop()
+	check := time.NewTicker(peerCheckEvery)
+	defer check.Stop()
+	lastPeers := 0
+	for {
+		all := false
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.pokeDis:
+		case <-every.C:
+			all = true
+		case <-check.C:
+			p := n.net.DiscoveryPeers()
+			all = p > lastPeers // someone new to tell
+			lastPeers = p
+			if !all {
+				continue
+			}
+		}
+		select {
+		case <-time.After(discoveryDebounce):
+		case <-n.ctx.Done():
+			return
+		}
+		n.mu.Lock()
+		dirty := n.dirty
+		n.dirty = make(map[topics.TrackerID]struct{})
+		n.mu.Unlock()
+		if all {
+			own, err := n.ownTrackers()
+			if err != nil {
+				n.cfg.Logger.Warn("listing own trackers", "err", err)
+			}
+			for _, t := range append(own, n.ID.NodeTracker()) {
+				dirty[t] = struct{}{}
+			}
+		}
+		for t := range dirty {
+			if err := n.announceTracker(t); err != nil && n.ctx.Err() == nil {
+				n.cfg.Logger.Warn("discovery record not sent", "tracker", t.String(), "err", err)
+			}
+		}
+	}
+}
+
+// announceTracker sends the discovery record of one of this node's trackers.
+func (n *Node) announceTracker(t topics.TrackerID) error {
+	if !t.OwnedBy(n.ID.RawKey) {
+		return nil
+	}
+	st, err := n.Log.Tracker(t)
+	if errors.Is(err, feed.ErrNotFound) {
+		return nil // nothing announced on it yet
+	}
+	if err != nil {
+		return err
+	}
+	d := &topics.Discovery{Tracker: t, Title: st.Name, Time: topics.FormatTime(time.Now())}
+	if hs, err := n.Log.Heads(); err == nil {
+		for _, h := range hs {
+			if h.Tracker == t && h.Author == n.ID.ID {
+				d.HeadSeq, d.HeadID = h.Seq, h.ID
+			}
+		}
+	}
+	if d.HeadSeq == 0 {
+		return nil // nothing to announce yet
+	}
+	return n.net.Announce(n.ctx, d)
+}
+
+// discovered learns a tracker from a discovery record; a promiscuous node
+// follows it.
+func (n *Node) discovered(d topics.Discovery) {
+	n.mu.Lock()
+	_, seen := n.known[d.Tracker]
+	n.known[d.Tracker] = d
+	n.mu.Unlock()
+	if !n.cfg.Promiscuous || seen && n.follows.has(d.Tracker) {
+		return
+	}
+	if err := n.Follow([]topics.TrackerID{d.Tracker}); err != nil {
+		n.cfg.Logger.Warn("not following discovered tracker", "tracker", d.Tracker.String(), "err", err)
+	}
+}
+
+// Known returns the trackers learnt from discovery records.
+func (n *Node) Known() []topics.Discovery {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]topics.Discovery, 0, len(n.known))
+	for _, d := range n.known {
+		out = append(out, d)
+	}
+	return out
+}
+
+// Shutdown stops the node gracefully: it stops serving the control socket,
+// tells the other members it is leaving, and closes the data dir.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.cancel()
+	var err error
+	if n.ctl != nil {
+		err = n.ctl.close()
+	}
+	n.wg.Wait()
+	if n.net != nil {
+		err = errors.Join(err, n.net.Leave(ctx))
+	}
+	return errors.Join(err, n.Core.Close())
+}
+
+// close stops a node that failed to start.
+func (n *Node) close() {
+	if n.ctl != nil {
+		n.ctl.close()
+	}
+	n.wg.Wait()
+	if n.net != nil {
+		n.net.Close()
+	}
+	n.Core.Close()
+}
+
+// String describes the node for the ready line.
+func (n *Node) String() string {
+	return fmt.Sprintf("node %s peers %d following %d", n.ID.ID, n.Peers(), len(n.Following()))
+}
+
+// Followed reports whether the node follows a tracker (as stored).
+func (n *Node) Followed(t topics.TrackerID) bool { return n.follows.has(t) }
+
+// Run runs a node until ctx is done, as the commands do: it prints the
+// node's addresses on w, then, once ready, the line scripts wait for
+// ("ready: node ID peers N following M"). When whileReady is not nil, Run
+// calls it once the node is ready and stops when it returns. The node is
+// shut down gracefully before Run returns.
+func Run(ctx context.Context, cfg Config, w io.Writer, whileReady func(context.Context, *Node) error) (err error) {
+	n, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, n.Shutdown(sctx))
+	}()
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(w, "listen %s\n", a)
+	}
+	if g := n.GossipAddr(); g != "" {
+		fmt.Fprintf(w, "gossip %s\n", g)
+	}
+	fmt.Fprintf(w, "control %s\n", n.ControlPath())
+	if err := n.WaitReady(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "ready: %s\n", n)
+	if whileReady != nil {
+		return whileReady(ctx, n)
+	}
+	<-ctx.Done()
+	return nil
+}
