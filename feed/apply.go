@@ -235,7 +235,7 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 	}
 	if fork == nil && len(c.gapsWith(seq)) > t.l.cfg.MaxGaps {
 		t.gapLimited++
-		return Result{Status: GapLimited}, nil
+		return Result{Status: GapLimited, Gaps: true}, nil
 	}
 
 	t.last++
@@ -269,7 +269,7 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 	if err := t.applyState(a, cursor, hash, first); err != nil {
 		return Result{}, err
 	}
-	return Result{Status: Stored, Cursor: cursor}, nil
+	return Result{Status: Stored, Cursor: cursor, Gaps: len(c.Gaps) > 0}, nil
 }
 
 // conflicts checks a against its neighbours in the chain. It returns fork

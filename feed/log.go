@@ -280,6 +280,9 @@ func (s Status) Outcome() topics.Outcome {
 type Result struct {
 	Status Status
 	Cursor uint64 // where it is stored (Stored, Duplicate, Forked)
+	// Gaps is true when the announcement's chain misses entries below its
+	// highest seq: something to repair from peers.
+	Gaps bool
 }
 
 // request is one unit of work for the writer: appends or a publish.

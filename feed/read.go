@@ -260,10 +260,15 @@ type Head struct {
 }
 
 // Heads returns every chain's head, ordered by tracker then author.
-func (l *Log) Heads() ([]Head, error) {
+func (l *Log) Heads() ([]Head, error) { return l.heads(nil) }
+
+// TrackerHeads returns the heads of one tracker's chains, ordered by author.
+func (l *Log) TrackerHeads(t topics.TrackerID) ([]Head, error) { return l.heads(t[:]) }
+
+func (l *Log) heads(tracker []byte) ([]Head, error) {
 	var out []Head
 	err := l.view(func() error {
-		return l.scan([]byte{prefixHead}, nil, func(k, v []byte) (bool, error) {
+		return l.scan(append([]byte{prefixHead}, tracker...), nil, func(k, v []byte) (bool, error) {
 			var c chainState
 			if err := decodeState(v, &c); err != nil {
 				return false, err

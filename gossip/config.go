@@ -34,6 +34,9 @@ type Config struct {
 	Key crypto.PrivKey
 	// Store keeps what the node accepts. Required.
 	Store Store
+	// History, if set, serves the sync protocol and lets the node fetch
+	// history from its peers.
+	History History
 	// Logger receives the node's messages, and memberlist's. Nil discards.
 	Logger *slog.Logger
 

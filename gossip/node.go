@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -48,6 +49,7 @@ type Node struct {
 	ps   *pubsub.PubSub
 	mem  *members
 	filt *subFilter
+	sync *syncer // nil without History
 	stat counters
 
 	ctx    context.Context
@@ -101,6 +103,10 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rm, err := resourceManager()
+	if err != nil {
+		return err
+	}
 	n.host, err = libp2p.New(
 		libp2p.Identity(n.cfg.Key),
 		libp2p.ListenAddrStrings(n.cfg.Listen...),
@@ -108,6 +114,7 @@ func (n *Node) start(ctx context.Context) error {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
 		libp2p.DisableRelay(),
 		libp2p.Ping(false),
 	)
@@ -123,6 +130,13 @@ func (n *Node) start(ctx context.Context) error {
 		},
 	})
 
+	appScore := func(peer.ID) float64 { return 0 }
+	if n.cfg.History != nil {
+		n.sync = newSyncer(n, n.cfg.History)
+		appScore = n.sync.appScore
+		n.host.SetStreamHandler(SyncProtocol, n.sync.serve)
+	}
+
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInterval = n.cfg.Heartbeat
 	params.HeartbeatInitialDelay = min(100*time.Millisecond, n.cfg.Heartbeat)
@@ -136,7 +150,7 @@ func (n *Node) start(ctx context.Context) error {
 		// announcing its offline backlog at start), and each author pays
 		// for its own messages. Relayed ones follow the mesh.
 		pubsub.WithFloodPublish(true),
-		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithPeerScore(peerScoreParams(appScore), peerScoreThresholds()),
 		pubsub.WithPeerScoreInspect(n.inspectScores, time.Second),
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validationQueue),
@@ -167,6 +181,19 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.mem = newMembers(n)
 	return n.mem.start(ctx)
+}
+
+// resourceManager is libp2p's default resource manager with a limit on
+// sync streams, so that serving history cannot crowd out gossip.
+func resourceManager() (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	limits.AddProtocolLimit(SyncProtocol,
+		rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: 32 << 20},
+		rcmgr.BaseLimitIncrease{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 16 << 20})
+	limits.AddProtocolPeerLimit(SyncProtocol,
+		rcmgr.BaseLimit{StreamsInbound: 2, StreamsOutbound: 4, Streams: 6, Memory: 8 << 20},
+		rcmgr.BaseLimitIncrease{})
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 }
 
 // messageID is a message's ID: the raw SHA-256 of its data, which for an

@@ -21,15 +21,15 @@ const (
 	invalidWeight      = -100 // per invalid message, squared, per topic weight
 )
 
-func peerScoreParams() *pubsub.PeerScoreParams {
+// peerScoreParams returns the peer score parameters; appScore adds the
+// application's own judgement of a peer (sync misbehaviour).
+func peerScoreParams(appScore func(peer.ID) float64) *pubsub.PeerScoreParams {
 	_, loop4, _ := net.ParseCIDR("127.0.0.0/8")
 	_, loop6, _ := net.ParseCIDR("::1/128")
 	return &pubsub.PeerScoreParams{
-		Topics:        map[string]*pubsub.TopicScoreParams{},
-		TopicScoreCap: 100,
-		AppSpecificScore: func(peer.ID) float64 {
-			return 0
-		},
+		Topics:            map[string]*pubsub.TopicScoreParams{},
+		TopicScoreCap:     100,
+		AppSpecificScore:  appScore,
 		AppSpecificWeight: 1,
 		// Many peers behind one address is a Sybil sign, except on loopback.
 		IPColocationFactorWeight:    -5,

@@ -226,6 +226,12 @@ func (s *controlServer) subscribe(ctx context.Context, c net.Conn, req *request,
 // do runs one control operation.
 func (n *Node) do(ctx context.Context, req *request) (any, error) {
 	switch req.Op {
+	case "create_tracker", "publish", "import", "retract":
+		if err := n.waitOwnSynced(ctx); err != nil {
+			return nil, err
+		}
+	}
+	switch req.Op {
 	case "create_tracker":
 		if req.Info == nil {
 			return nil, errors.New("create_tracker needs info")

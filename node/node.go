@@ -41,6 +41,9 @@ type Config struct {
 	// DiscoveryInterval is how often the node re-announces its trackers'
 	// discovery records. Zero means five minutes.
 	DiscoveryInterval time.Duration
+	// AntiEntropyInterval is how often the node compares its followed
+	// chains with a random peer's. Zero means one minute.
+	AntiEntropyInterval time.Duration
 	// ReadyTimeout bounds how long WaitReady waits for peers. Zero means
 	// ten seconds.
 	ReadyTimeout time.Duration
@@ -62,7 +65,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 10 * time.Second
 	}
-	if c.DiscoveryInterval < 0 || c.ReadyTimeout < 0 {
+	if c.AntiEntropyInterval == 0 {
+		c.AntiEntropyInterval = time.Minute
+	}
+	if c.DiscoveryInterval < 0 || c.ReadyTimeout < 0 || c.AntiEntropyInterval < 0 {
 		return c, errors.New("node: negative interval")
 	}
 	return c, nil
@@ -83,19 +89,14 @@ type Node struct {
 
 	ready     chan struct{} // closed once WaitReady returns: the backlog may go out
 	readyOnce sync.Once
+	ownSynced chan struct{} // closed once the node knows its own heads from peers
+	ownOnce   sync.Once
+	syncQ     *syncQueue
 
 	mu      sync.Mutex
 	known   map[topics.TrackerID]topics.Discovery // trackers learnt from discovery records
 	dirty   map[topics.TrackerID]struct{}         // own trackers whose discovery record is due
 	pokeDis chan struct{}
-}
-
-// logStore adapts the log to what the network needs of it.
-type logStore struct{ *feed.Log }
-
-func (s logStore) Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error) {
-	r, err := s.Log.Append(ctx, a)
-	return r.Status.Outcome(), err
 }
 
 // Start opens the data dir (creating a missing identity), joins the network
@@ -114,7 +115,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Core: core, cfg: cfg, known: make(map[topics.TrackerID]topics.Discovery),
-		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), ready: make(chan struct{})}
+		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), ready: make(chan struct{}),
+		ownSynced: make(chan struct{}), syncQ: newSyncQueue()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
 		n.cancel()
@@ -132,9 +134,11 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.follows.change(n.cfg.Follow, nil); err != nil {
 		return err
 	}
+	store := logStore{log: n.Log, onGap: n.scheduleSync}
 	n.net, err = gossip.New(ctx, gossip.Config{
 		Key:           n.ID.Key,
-		Store:         logStore{n.Log},
+		Store:         store,
+		History:       store,
 		Logger:        n.cfg.Logger.With("component", "gossip"),
 		Listen:        n.cfg.Listen,
 		GossipAddr:    n.cfg.GossipAddr,
@@ -163,9 +167,13 @@ func (n *Node) start(ctx context.Context) error {
 	if n.ctl, err = serveControl(n); err != nil {
 		return err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3 + syncWorkers)
 	go n.announce()
 	go n.rediscover()
+	go n.antiEntropy()
+	for range syncWorkers {
+		go n.syncWorker()
+	}
 	return nil
 }
 
@@ -197,7 +205,12 @@ func (n *Node) Following() []topics.TrackerID { return n.net.Following() }
 // returns, a message published to a followed tracker reaches this node.
 // A promiscuous node also waits for the discovery records its peers send.
 func (n *Node) WaitReady(ctx context.Context) error {
-	defer n.readyOnce.Do(func() { close(n.ready) })
+	defer n.readyOnce.Do(func() {
+		close(n.ready)
+		for _, t := range n.follows.list() {
+			n.scheduleSync(t) // catch up on what happened while away
+		}
+	})
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadyTimeout)
 	defer cancel()
 	wait := func(cond func() bool) bool {
@@ -213,19 +226,19 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		return true
 	}
 	if len(n.cfg.Join) == 0 && len(n.net.Members()) == 0 {
+		n.closeOwn()
 		return nil // alone, by design
 	}
 	if !wait(func() bool { return n.Peers() > 0 && n.net.DiscoveryPeers() > 0 }) {
 		n.cfg.Logger.Warn("no peer reachable yet; running alone until one is")
+		n.closeOwn()
 		return nil
 	}
+	n.syncOwn(ctx)
 	if n.cfg.Promiscuous {
-		// Peers re-announce their trackers when a node joins the discovery
-		// topic; give their records a moment to arrive.
-		settle := time.NewTimer(4 * max(n.cfg.Heartbeat, 100*time.Millisecond))
-		select {
-		case <-settle.C:
-		case <-ctx.Done():
+		// Learn every tracker the peers hold, not only live ones.
+		for _, p := range n.net.Peers() {
+			n.compareWith(ctx, p)
 		}
 	}
 	wait(func() bool {
@@ -239,14 +252,19 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// Follow adds trackers to the node's follows and joins their topics.
+// Follow adds trackers to the node's follows, joins their topics and
+// fetches their history from peers.
 func (n *Node) Follow(ts []topics.TrackerID) error {
 	if err := n.follows.change(ts, nil); err != nil {
 		return err
 	}
 	var errs []error
 	for _, t := range ts {
-		errs = append(errs, n.net.Follow(t))
+		if err := n.net.Follow(t); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n.scheduleSync(t)
 	}
 	return errors.Join(errs...)
 }

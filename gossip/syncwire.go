@@ -1,0 +1,178 @@
+package gossip
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-json-experiment/json"
+	"github.com/klauspost/compress/zstd"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// The sync protocol's wire format (docs/PROTOCOL.md has the whole of it).
+// A stream carries one request and its response. Every message is a uvarint
+// length, then that many bytes: a kind byte, then the body.
+//
+//	'J' JSON: a request, an inventory page, or the end of a response
+//	'B' batch: one zstd frame holding envelopes, each uvarint-length-prefixed,
+//	    in chain order
+const (
+	SyncProtocol = "/ttn/sync/1.0.0"
+
+	maxSyncMessage  = 1 << 20   // bytes of one message, as sent
+	maxBatchRaw     = 1 << 20   // bytes of one batch, decompressed
+	maxBatchEntries = 1024      // envelopes in one batch
+	targetBatchRaw  = 256 << 10 // a batch is sent when it reaches this size
+	maxInventory    = 1000      // heads in one inventory page
+	kindJSON        = 'J'
+	kindBatch       = 'B'
+)
+
+// syncMsg is every JSON message of the protocol; Type says which fields
+// count.
+//
+//	inventory: After, Limit, Trackers          (request)
+//	heads:     Heads, Next                     (response page; Next "" = last)
+//	fetch:     Tracker, Chains, All            (request)
+//	done:      Error                           (end of a fetch response)
+type syncMsg struct {
+	Type     string             `json:"type"`
+	After    string             `json:"after,omitempty"`
+	Limit    int                `json:"limit,omitempty"`
+	Trackers []topics.TrackerID `json:"trackers,omitempty"`
+	Heads    []WireHead         `json:"heads,omitempty"`
+	Next     string             `json:"next,omitempty"`
+	Tracker  topics.TrackerID   `json:"tracker,omitzero"`
+	Chains   []WireChain        `json:"chains,omitempty"`
+	All      bool               `json:"all,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// WireHead is one chain's head in an inventory page.
+type WireHead struct {
+	Tracker topics.TrackerID `json:"tracker"`
+	Author  string           `json:"author"` // node ID
+	Seq     uint64           `json:"seq"`
+	ID      topics.ID        `json:"id"`
+}
+
+// WireChain is what a requester holds of one chain: its contiguous head
+// (Seq, ID), the highest seq it holds (Max), and the ranges it misses
+// between them.
+type WireChain struct {
+	Author string      `json:"author"`
+	Seq    uint64      `json:"seq"`
+	ID     topics.ID   `json:"id,omitzero"`
+	Max    uint64      `json:"max,omitempty"`
+	Gaps   [][2]uint64 `json:"gaps,omitempty"`
+}
+
+// wants reports whether the requester misses seq: it is above everything it
+// holds, or in one of its gaps.
+func (c WireChain) wants(seq uint64) bool {
+	return seq > max(c.Max, c.Seq) || inGaps(seq, c.Gaps)
+}
+
+var errSyncMessage = errors.New("gossip: sync: bad message")
+
+// writeMsg writes one framed message.
+func writeMsg(w *bufio.Writer, kind byte, body []byte) error {
+	if 1+len(body) > maxSyncMessage {
+		return fmt.Errorf("gossip: sync: message of %d bytes over the limit", 1+len(body))
+	}
+	var n [binary.MaxVarintLen64]byte
+	w.Write(n[:binary.PutUvarint(n[:], uint64(1+len(body)))])
+	w.WriteByte(kind)
+	w.Write(body)
+	return w.Flush()
+}
+
+func writeJSON(w *bufio.Writer, m *syncMsg) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return writeMsg(w, kindJSON, b)
+}
+
+// readMsg reads one framed message, refusing oversize ones before reading
+// them.
+func readMsg(r *bufio.Reader) (byte, []byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if n == 0 || n > maxSyncMessage {
+		return 0, nil, fmt.Errorf("%w: length %d", errSyncMessage, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return 0, nil, err
+	}
+	return b[0], b[1:], nil
+}
+
+// readJSON reads a message that must be JSON of type want (or "done").
+func readJSON(r *bufio.Reader, want string) (*syncMsg, error) {
+	kind, body, err := readMsg(r)
+	if err != nil {
+		return nil, err
+	}
+	if kind != kindJSON {
+		return nil, fmt.Errorf("%w: kind %q, want JSON", errSyncMessage, kind)
+	}
+	var m syncMsg
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", errSyncMessage, err)
+	}
+	if m.Type != want && m.Type != "done" {
+		return nil, fmt.Errorf("%w: type %q, want %q", errSyncMessage, m.Type, want)
+	}
+	return &m, nil
+}
+
+// zstd coders, shared: EncodeAll and DecodeAll may be called concurrently.
+// The decoder's memory and window are capped at one batch.
+var (
+	zEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zDec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBatchRaw), zstd.WithDecoderMaxWindow(maxBatchRaw),
+		zstd.WithDecoderConcurrency(0))
+)
+
+// encodeBatch frames envelopes and compresses them into one batch body.
+func encodeBatch(envs [][]byte) []byte {
+	var raw []byte
+	for _, e := range envs {
+		raw = binary.AppendUvarint(raw, uint64(len(e)))
+		raw = append(raw, e...)
+	}
+	return zEnc.EncodeAll(raw, nil)
+}
+
+// decodeBatch decompresses a batch body and splits it into envelopes,
+// within the batch limits.
+func decodeBatch(body []byte) ([][]byte, error) {
+	raw, err := zDec.DecodeAll(body, make([]byte, 0, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("%w: batch: %v", errSyncMessage, err)
+	}
+	if len(raw) > maxBatchRaw {
+		return nil, fmt.Errorf("%w: batch of %d bytes", errSyncMessage, len(raw))
+	}
+	var envs [][]byte
+	for len(raw) > 0 {
+		n, w := binary.Uvarint(raw)
+		if w <= 0 || n > uint64(len(raw)-w) || n > topics.MaxEnvelopeSize {
+			return nil, fmt.Errorf("%w: batch framing", errSyncMessage)
+		}
+		envs = append(envs, raw[w:w+int(n)])
+		raw = raw[w+int(n):]
+		if len(envs) > maxBatchEntries {
+			return nil, fmt.Errorf("%w: batch of more than %d envelopes", errSyncMessage, maxBatchEntries)
+		}
+	}
+	return envs, nil
+}

@@ -1,0 +1,95 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// logStore is the log as the network's Store and History. onGap is told of
+// chains that miss entries, to repair them.
+type logStore struct {
+	log   *feed.Log
+	onGap func(topics.TrackerID)
+}
+
+var (
+	_ gossip.Store   = logStore{}
+	_ gossip.History = logStore{}
+)
+
+func (s logStore) Has(id topics.ID) (bool, error) { return s.log.Has(id) }
+
+func (s logStore) Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error) {
+	r, err := s.log.Append(ctx, a)
+	if err == nil && r.Gaps && s.onGap != nil {
+		s.onGap(a.Payload.Tracker)
+	}
+	return r.Status.Outcome(), err
+}
+
+func (s logStore) AppendAll(ctx context.Context, anns []*topics.Announcement) ([]topics.Outcome, error) {
+	rs, err := s.log.AppendAll(ctx, anns)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]topics.Outcome, len(rs))
+	for i, r := range rs {
+		out[i] = r.Status.Outcome()
+	}
+	return out, nil
+}
+
+// Heads pages through the chains' heads. A page token is "tracker/author".
+func (s logStore) Heads(after string, limit int, trackers []topics.TrackerID) ([]gossip.Head, string, error) {
+	var all []feed.Head
+	if len(trackers) == 0 {
+		hs, err := s.log.Heads()
+		if err != nil {
+			return nil, "", err
+		}
+		all = hs
+	} else {
+		for _, t := range trackers {
+			hs, err := s.log.TrackerHeads(t)
+			if err != nil {
+				return nil, "", err
+			}
+			all = append(all, hs...)
+		}
+	}
+	token := func(h feed.Head) string { return h.Tracker.String() + "/" + h.Author }
+	slices.SortFunc(all, func(a, b feed.Head) int { return strings.Compare(token(a), token(b)) })
+	var out []gossip.Head
+	for _, h := range all {
+		if after != "" && token(h) <= after {
+			continue
+		}
+		if len(out) == limit {
+			return out, fmt.Sprintf("%s/%s", out[len(out)-1].Tracker, out[len(out)-1].Author), nil
+		}
+		g := gossip.Head{Tracker: h.Tracker, Author: h.Author, AuthorKey: h.AuthorKey, Seq: h.Seq, ID: h.ID, Max: h.Max}
+		for _, r := range h.Gaps {
+			g.Gaps = append(g.Gaps, [2]uint64{r.From, r.To})
+		}
+		out = append(out, g)
+	}
+	return out, "", nil
+}
+
+func (s logStore) Chain(tracker topics.TrackerID, author []byte, from uint64, limit int) ([]gossip.ChainEnvelope, error) {
+	es, err := s.log.Chain(tracker, author, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]gossip.ChainEnvelope, len(es))
+	for i, e := range es {
+		out[i] = gossip.ChainEnvelope{Seq: e.Seq, Variant: e.Variant, Envelope: e.Envelope}
+	}
+	return out, nil
+}

@@ -1,0 +1,254 @@
+package node
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// History sync: when it runs. A followed tracker is synced from peers when
+// the node starts following it, when live traffic shows a gap (a seq
+// jumped, or a prev is unknown), and when anti-entropy finds a peer ahead.
+// Failed syncs are retried with backoff, a bounded number of times.
+const (
+	syncWorkers    = 4
+	syncRetries    = 6
+	syncBackoffMin = time.Second
+	syncBackoffMax = time.Minute
+	ownSyncTimeout = 30 * time.Second // bound on learning own heads at start
+)
+
+// syncJob is a tracker waiting to be synced.
+type syncJob struct {
+	tries int
+	next  time.Time
+}
+
+// syncQueue holds the trackers to sync, each once.
+type syncQueue struct {
+	mu   sync.Mutex
+	jobs map[topics.TrackerID]*syncJob
+	busy map[topics.TrackerID]bool
+	wake chan struct{}
+}
+
+func newSyncQueue() *syncQueue {
+	return &syncQueue{jobs: make(map[topics.TrackerID]*syncJob), busy: make(map[topics.TrackerID]bool), wake: make(chan struct{}, 1)}
+}
+
+// scheduleSync queues a followed tracker for sync. It never blocks.
+func (n *Node) scheduleSync(t topics.TrackerID) {
+	if !n.followsOrOwns(t) {
+		return // only followed chains are repaired
+	}
+	q := n.syncQ
+	q.mu.Lock()
+	if _, ok := q.jobs[t]; !ok {
+		q.jobs[t] = &syncJob{next: time.Now()}
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) followsOrOwns(t topics.TrackerID) bool {
+	return n.follows.has(t) || t.OwnedBy(n.ID.RawKey)
+}
+
+// take returns a due job not being worked on, or how long until one is due.
+func (q *syncQueue) take() (topics.TrackerID, *syncJob, time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	wait := time.Hour
+	for t, j := range q.jobs {
+		if q.busy[t] {
+			continue
+		}
+		if d := time.Until(j.next); d > 0 {
+			wait = min(wait, d)
+			continue
+		}
+		q.busy[t] = true
+		return t, j, 0
+	}
+	return topics.TrackerID{}, nil, wait
+}
+
+// done ends work on a job: it is removed, or retried later after a failure.
+func (q *syncQueue) done(t topics.TrackerID, j *syncJob, ok bool) (gaveUp bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.busy, t)
+	if ok {
+		delete(q.jobs, t)
+		return false
+	}
+	j.tries++
+	if j.tries >= syncRetries {
+		delete(q.jobs, t)
+		return true
+	}
+	backoff := min(syncBackoffMin<<(j.tries-1), syncBackoffMax)
+	j.next = time.Now().Add(backoff/2 + rand.N(backoff/2+1))
+	return false
+}
+
+// pending returns how many trackers wait to be synced.
+func (q *syncQueue) pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.jobs)
+}
+
+// syncWorker syncs queued trackers until the node stops.
+func (n *Node) syncWorker() {
+	defer n.wg.Done()
+	for {
+		t, j, wait := n.syncQ.take()
+		if j == nil {
+			timer := time.NewTimer(wait)
+			select {
+			case <-n.ctx.Done():
+				timer.Stop()
+				return
+			case <-n.syncQ.wake:
+			case <-timer.C:
+			}
+			timer.Stop()
+			continue
+		}
+		r, err := n.net.SyncTracker(n.ctx, t)
+		if r.Stored > 0 {
+			n.cfg.Logger.Info("synced history", "tracker", t.String(), "stored", r.Stored, "forks", r.Forks)
+		}
+		if n.syncQ.done(t, j, err == nil) {
+			n.cfg.Logger.Warn("giving up syncing tracker for now", "tracker", t.String(), "err", err)
+		}
+	}
+}
+
+// antiEntropy compares, now and then, what a random peer holds of the
+// followed trackers with what this node holds, and syncs where they differ:
+// how partitions converge once they heal. A promiscuous node also follows
+// the trackers it learns of this way.
+func (n *Node) antiEntropy() {
+	defer n.wg.Done()
+	select {
+	case <-n.ready:
+	case <-n.ctx.Done():
+		return
+	}
+	t := time.NewTicker(n.cfg.AntiEntropyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		peers := n.net.Peers()
+		if len(peers) == 0 {
+			continue
+		}
+		n.compareWith(n.ctx, peers[rand.N(len(peers))])
+	}
+}
+
+// compareWith asks p for its heads (of every tracker when promiscuous, else
+// of the followed ones) and schedules a sync of each tracker it is ahead on
+// or differs on.
+func (n *Node) compareWith(ctx context.Context, p peer.ID) {
+	var filter []topics.TrackerID
+	if !n.cfg.Promiscuous {
+		filter = n.Following()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	heads, err := n.net.Inventory(ctx, p, filter)
+	if err != nil {
+		n.cfg.Logger.Debug("inventory failed", "peer", p.String(), "err", err)
+		return
+	}
+	n.learn(heads)
+}
+
+// learn follows (when promiscuous) and schedules the trackers of heads
+// that this node lacks or holds less of.
+func (n *Node) learn(heads []gossip.WireHead) {
+	for _, h := range heads {
+		if !n.followsOrOwns(h.Tracker) {
+			if !n.cfg.Promiscuous {
+				continue
+			}
+			if err := n.Follow([]topics.TrackerID{h.Tracker}); err != nil {
+				n.cfg.Logger.Debug("not following tracker from inventory", "tracker", h.Tracker.String(), "err", err)
+				continue
+			}
+		}
+		mine, err := n.Log.TrackerHeads(h.Tracker)
+		if err != nil {
+			continue
+		}
+		behind := true
+		for _, m := range mine {
+			if m.Author == h.Author && len(m.Gaps) == 0 && m.Fork == nil && (m.Seq > h.Seq || m.Seq == h.Seq && m.ID == h.ID) {
+				behind = false
+			}
+		}
+		if behind {
+			n.scheduleSync(h.Tracker)
+		}
+	}
+}
+
+// syncOwn learns this node's own chains from its peers before it lets a
+// publish allocate a seq: a data dir restored from an old backup would
+// otherwise sign a second entry for a seq it already used, a fork.
+func (n *Node) syncOwn(ctx context.Context) {
+	defer n.closeOwn()
+	ctx, cancel := context.WithTimeout(ctx, ownSyncTimeout)
+	defer cancel()
+	for _, p := range n.net.Peers() {
+		heads, err := n.net.Inventory(ctx, p, nil)
+		if err != nil {
+			continue
+		}
+		for _, h := range heads {
+			if h.Author != n.ID.ID {
+				continue
+			}
+			mine, err := n.Log.TrackerHeads(h.Tracker)
+			if err != nil {
+				continue
+			}
+			if len(mine) == 0 || mine[0].Max < h.Seq {
+				n.cfg.Logger.Warn("peers hold more of this node's own chain than its log; fetching it", "tracker", h.Tracker.String(), "peer seq", h.Seq)
+				n.net.Fetch(ctx, p, h.Tracker)
+			}
+		}
+		return // one peer that answered is enough
+	}
+}
+
+func (n *Node) closeOwn() { n.ownOnce.Do(func() { close(n.ownSynced) }) }
+
+// waitOwnSynced blocks publishes until the node knows its own heads, or
+// long enough that it will not learn them.
+func (n *Node) waitOwnSynced(ctx context.Context) error {
+	select {
+	case <-n.ownSynced:
+		return nil
+	case <-time.After(n.cfg.ReadyTimeout + ownSyncTimeout):
+		n.closeOwn()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
