@@ -26,9 +26,11 @@ type Status struct {
 	Following []topics.TrackerID `json:"following,omitempty"` // joined topics, own trackers included
 	Known     int                `json:"known_trackers"`      // learnt from discovery records
 
-	Heads []feed.Head  `json:"heads"`
-	Log   feed.Stats   `json:"log"`
-	Net   gossip.Stats `json:"net"`
+	Heads       []feed.Head      `json:"heads"`
+	Log         feed.Stats       `json:"log"`
+	Net         gossip.Stats     `json:"net"`
+	Sync        gossip.SyncStats `json:"sync"`
+	SyncPending int              `json:"sync_pending"` // trackers waiting to be synced
 }
 
 // Gaps counts the missing ranges over all chains.
@@ -80,5 +82,6 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	s.Follows, s.Following = n.follows.list(), n.Following()
 	s.Known = len(n.Known())
 	s.Net = n.net.Stats()
+	s.Sync, s.SyncPending = n.net.SyncStats(), n.syncQ.pending()
 	return s, nil
 }

@@ -98,6 +98,8 @@ func printStatus(s *node.Status) {
 		fmt.Fprintf(w, "messages\t%d accepted, %d ignored (%d duplicates), %d rejected\n", s.Net.Accepted, s.Net.Ignored, s.Net.Duplicates, s.Net.Rejected)
 		fmt.Fprintf(w, "drops\t%d RPCs, %d before validation, %d subscriptions\n", s.Net.DroppedRPCs, s.Net.DroppedValidations, s.Net.DroppedSubscriptions)
 		fmt.Fprintf(w, "known trackers\t%d (from discovery records)\n", s.Known)
+		fmt.Fprintf(w, "sync\t%d fetches (%d failed), %d envelopes stored, %d served, %d bad peers, %d trackers pending\n",
+			s.Sync.Fetches, s.Sync.FetchFailures, s.Sync.Stored, s.Sync.Served, s.Sync.Violations, s.SyncPending)
 	}
 	fmt.Fprintf(w, "follows\t%d\n", len(s.Follows))
 	for _, t := range s.Follows {
