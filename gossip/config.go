@@ -70,6 +70,16 @@ type Config struct {
 	// Zero means DefaultMaxTrackers + 1.
 	MaxPeerTopics int
 
+	// AuthorRate and AuthorBurst are each author's budget of announcements
+	// per second, sustained and at once, counted as they arrive from the
+	// network (not from sync). Beyond it an author's announcements are
+	// ignored: not stored, not forwarded. Zero means 100 and 2000.
+	AuthorRate  float64
+	AuthorBurst int
+	// SeenTTL is how long GossipSub remembers a message ID. Zero means its
+	// default, two minutes. Tests shrink it.
+	SeenTTL time.Duration
+
 	// OnDiscovery, if set, is called (on its own goroutine, one call at a
 	// time) with every valid discovery record accepted from the network.
 	OnDiscovery func(topics.Discovery)
@@ -142,6 +152,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPeers < 1 || c.MaxTrackers < 1 || c.MaxPeerTopics < 1 {
 		errs = append(errs, errors.New("gossip: MaxPeers, MaxTrackers and MaxPeerTopics must be positive"))
+	}
+	if c.AuthorRate == 0 {
+		c.AuthorRate = 100
+	}
+	if c.AuthorBurst == 0 {
+		c.AuthorBurst = 2000
+	}
+	if c.AuthorRate < 0 || c.AuthorBurst < 0 {
+		errs = append(errs, errors.New("gossip: AuthorRate and AuthorBurst must not be negative"))
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = time.Second

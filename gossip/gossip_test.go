@@ -25,10 +25,11 @@ func (s store) Append(ctx context.Context, a *topics.Announcement) (topics.Outco
 
 // peer is one in-process node: its key, log and network node.
 type peer struct {
-	key  crypto.PrivKey
-	raw  []byte
-	log  *feed.Log
-	node *gossip.Node
+	key       crypto.PrivKey
+	raw       []byte
+	log       *feed.Log
+	node      *gossip.Node
+	published int // Things published so far, to name the next ones
 }
 
 // start starts a node on loopback with shrunk timings, joining join.
@@ -38,11 +39,17 @@ func start(t *testing.T, join []string, tweak func(*gossip.Config)) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := topics.RawPublicKey(key.GetPublic())
 	l, err := feed.Open(filepath.Join(t.TempDir(), "log"), feed.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return launch(t, key, l, join, tweak)
+}
+
+// launch starts a network node with key on log l.
+func launch(t *testing.T, key crypto.PrivKey, l *feed.Log, join []string, tweak func(*gossip.Config)) *peer {
+	t.Helper()
+	raw, _ := topics.RawPublicKey(key.GetPublic())
 	cfg := gossip.Config{
 		Key:           key,
 		Store:         store{l},
@@ -103,9 +110,10 @@ func waitFor(t *testing.T, d time.Duration, cond func() error) {
 func (p *peer) publish(t *testing.T, tracker topics.TrackerID, n int) []topics.ID {
 	t.Helper()
 	var ids []topics.ID
-	for i := range n {
+	for range n {
+		p.published++
 		ps, err := p.log.Publish(context.Background(), p.key, []feed.Draft{{Tracker: tracker, Kind: topics.KindThing,
-			Thing: &topics.Thing{ID: fmt.Sprintf("t%d", i), Title: "T", Version: "1"}}})
+			Thing: &topics.Thing{ID: fmt.Sprintf("t%d", p.published), Title: "T", Version: "1"}}})
 		if err != nil {
 			t.Fatal(err)
 		}

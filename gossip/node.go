@@ -49,6 +49,7 @@ type Node struct {
 	ps   *pubsub.PubSub
 	mem  *members
 	filt *subFilter
+	mesh *meshes
 	sync *syncer // nil without History
 	stat counters
 
@@ -60,6 +61,7 @@ type Node struct {
 	discRelay pubsub.RelayCancelFunc
 	discQ     chan topics.Discovery
 	discGate  *discoveryGate
+	budgets   *authorBudgets
 
 	mu     sync.Mutex
 	closed bool
@@ -88,7 +90,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		joined:   make(map[topics.TrackerID]*joined),
 		discQ:    make(chan topics.Discovery, discoveryBuffer),
 		discGate: newDiscoveryGate(),
+		budgets:  newAuthorBudgets(cfg.AuthorRate, cfg.AuthorBurst),
 		scores:   make(map[peer.ID]float64),
+		mesh:     &meshes{m: make(map[string]map[peer.ID]struct{})},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
@@ -140,7 +144,7 @@ func (n *Node) start(ctx context.Context) error {
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInterval = n.cfg.Heartbeat
 	params.HeartbeatInitialDelay = min(100*time.Millisecond, n.cfg.Heartbeat)
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host,
+	opts := []pubsub.Option{
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
@@ -155,9 +159,13 @@ func (n *Node) start(ctx context.Context) error {
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validationQueue),
 		pubsub.WithSubscriptionFilter(n.filt),
-		pubsub.WithRawTracer(tracer{&n.stat}),
+		pubsub.WithRawTracer(tracer{c: &n.stat, mesh: n.mesh}),
 		pubsub.WithLogger(slog.New(quietHandler{n.cfg.Logger.Handler()}).With("component", "pubsub")),
-	)
+	}
+	if n.cfg.SeenTTL > 0 {
+		opts = append(opts, pubsub.WithSeenMessagesTTL(n.cfg.SeenTTL))
+	}
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, opts...)
 	if err != nil {
 		return fmt.Errorf("gossip: pubsub: %w", err)
 	}
@@ -289,6 +297,10 @@ func (n *Node) Following() []topics.TrackerID {
 	return out
 }
 
+// MeshPeers returns how many peers are in the node's GossipSub mesh of a
+// tracker's topic.
+func (n *Node) MeshPeers(t topics.TrackerID) int { return n.mesh.count(topics.TrackerTopic(t)) }
+
 // TopicPeers returns how many peers the node knows on a tracker's topic.
 func (n *Node) TopicPeers(t topics.TrackerID) int {
 	return len(n.ps.ListPeers(topics.TrackerTopic(t)))
@@ -350,6 +362,8 @@ func (n *Node) Stats() Stats {
 		Ignored:              c.outcomes[topics.Ignore].Load(),
 		Rejected:             c.outcomes[topics.Reject].Load(),
 		Duplicates:           c.dupes.Load(),
+		SeenDuplicates:       c.seenDupes.Load(),
+		OverBudget:           c.overBudget.Load(),
 		DiscoveryAccepted:    c.disc[topics.Accept].Load(),
 		DiscoveryIgnored:     c.disc[topics.Ignore].Load(),
 		DiscoveryRejected:    c.disc[topics.Reject].Load(),

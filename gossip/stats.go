@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -20,8 +21,12 @@ type Stats struct {
 	Trackers int // tracker topics joined
 
 	// Validation outcomes of tracker-topic messages. Duplicates (already
-	// stored) are among the ignored.
-	Accepted, Ignored, Rejected, Duplicates uint64
+	// stored) and OverBudget (an author over its rate budget) are among the
+	// ignored.
+	Accepted, Ignored, Rejected, Duplicates, OverBudget uint64
+	// SeenDuplicates counts messages pubsub dropped because it had seen
+	// their ID: copies that cost bandwidth but no validation.
+	SeenDuplicates uint64
 	// Validation outcomes of discovery records.
 	DiscoveryAccepted, DiscoveryIgnored, DiscoveryRejected uint64
 
@@ -37,17 +42,19 @@ type Stats struct {
 }
 
 type counters struct {
-	outcomes [3]atomic.Uint64 // tracker topics, by topics.Outcome
-	disc     [3]atomic.Uint64 // discovery topic, by topics.Outcome
-	dupes    atomic.Uint64
-	dropRPC  atomic.Uint64
-	dropVal  atomic.Uint64
-	dropSub  atomic.Uint64
-	dropDisc atomic.Uint64
-	refused  atomic.Uint64
-	joins    atomic.Uint64
-	leaves   atomic.Uint64
-	deaths   atomic.Uint64
+	outcomes   [3]atomic.Uint64 // tracker topics, by topics.Outcome
+	disc       [3]atomic.Uint64 // discovery topic, by topics.Outcome
+	dupes      atomic.Uint64
+	seenDupes  atomic.Uint64
+	overBudget atomic.Uint64
+	dropRPC    atomic.Uint64
+	dropVal    atomic.Uint64
+	dropSub    atomic.Uint64
+	dropDisc   atomic.Uint64
+	refused    atomic.Uint64
+	joins      atomic.Uint64
+	leaves     atomic.Uint64
+	deaths     atomic.Uint64
 }
 
 func (c *counters) count(discovery bool, o topics.Outcome) {
@@ -58,8 +65,54 @@ func (c *counters) count(discovery bool, o topics.Outcome) {
 	}
 }
 
-// tracer counts pubsub's drops.
-type tracer struct{ c *counters }
+// tracer counts pubsub's drops and duplicates and keeps each topic's mesh.
+type tracer struct {
+	c    *counters
+	mesh *meshes
+}
+
+// meshes records which peers are in this node's mesh of each topic.
+type meshes struct {
+	mu sync.Mutex
+	m  map[string]map[peer.ID]struct{}
+}
+
+func (m *meshes) count(topic string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.m[topic])
+}
+
+func (t tracer) Graft(p peer.ID, topic string) {
+	t.mesh.mu.Lock()
+	if t.mesh.m[topic] == nil {
+		t.mesh.m[topic] = make(map[peer.ID]struct{})
+	}
+	t.mesh.m[topic][p] = struct{}{}
+	t.mesh.mu.Unlock()
+}
+
+func (t tracer) Prune(p peer.ID, topic string) {
+	t.mesh.mu.Lock()
+	delete(t.mesh.m[topic], p)
+	t.mesh.mu.Unlock()
+}
+
+func (t tracer) Leave(topic string) {
+	t.mesh.mu.Lock()
+	delete(t.mesh.m, topic)
+	t.mesh.mu.Unlock()
+}
+
+func (t tracer) RemovePeer(p peer.ID) {
+	t.mesh.mu.Lock()
+	for _, peers := range t.mesh.m {
+		delete(peers, p)
+	}
+	t.mesh.mu.Unlock()
+}
+
+func (t tracer) DuplicateMessage(*pubsub.Message) { t.c.seenDupes.Add(1) }
 
 var _ pubsub.RawTracer = tracer{}
 
@@ -73,16 +126,11 @@ func (t tracer) RejectMessage(_ *pubsub.Message, reason string) {
 }
 
 func (tracer) AddPeer(peer.ID, protocol.ID)             {}
-func (tracer) RemovePeer(peer.ID)                       {}
 func (tracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
 func (tracer) OnClosedOutboundStream(peer.ID)           {}
 func (tracer) Join(string)                              {}
-func (tracer) Leave(string)                             {}
-func (tracer) Graft(peer.ID, string)                    {}
-func (tracer) Prune(peer.ID, string)                    {}
 func (tracer) ValidateMessage(*pubsub.Message)          {}
 func (tracer) DeliverMessage(*pubsub.Message)           {}
-func (tracer) DuplicateMessage(*pubsub.Message)         {}
 func (tracer) ThrottlePeer(peer.ID)                     {}
 func (tracer) RecvRPC(*pubsub.RPC)                      {}
 func (tracer) SendRPC(*pubsub.RPC, peer.ID)             {}

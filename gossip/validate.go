@@ -51,6 +51,10 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 		n.stat.dupes.Add(1)
 		return topics.Ignore
 	}
+	if !n.budgets.allow([32]byte(env.RawKey), n.cfg.Now()) {
+		n.stat.overBudget.Add(1)
+		return topics.Ignore
+	}
 	if err := env.Verify(); err != nil {
 		n.debug(msg, err)
 		return topics.Reject
@@ -200,4 +204,34 @@ func (g *discoveryGate) admit(d *topics.Discovery, now time.Time) error {
 	}
 	g.trackers[d.Tracker] = trackerSeen{head: max(d.HeadSeq, seen.head), at: now}
 	return nil
+}
+
+// authorBudgets keeps each author's announcement budget: a token bucket per
+// signing key, checked before the signature so that a flood costs little.
+type authorBudgets struct {
+	rate  rate.Limit
+	burst int
+
+	mu   sync.Mutex
+	keys map[[32]byte]*rate.Limiter
+}
+
+const maxBudgetAuthors = 100000 // authors remembered; beyond, all are forgotten
+
+func newAuthorBudgets(r float64, burst int) *authorBudgets {
+	return &authorBudgets{rate: rate.Limit(r), burst: burst, keys: make(map[[32]byte]*rate.Limiter)}
+}
+
+func (b *authorBudgets) allow(key [32]byte, now time.Time) bool {
+	b.mu.Lock()
+	lim := b.keys[key]
+	if lim == nil {
+		if len(b.keys) >= maxBudgetAuthors {
+			clear(b.keys)
+		}
+		lim = rate.NewLimiter(b.rate, b.burst)
+		b.keys[key] = lim
+	}
+	b.mu.Unlock()
+	return lim.AllowN(now, 1)
 }
