@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,6 +34,8 @@ const (
 	dialTimeout     = 10 * time.Second // per dial
 	reconnectEvery  = 5 * time.Second  // how often unconnected members are dialled again
 	savePeersEvery  = 30 * time.Second
+	reconnectFor    = 24 * time.Hour // how long a dead member is retried, as serf does
+	reconnectBatch  = 3              // dead members retried per round
 	maxSavedPeers   = 64
 	maxMemberEvents = 64 // kept for status
 )
@@ -367,19 +370,37 @@ func (m *members) maintain() {
 	for {
 		select {
 		case <-redial.C:
+			var dead []string
 			for _, mem := range m.Members() {
-				if mem.State == "alive" && m.n.host.Network().Connectedness(mem.ID) != network.Connected {
+				switch {
+				case mem.State == "alive" && m.n.host.Network().Connectedness(mem.ID) != network.Connected:
 					select {
 					case m.dial <- mem.ID:
 					default:
 					}
+				case mem.State == "dead" && time.Since(mem.Since) < reconnectFor:
+					dead = append(dead, mem.GossipAddr)
 				}
 			}
+			m.reconnect(dead)
 		case <-save.C:
 			m.savePeers()
 		case <-m.stop:
 			return
 		}
+	}
+}
+
+// reconnect tries to rejoin a few members found dead: after a partition
+// heals, memberlist alone would never look for them again (serf's
+// reconnector does the same).
+func (m *members) reconnect(dead []string) {
+	if len(dead) == 0 {
+		return
+	}
+	rand.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
+	if n, _ := m.ml.Join(dead[:min(len(dead), reconnectBatch)]); n > 0 {
+		m.n.cfg.Logger.Info("rejoined members after a failure", "members", n)
 	}
 }
 

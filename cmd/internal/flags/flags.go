@@ -111,6 +111,7 @@ type Node struct {
 	MaxTrackers       int
 	MaxPeers          int
 	DiscoveryInterval time.Duration
+	AntiEntropy       time.Duration
 	LogLevel          string
 	Heartbeat         time.Duration
 	ProbeInterval     time.Duration
@@ -125,6 +126,7 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultMaxTrackers, "most tracker topics to join")
 	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultMaxPeers, "most libp2p connections to members")
 	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", 5*time.Minute, "how often own trackers' discovery records are re-announced")
+	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", time.Minute, "how often followed chains are compared with a random peer's, to repair what was missed")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error (messages go to stderr)")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", time.Second, "GossipSub heartbeat (advanced)")
 	fs.DurationVar(&f.ProbeInterval, "probe-interval", time.Second, "memberlist failure-detection interval (advanced)")
@@ -137,16 +139,17 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		return node.Config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.LogLevel)
 	}
 	cfg := node.Config{
-		Dir:               dir,
-		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-		Listen:            f.Listen,
-		GossipAddr:        f.GossipAddr,
-		Join:              f.Join,
-		MaxTrackers:       f.MaxTrackers,
-		MaxPeers:          f.MaxPeers,
-		DiscoveryInterval: f.DiscoveryInterval,
-		Heartbeat:         f.Heartbeat,
-		ProbeInterval:     f.ProbeInterval,
+		Dir:                 dir,
+		Logger:              slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Listen:              f.Listen,
+		GossipAddr:          f.GossipAddr,
+		Join:                f.Join,
+		MaxTrackers:         f.MaxTrackers,
+		MaxPeers:            f.MaxPeers,
+		DiscoveryInterval:   f.DiscoveryInterval,
+		AntiEntropyInterval: f.AntiEntropy,
+		Heartbeat:           f.Heartbeat,
+		ProbeInterval:       f.ProbeInterval,
 	}
 	if f.KeyringFile != "" {
 		keys, err := readKeyring(f.KeyringFile)
