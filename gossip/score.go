@@ -22,8 +22,9 @@ const (
 )
 
 // peerScoreParams returns the peer score parameters; appScore adds the
-// application's own judgement of a peer (sync misbehaviour).
-func peerScoreParams(appScore func(peer.ID) float64) *pubsub.PeerScoreParams {
+// application's own judgement of a peer (sync misbehaviour). Loopback, and
+// the networks in colocated, may hold many peers behind one address.
+func peerScoreParams(appScore func(peer.ID) float64, colocated ...*net.IPNet) *pubsub.PeerScoreParams {
 	_, loop4, _ := net.ParseCIDR("127.0.0.0/8")
 	_, loop6, _ := net.ParseCIDR("::1/128")
 	return &pubsub.PeerScoreParams{
@@ -34,7 +35,7 @@ func peerScoreParams(appScore func(peer.ID) float64) *pubsub.PeerScoreParams {
 		// Many peers behind one address is a Sybil sign, except on loopback.
 		IPColocationFactorWeight:    -5,
 		IPColocationFactorThreshold: 8,
-		IPColocationFactorWhitelist: []*net.IPNet{loop4, loop6},
+		IPColocationFactorWhitelist: append([]*net.IPNet{loop4, loop6}, colocated...),
 		BehaviourPenaltyWeight:      -10,
 		BehaviourPenaltyThreshold:   6,
 		BehaviourPenaltyDecay:       pubsub.ScoreParameterDecay(10 * time.Minute),
