@@ -37,7 +37,7 @@ func newAttacker(t *testing.T, victim *peer) *attacker {
 	ctx, cancel := context.WithCancel(context.Background())
 	ps, err := pubsub.NewGossipSub(ctx, h,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
-		pubsub.WithFloodPublish(true),
+		pubsub.WithFloodPublish(true), pubsub.WithPeerOutboundQueueSize(8192),
 		pubsub.WithMessageIdFn(func(m *pb.Message) string { s := sha256.Sum256(m.Data); return string(s[:]) }))
 	if err != nil {
 		cancel()
