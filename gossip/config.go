@@ -64,7 +64,7 @@ type Config struct {
 	// (owners of followed trackers are kept beyond it). Zero means 64.
 	MaxPeers int
 	// MaxTrackers bounds the tracker topics the node joins. Zero means
-	// DefaultMaxTrackers.
+	// DefaultMaxTrackers; at most MaxTrackersLimit.
 	MaxTrackers int
 	// MaxPeerTopics bounds the topics one remote peer may subscribe to.
 	// Zero means DefaultMaxTrackers + 1.
@@ -92,6 +92,8 @@ type Config struct {
 	ProbeInterval time.Duration
 	// Now is the clock for validation. Nil means time.Now.
 	Now func() time.Time
+
+	allowHugeHello bool // the topic-scale benchmark goes past MaxTrackersLimit
 }
 
 // Defaults.
@@ -99,7 +101,14 @@ const (
 	DefaultListen      = "/ip4/0.0.0.0/tcp/7601"
 	DefaultGossipAddr  = "0.0.0.0:7946"
 	DefaultMaxPeers    = 64
-	DefaultMaxTrackers = 10000 // see README: one subscription hello must fit in pubsub's 1 MiB
+	DefaultMaxTrackers = 10000
+	// MaxTrackersLimit: GossipSub sends all of a node's subscriptions in one
+	// hello RPC, and pubsub counts subscriptions against its 512 KiB
+	// control-message limit (not only its 1 MiB message limit): at about 44
+	// bytes a tracker topic, a hello past 11,900 topics is dropped by every
+	// peer, silently (measured: BenchmarkTopicScale greets a peer at 10,000
+	// topics and never at 12,000). The limit leaves a 15% margin.
+	MaxTrackersLimit = 10000
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -149,6 +158,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPeerTopics == 0 {
 		c.MaxPeerTopics = c.MaxTrackers + 1
+	}
+	if c.MaxTrackers > MaxTrackersLimit && !c.allowHugeHello {
+		errs = append(errs, fmt.Errorf("gossip: MaxTrackers %d is over %d: the subscription hello GossipSub sends a new peer would exceed pubsub's 512 KiB control limit, and peers would silently miss every subscription", c.MaxTrackers, MaxTrackersLimit))
 	}
 	if c.MaxPeers < 1 || c.MaxTrackers < 1 || c.MaxPeerTopics < 1 {
 		errs = append(errs, errors.New("gossip: MaxPeers, MaxTrackers and MaxPeerTopics must be positive"))

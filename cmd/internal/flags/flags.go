@@ -123,7 +123,7 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.GossipAddr, "gossip-addr", gossip.DefaultGossipAddr, "memberlist `HOST:PORT` (port 0: ephemeral; off: no membership)")
 	fs.Var(&f.Join, "join", "memberlist `HOST:PORT` of a member to join, repeatable")
 	fs.StringVar(&f.KeyringFile, "keyring", "", "`FILE` of base64 memberlist keys (16, 24 or 32 bytes), one per line, the first encrypting; mode 0600. Only nodes with a key in common can join")
-	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultMaxTrackers, "most tracker topics to join")
+	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultMaxTrackers, fmt.Sprintf("most tracker topics to join (at most %d: GossipSub's subscription hello must fit its 512 KiB control limit)", gossip.MaxTrackersLimit))
 	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultMaxPeers, "most libp2p connections to members")
 	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", 5*time.Minute, "how often own trackers' discovery records are re-announced")
 	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", time.Minute, "how often followed chains are compared with a random peer's, to repair what was missed")
