@@ -80,6 +80,10 @@ type Config struct {
 	// default, two minutes. Tests shrink it.
 	SeenTTL time.Duration
 
+	// OnProgress, if set, is told how a fetch is going after each batch
+	// stored (on the fetching goroutine; it must not block).
+	OnProgress func(topics.TrackerID, FetchResult)
+
 	// OnDiscovery, if set, is called (on its own goroutine, one call at a
 	// time) with every valid discovery record accepted from the network.
 	OnDiscovery func(topics.Discovery)

@@ -205,8 +205,8 @@ func (s *syncer) serveInventory(w *bufio.Writer, req *syncMsg) error {
 	return writeJSON(w, page)
 }
 
-// serveFetch streams what the requester misses of one tracker, in chain
-// order, in batches.
+// serveFetch answers a fetch request within the serving bounds: a slot
+// among maxServes, and the requester's byte budget.
 func (s *syncer) serveFetch(st network.Stream, w *bufio.Writer, p peer.ID, req *syncMsg) error {
 	select {
 	case s.serves <- struct{}{}:
@@ -217,131 +217,20 @@ func (s *syncer) serveFetch(st network.Stream, w *bufio.Writer, p peer.ID, req *
 	}
 	ctx, cancel := context.WithTimeout(s.n.ctx, maxFetchTime)
 	defer cancel()
-	heads, _, err := s.hist.Heads("", 1<<30, []topics.TrackerID{req.Tracker})
-	if err != nil {
-		return writeJSON(w, &syncMsg{Type: "done", Error: "history unavailable"})
+	lim := s.budget(p)
+	bytes := 0
+	charge := func(n int) bool {
+		st.SetDeadline(time.Now().Add(syncIdle))
+		bytes += n
+		return lim.AllowN(time.Now(), n)
 	}
-	asked := make(map[string]WireChain, len(req.Chains))
-	for _, c := range req.Chains {
-		asked[c.Author] = c
-	}
-	b := &batcher{w: w, st: st, lim: s.budget(p), ctx: ctx, s: s}
-	for _, h := range heads {
-		have, ok := asked[h.Author]
-		if !ok && !req.All {
-			continue
-		}
-		if err := s.serveChain(b, h, have); err != nil {
-			if errors.Is(err, errBudget) {
-				s.count(func(st *SyncStats) { st.OverBudget++ })
-				return writeJSON(w, &syncMsg{Type: "done", Error: "budget"})
-			}
-			return err
-		}
-	}
-	if err := b.flush(); err != nil {
-		return err
-	}
-	return writeJSON(w, &syncMsg{Type: "done"})
-}
-
-// serveChain sends what the requester misses of one chain: everything
-// above its head and in its gaps; or, when its head differs from ours,
-// our envelope at that seq, as fork evidence.
-func (s *syncer) serveChain(b *batcher, h Head, have WireChain) error {
-	from := max(have.Seq, have.Max) + 1
-	if len(have.Gaps) > 0 {
-		from = min(from, have.Gaps[0][0])
-	}
-	if have.Seq > 0 {
-		es, err := s.hist.Chain(h.Tracker, h.AuthorKey, have.Seq, 1)
-		if err != nil {
-			return err
-		}
-		if len(es) == 1 && es[0].Seq == have.Seq && topics.IDOf(es[0].Envelope) != have.ID {
-			return b.add(es[0].Envelope) // a fork: the requester decides
-		}
-	}
-	var sentSeq uint64
-	var sentVariants byte
-	for {
-		es, err := s.hist.Chain(h.Tracker, h.AuthorKey, from, 256)
-		if err != nil {
-			return err
-		}
-		progress := false
-		for _, e := range es {
-			if e.Seq == sentSeq && e.Variant < sentVariants {
-				continue // sent with the previous page
-			}
-			if have.wants(e.Seq) {
-				if err := b.add(e.Envelope); err != nil {
-					return err
-				}
-			}
-			if e.Seq != sentSeq {
-				sentSeq, sentVariants = e.Seq, 0
-			}
-			sentVariants = e.Variant + 1
-			progress = true
-		}
-		if len(es) < 256 || !progress {
-			return nil
-		}
-		from = sentSeq // the page may have cut a fork's variants apart
-	}
-}
-
-func inGaps(seq uint64, gaps [][2]uint64) bool {
-	for _, g := range gaps {
-		if g[0] <= seq && seq <= g[1] {
-			return true
-		}
-	}
-	return false
-}
-
-var errBudget = errors.New("gossip: sync: peer over its budget")
-
-// batcher gathers envelopes into batches and sends them, charging the
-// requester's byte budget.
-type batcher struct {
-	w    *bufio.Writer
-	st   network.Stream
-	lim  *rate.Limiter
-	ctx  context.Context
-	s    *syncer
-	envs [][]byte
-	size int
-}
-
-func (b *batcher) add(env []byte) error {
-	if b.size+len(env) > targetBatchRaw || len(b.envs) == maxBatchEntries {
-		if err := b.flush(); err != nil {
-			return err
-		}
-	}
-	b.envs = append(b.envs, env)
-	b.size += len(env) + 3
-	return nil
-}
-
-func (b *batcher) flush() error {
-	if len(b.envs) == 0 {
+	sent, err := ServeFetch(ctx, st, s.hist, FetchRequest{Tracker: req.Tracker, Chains: req.Chains, All: req.All}, charge)
+	s.count(func(st *SyncStats) { st.Served += uint64(sent); st.ServedBytes += uint64(bytes) })
+	if errors.Is(err, ErrBudget) {
+		s.count(func(st *SyncStats) { st.OverBudget++ })
 		return nil
 	}
-	body := encodeBatch(b.envs)
-	if !b.lim.AllowN(time.Now(), len(body)) {
-		return errBudget
-	}
-	b.st.SetDeadline(time.Now().Add(syncIdle))
-	if err := writeMsg(b.w, kindBatch, body); err != nil {
-		return err
-	}
-	n, size := len(b.envs), len(body)
-	b.s.count(func(st *SyncStats) { st.Served += uint64(n); st.ServedBytes += uint64(size) })
-	b.envs, b.size = b.envs[:0], 0
-	return nil
+	return err
 }
 
 // Inventory returns the heads peer p holds, of trackers (all when empty).
@@ -379,17 +268,11 @@ func (n *Node) ask(ctx context.Context, p peer.ID, req *syncMsg) (*syncMsg, erro
 	return readJSON(bufio.NewReader(st), "heads")
 }
 
-// FetchResult says what a fetch brought.
-type FetchResult struct {
-	Received, Stored int // envelopes received, and stored as new
-	Forks            int // of them, fork evidence
-}
-
 // Fetch asks peer p for what it holds of tracker beyond this node's chains,
 // validates every envelope as a live one (but for the clock) and stores
-// them. A peer that sends an invalid or unrequested envelope is dropped and
-// penalised; what it sent before stays stored. An interrupted fetch keeps
-// what arrived: the next one asks from there.
+// them (see ReadFetch). A peer that sends an invalid or unrequested envelope
+// is dropped and penalised; what it sent before stays stored. An
+// interrupted fetch keeps what arrived: the next one asks from there.
 func (n *Node) Fetch(ctx context.Context, p peer.ID, tracker topics.TrackerID) (FetchResult, error) {
 	if n.sync == nil {
 		return FetchResult{}, errors.New("gossip: no history to sync")
@@ -400,110 +283,57 @@ func (n *Node) Fetch(ctx context.Context, p peer.ID, tracker topics.TrackerID) (
 	}
 	s.count(func(st *SyncStats) { st.Fetches++ })
 	res, err := s.fetch(ctx, p, tracker)
-	if err != nil {
-		s.count(func(st *SyncStats) { st.FetchFailures++ })
+	if errors.Is(err, ErrBadPeer) {
+		s.penalize(p, err)
 	}
-	s.count(func(st *SyncStats) { st.Received += uint64(res.Received); st.Stored += uint64(res.Stored) })
+	s.count(func(st *SyncStats) {
+		st.Received += uint64(res.Received)
+		st.Stored += uint64(res.Stored)
+		if err != nil {
+			st.FetchFailures++
+		}
+	})
 	return res, err
 }
 
 func (s *syncer) fetch(ctx context.Context, p peer.ID, tracker topics.TrackerID) (FetchResult, error) {
-	var res FetchResult
-	heads, _, err := s.hist.Heads("", 1<<30, []topics.TrackerID{tracker})
+	req, err := NewFetchRequest(s.hist, tracker)
 	if err != nil {
-		return res, err
-	}
-	req := &syncMsg{Type: "fetch", Tracker: tracker, All: true}
-	mine := make(map[string]WireChain, len(heads))
-	for _, h := range heads {
-		c := WireChain{Author: h.Author, Seq: h.Seq, ID: h.ID, Max: h.Max, Gaps: h.Gaps}
-		req.Chains = append(req.Chains, c)
-		mine[h.Author] = c
+		return FetchResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxFetchTime)
 	defer cancel()
 	st, err := s.n.host.NewStream(ctx, p, SyncProtocol)
 	if err != nil {
-		return res, err
+		return FetchResult{}, err
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	st.SetDeadline(time.Now().Add(syncIdle))
-	r, w := bufio.NewReader(st), bufio.NewWriter(st)
-	if err := writeJSON(w, req); err != nil {
-		return res, err
+	if err := writeJSON(bufio.NewWriter(st), req.msg()); err != nil {
+		return FetchResult{}, err
 	}
-	for {
-		kind, body, err := readMsg(r)
-		if err != nil {
-			return res, fmt.Errorf("gossip: fetch from %s: %w", p, err)
-		}
-		st.SetDeadline(time.Now().Add(syncIdle))
-		switch kind {
-		case kindJSON:
-			var m syncMsg
-			if err := json.Unmarshal(body, &m); err != nil || m.Type != "done" {
-				s.penalize(p, fmt.Errorf("unexpected message in a fetch"))
-				return res, errSyncMessage
-			}
-			if m.Error != "" {
-				return res, fmt.Errorf("gossip: fetch from %s: %s", p, m.Error)
-			}
-			return res, nil
-		case kindBatch:
-			anns, err := s.check(body, tracker, mine)
-			if err != nil {
-				s.penalize(p, err)
-				return res, err
-			}
-			res.Received += len(anns)
-			outs, err := s.hist.AppendAll(ctx, anns)
-			if err != nil {
-				return res, err
-			}
-			for i, o := range outs {
-				if o == topics.Accept {
-					res.Stored++
-				} else if mine[anns[i].Payload.Author].Seq == anns[i].Payload.Seq {
-					res.Forks++
-				}
-			}
-		default:
-			s.penalize(p, fmt.Errorf("message kind %q", kind))
-			return res, errSyncMessage
+	var progress func(FetchResult)
+	if f := s.n.cfg.OnProgress; f != nil {
+		progress = func(r FetchResult) {
+			st.SetDeadline(time.Now().Add(syncIdle))
+			f(tracker, r)
 		}
 	}
+	res, err := ReadFetch(ctx, idleReader{st}, s.hist, req, progress)
+	if err != nil {
+		err = fmt.Errorf("gossip: fetch from %s: %w", p, err)
+	}
+	return res, err
 }
 
-// check validates a fetched batch: every envelope valid as a live one
-// (without the clock), of the tracker asked for, and something asked for:
-// above the requester's head, in one of its gaps, or at its head (fork
-// evidence).
-func (s *syncer) check(body []byte, tracker topics.TrackerID, mine map[string]WireChain) ([]*topics.Announcement, error) {
-	envs, err := decodeBatch(body)
-	if err != nil {
-		return nil, err
-	}
-	anns := make([]*topics.Announcement, 0, len(envs))
-	for _, env := range envs {
-		a, err := topics.Validate("", env, time.Time{})
-		if err != nil {
-			return nil, fmt.Errorf("invalid envelope: %w", err)
-		}
-		if a.Payload.Tracker != tracker {
-			return nil, fmt.Errorf("unrequested envelope of tracker %s", a.Payload.Tracker)
-		}
-		if c, ok := mine[a.Payload.Author]; ok {
-			seq := a.Payload.Seq
-			asked := c.wants(seq) || (seq == c.Seq && a.ID != c.ID) // the last: fork evidence
-			if !asked {
-				return nil, fmt.Errorf("unrequested envelope at seq %d (head %d)", seq, c.Seq)
-			}
-		}
-		anns = append(anns, a)
-	}
-	return anns, nil
+// idleReader extends a stream's deadline at every read.
+type idleReader struct{ st network.Stream }
+
+func (r idleReader) Read(b []byte) (int, error) {
+	r.st.SetDeadline(time.Now().Add(syncIdle))
+	return r.st.Read(b)
 }
 
 // SyncTracker fetches a tracker's history from the peers on its topic, or

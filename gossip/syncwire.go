@@ -3,7 +3,6 @@ package gossip
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
@@ -37,6 +36,7 @@ const (
 //	inventory: After, Limit, Trackers          (request)
 //	heads:     Heads, Next                     (response page; Next "" = last)
 //	fetch:     Tracker, Chains, All            (request)
+//	plan:      Count                           (first of a fetch response)
 //	done:      Error                           (end of a fetch response)
 type syncMsg struct {
 	Type     string             `json:"type"`
@@ -48,6 +48,7 @@ type syncMsg struct {
 	Tracker  topics.TrackerID   `json:"tracker,omitzero"`
 	Chains   []WireChain        `json:"chains,omitempty"`
 	All      bool               `json:"all,omitempty"`
+	Count    int                `json:"count,omitempty"`
 	Error    string             `json:"error,omitempty"`
 }
 
@@ -76,7 +77,6 @@ func (c WireChain) wants(seq uint64) bool {
 	return seq > max(c.Max, c.Seq) || inGaps(seq, c.Gaps)
 }
 
-var errSyncMessage = errors.New("gossip: sync: bad message")
 
 // writeMsg writes one framed message.
 func writeMsg(w *bufio.Writer, kind byte, body []byte) error {
@@ -106,7 +106,7 @@ func readMsg(r *bufio.Reader) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	if n == 0 || n > maxSyncMessage {
-		return 0, nil, fmt.Errorf("%w: length %d", errSyncMessage, n)
+		return 0, nil, fmt.Errorf("%w: length %d", ErrBadPeer, n)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -122,14 +122,14 @@ func readJSON(r *bufio.Reader, want string) (*syncMsg, error) {
 		return nil, err
 	}
 	if kind != kindJSON {
-		return nil, fmt.Errorf("%w: kind %q, want JSON", errSyncMessage, kind)
+		return nil, fmt.Errorf("%w: kind %q, want JSON", ErrBadPeer, kind)
 	}
 	var m syncMsg
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", errSyncMessage, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadPeer, err)
 	}
 	if m.Type != want && m.Type != "done" {
-		return nil, fmt.Errorf("%w: type %q, want %q", errSyncMessage, m.Type, want)
+		return nil, fmt.Errorf("%w: type %q, want %q", ErrBadPeer, m.Type, want)
 	}
 	return &m, nil
 }
@@ -157,21 +157,21 @@ func encodeBatch(envs [][]byte) []byte {
 func decodeBatch(body []byte) ([][]byte, error) {
 	raw, err := zDec.DecodeAll(body, make([]byte, 0, 64<<10))
 	if err != nil {
-		return nil, fmt.Errorf("%w: batch: %v", errSyncMessage, err)
+		return nil, fmt.Errorf("%w: batch: %v", ErrBadPeer, err)
 	}
 	if len(raw) > maxBatchRaw {
-		return nil, fmt.Errorf("%w: batch of %d bytes", errSyncMessage, len(raw))
+		return nil, fmt.Errorf("%w: batch of %d bytes", ErrBadPeer, len(raw))
 	}
 	var envs [][]byte
 	for len(raw) > 0 {
 		n, w := binary.Uvarint(raw)
 		if w <= 0 || n > uint64(len(raw)-w) || n > topics.MaxEnvelopeSize {
-			return nil, fmt.Errorf("%w: batch framing", errSyncMessage)
+			return nil, fmt.Errorf("%w: batch framing", ErrBadPeer)
 		}
 		envs = append(envs, raw[w:w+int(n)])
 		raw = raw[w+int(n):]
 		if len(envs) > maxBatchEntries {
-			return nil, fmt.Errorf("%w: batch of more than %d envelopes", errSyncMessage, maxBatchEntries)
+			return nil, fmt.Errorf("%w: batch of more than %d envelopes", ErrBadPeer, maxBatchEntries)
 		}
 	}
 	return envs, nil

@@ -1,0 +1,352 @@
+package gossip
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// The fetch half of the sync protocol, independent of the transport: what
+// the responder writes and what the requester reads, validates and stores.
+
+// FetchRequest asks a peer for what the requester misses of one tracker.
+type FetchRequest struct {
+	Tracker topics.TrackerID
+	// Chains are what the requester holds, one per author.
+	Chains []WireChain
+	// All asks for the chains of authors not listed too.
+	All bool
+}
+
+// NewFetchRequest describes what h holds of tracker.
+func NewFetchRequest(h History, tracker topics.TrackerID) (FetchRequest, error) {
+	heads, _, err := h.Heads("", 1<<30, []topics.TrackerID{tracker})
+	if err != nil {
+		return FetchRequest{}, err
+	}
+	req := FetchRequest{Tracker: tracker, All: true}
+	for _, hd := range heads {
+		req.Chains = append(req.Chains, WireChain{Author: hd.Author, Seq: hd.Seq, ID: hd.ID, Max: hd.Max, Gaps: hd.Gaps})
+	}
+	return req, nil
+}
+
+func (r FetchRequest) msg() *syncMsg {
+	return &syncMsg{Type: "fetch", Tracker: r.Tracker, Chains: r.Chains, All: r.All}
+}
+
+// ErrBudget is returned by ServeFetch when the requester's budget is spent.
+var ErrBudget = errors.New("gossip: sync: the peer's byte budget is spent")
+
+// ServeFetch writes the response to req from h: a plan (how many envelopes
+// follow), then batches of envelopes in chain order, then the end. charge,
+// if not nil, is asked before each batch is sent with its size in bytes; if
+// it refuses, ServeFetch ends the response and returns ErrBudget.
+func ServeFetch(ctx context.Context, w io.Writer, h History, req FetchRequest, charge func(int) bool) (sent int, err error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	heads, _, err := h.Heads("", 1<<30, []topics.TrackerID{req.Tracker})
+	if err != nil {
+		return 0, writeJSON(bw, &syncMsg{Type: "done", Error: "history unavailable"})
+	}
+	asked := make(map[string]WireChain, len(req.Chains))
+	for _, c := range req.Chains {
+		asked[c.Author] = c
+	}
+	plan := 0
+	var serve []Head
+	for _, hd := range heads {
+		have, ok := asked[hd.Author]
+		if !ok && !req.All {
+			continue
+		}
+		serve = append(serve, hd)
+		if hd.Max > max(have.Max, have.Seq) {
+			plan += int(hd.Max - max(have.Max, have.Seq))
+		}
+		for _, g := range have.Gaps {
+			plan += int(g[1] - g[0] + 1)
+		}
+	}
+	if err := writeJSON(bw, &syncMsg{Type: "plan", Count: plan}); err != nil {
+		return 0, err
+	}
+	b := &batcher{w: bw, charge: charge}
+	for _, hd := range serve {
+		if err := ctx.Err(); err != nil {
+			return b.sent, err
+		}
+		if err := serveChain(h, b, hd, asked[hd.Author]); err != nil {
+			if errors.Is(err, ErrBudget) {
+				return b.sent, errors.Join(ErrBudget, writeJSON(bw, &syncMsg{Type: "done", Error: "budget"}))
+			}
+			return b.sent, err
+		}
+	}
+	if err := b.flush(); err != nil {
+		if errors.Is(err, ErrBudget) {
+			return b.sent, errors.Join(ErrBudget, writeJSON(bw, &syncMsg{Type: "done", Error: "budget"}))
+		}
+		return b.sent, err
+	}
+	return b.sent, writeJSON(bw, &syncMsg{Type: "done"})
+}
+
+// serveChain sends what the requester misses of one chain: everything
+// above what it holds and in its gaps; or, when its head differs from ours,
+// our envelope at that seq, as fork evidence.
+func serveChain(h History, b *batcher, hd Head, have WireChain) error {
+	if have.Seq > 0 {
+		es, err := h.Chain(hd.Tracker, hd.AuthorKey, have.Seq, 1)
+		if err != nil {
+			return err
+		}
+		if len(es) == 1 && es[0].Seq == have.Seq && topics.IDOf(es[0].Envelope) != have.ID {
+			return b.add(es[0].Envelope) // a fork: the requester decides
+		}
+	}
+	from := max(have.Seq, have.Max) + 1
+	if len(have.Gaps) > 0 {
+		from = min(from, have.Gaps[0][0])
+	}
+	const page = 512
+	var lastSeq uint64
+	var nextVariant byte
+	for {
+		es, err := h.Chain(hd.Tracker, hd.AuthorKey, from, page)
+		if err != nil {
+			return err
+		}
+		progress := false
+		for _, e := range es {
+			if e.Seq == lastSeq && e.Variant < nextVariant {
+				continue // sent with the previous page
+			}
+			if have.wants(e.Seq) {
+				if err := b.add(e.Envelope); err != nil {
+					return err
+				}
+			}
+			lastSeq, nextVariant, progress = e.Seq, e.Variant+1, true
+		}
+		if len(es) < page || !progress {
+			return nil
+		}
+		from = lastSeq // a page may cut a fork's variants apart
+	}
+}
+
+func inGaps(seq uint64, gaps [][2]uint64) bool {
+	for _, g := range gaps {
+		if g[0] <= seq && seq <= g[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// batcher gathers envelopes into batches and sends them.
+type batcher struct {
+	w      *bufio.Writer
+	charge func(int) bool
+	envs   [][]byte
+	size   int
+	sent   int
+}
+
+func (b *batcher) add(env []byte) error {
+	if b.size+len(env) > targetBatchRaw || len(b.envs) == maxBatchEntries {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	b.envs = append(b.envs, env)
+	b.size += len(env) + 3
+	return nil
+}
+
+func (b *batcher) flush() error {
+	if len(b.envs) == 0 {
+		return nil
+	}
+	body := encodeBatch(b.envs)
+	if b.charge != nil && !b.charge(len(body)) {
+		return ErrBudget
+	}
+	if err := writeMsg(b.w, kindBatch, body); err != nil {
+		return err
+	}
+	b.sent += len(b.envs)
+	b.envs, b.size = b.envs[:0], 0
+	return nil
+}
+
+// ErrBadPeer marks a response that breaks the protocol: invalid or
+// unrequested data. The peer that sent it should be dropped.
+var ErrBadPeer = errors.New("gossip: sync: peer sent bad data")
+
+// FetchResult says what a fetch brought.
+type FetchResult struct {
+	Planned          int // envelopes the responder said it would send
+	Received, Stored int // envelopes received, and stored as new
+	Forks            int // of them, fork evidence
+}
+
+// ReadFetch reads the response to req from r, validates every envelope as a
+// live one (but for the clock), checks it was asked for, and stores it in h.
+// Batches are validated on every core while the previous one is stored.
+// progress, if not nil, is called after each stored batch. What arrived
+// before an error stays stored: asking again resumes from there. An error
+// wrapping ErrBadPeer means the responder broke the protocol.
+func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, progress func(FetchResult)) (FetchResult, error) {
+	var res FetchResult
+	br := bufio.NewReaderSize(r, 64<<10)
+	mine := make(map[string]WireChain, len(req.Chains))
+	for _, c := range req.Chains {
+		mine[c.Author] = c
+	}
+	// The plan comes first (or the end, when the responder refuses).
+	first, err := readJSON(br, "plan")
+	if err != nil {
+		return res, fmt.Errorf("%w: %v", ErrBadPeer, err)
+	}
+	if first.Type == "done" {
+		return res, fmt.Errorf("gossip: fetch: %s", first.Error)
+	}
+	res.Planned = first.Count
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Stage 1 (this goroutine): read and decode. Stage 2: validate, in
+	// parallel within a batch. Stage 3: append, in order.
+	type batch struct {
+		anns []*topics.Announcement
+		err  error
+	}
+	validated := make(chan batch, 2)
+	var appendErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for b := range validated {
+			if b.err != nil || appendErr != nil {
+				continue
+			}
+			outs, err := h.AppendAll(ctx, b.anns)
+			if err != nil {
+				appendErr = err
+				cancel()
+				continue
+			}
+			res.Received += len(b.anns)
+			for i, o := range outs {
+				if o == topics.Accept {
+					res.Stored++
+				} else if c, ok := mine[b.anns[i].Payload.Author]; ok && c.Seq == b.anns[i].Payload.Seq {
+					res.Forks++
+				}
+			}
+			if progress != nil {
+				progress(res)
+			}
+		}
+	}()
+	finish := func(err error) (FetchResult, error) {
+		close(validated)
+		wg.Wait()
+		if appendErr != nil {
+			return res, appendErr
+		}
+		return res, err
+	}
+	for {
+		kind, body, err := readMsg(br)
+		if err != nil {
+			return finish(err)
+		}
+		switch kind {
+		case kindJSON:
+			var m syncMsg
+			if err := json.Unmarshal(body, &m); err != nil {
+				return finish(fmt.Errorf("%w: %v", ErrBadPeer, err))
+			}
+			switch m.Type {
+			case "done":
+				if m.Error != "" {
+					return finish(fmt.Errorf("gossip: fetch: %s", m.Error))
+				}
+				return finish(nil)
+			}
+			return finish(fmt.Errorf("%w: unexpected %q message", ErrBadPeer, m.Type))
+		case kindBatch:
+			anns, err := validateBatch(body, req.Tracker, mine)
+			if err != nil {
+				return finish(err)
+			}
+			select {
+			case validated <- batch{anns: anns}:
+			case <-ctx.Done():
+				return finish(ctx.Err())
+			}
+		default:
+			return finish(fmt.Errorf("%w: message kind %q", ErrBadPeer, kind))
+		}
+	}
+}
+
+// validateBatch decodes a batch and validates its envelopes on every core:
+// each valid as a live one (without the clock), of the tracker asked for,
+// and something asked for: above what the requester holds, in one of its
+// gaps, or at its head but different (fork evidence).
+func validateBatch(body []byte, tracker topics.TrackerID, mine map[string]WireChain) ([]*topics.Announcement, error) {
+	envs, err := decodeBatch(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPeer, err)
+	}
+	anns := make([]*topics.Announcement, len(envs))
+	errs := make([]error, len(envs))
+	workers := min(runtime.GOMAXPROCS(0), len(envs))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(envs); i += workers {
+				anns[i], errs[i] = checkFetched(envs[i], tracker, mine)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return anns, nil
+}
+
+func checkFetched(env []byte, tracker topics.TrackerID, mine map[string]WireChain) (*topics.Announcement, error) {
+	a, err := topics.Validate("", env, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid envelope: %v", ErrBadPeer, err)
+	}
+	if a.Payload.Tracker != tracker {
+		return nil, fmt.Errorf("%w: unrequested envelope of tracker %s", ErrBadPeer, a.Payload.Tracker)
+	}
+	if c, ok := mine[a.Payload.Author]; ok {
+		seq := a.Payload.Seq
+		if !c.wants(seq) && !(seq == c.Seq && a.ID != c.ID) {
+			return nil, fmt.Errorf("%w: unrequested envelope at seq %d (requester holds up to %d)", ErrBadPeer, seq, max(c.Seq, c.Max))
+		}
+	}
+	return a, nil
+}
