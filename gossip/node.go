@@ -402,8 +402,11 @@ func (n *Node) Stats() Stats {
 
 // Leave tells the other members this node is leaving, then closes it.
 func (n *Node) Leave(ctx context.Context) error {
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
 	var err error
-	if n.mem != nil {
+	if n.mem != nil && !closed {
 		err = n.mem.leave(ctx)
 	}
 	return errors.Join(err, n.Close())

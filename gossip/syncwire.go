@@ -77,7 +77,6 @@ func (c WireChain) wants(seq uint64) bool {
 	return seq > max(c.Max, c.Seq) || inGaps(seq, c.Gaps)
 }
 
-
 // writeMsg writes one framed message.
 func writeMsg(w *bufio.Writer, kind byte, body []byte) error {
 	if 1+len(body) > maxSyncMessage {

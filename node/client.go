@@ -154,14 +154,14 @@ func (c *Client) Status(ctx context.Context) (s *Status, err error) {
 	return s, err
 }
 
-// Follow asks the node to follow trackers.
-func (c *Client) Follow(ctx context.Context, ts []topics.TrackerID) error {
-	return c.call(ctx, &request{Op: "follow", Trackers: ts}, nil)
+// Follow asks the node to follow trackers and nodes.
+func (c *Client) Follow(ctx context.Context, fs FollowSet) error {
+	return c.call(ctx, &request{Op: "follow", Trackers: fs.Trackers, Nodes: fs.Nodes}, nil)
 }
 
-// Unfollow asks the node to stop following trackers.
-func (c *Client) Unfollow(ctx context.Context, ts []topics.TrackerID) error {
-	return c.call(ctx, &request{Op: "unfollow", Trackers: ts}, nil)
+// Unfollow asks the node to stop following trackers and nodes.
+func (c *Client) Unfollow(ctx context.Context, fs FollowSet) error {
+	return c.call(ctx, &request{Op: "unfollow", Trackers: fs.Trackers, Nodes: fs.Nodes}, nil)
 }
 
 // Close does nothing: every call has its own connection.
@@ -174,14 +174,15 @@ type Stream struct {
 	stop func() bool
 }
 
-// Subscribe streams the node's entries after since, of trackers (all when
-// empty), as they arrive.
-func (c *Client) Subscribe(ctx context.Context, since uint64, trackers []topics.TrackerID) (*Stream, error) {
+// Subscribe streams the node's entries after since, as they arrive: all of
+// them, or, with followed, those of the trackers it follows (itself or
+// through a followed node, as that changes).
+func (c *Client) Subscribe(ctx context.Context, since uint64, followed bool) (*Stream, error) {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(&request{Op: "subscribe", Since: since, Trackers: trackers})
+	b, err := json.Marshal(&request{Op: "subscribe", Since: since, Followed: followed})
 	if err == nil {
 		_, err = conn.Write(append(b, '\n'))
 	}

@@ -59,6 +59,8 @@ type request struct {
 	Since     uint64              `json:"since,omitempty"`
 	Limit     int                 `json:"limit,omitempty"`
 	Trackers  []topics.TrackerID  `json:"trackers,omitempty"`
+	Nodes     []string            `json:"nodes,omitempty"`
+	Followed  bool                `json:"followed,omitempty"`
 }
 
 // response is a control response line.
@@ -196,8 +198,8 @@ func (s *controlServer) handle(c *net.UnixConn) {
 	reply(response{Result: b})
 }
 
-// subscribe streams entries after req.Since, of req.Trackers (all when
-// empty), until the client goes away or the node stops.
+// subscribe streams entries after req.Since (of followed trackers only,
+// with req.Followed) until the client goes away or the node stops.
 func (s *controlServer) subscribe(ctx context.Context, c net.Conn, req *request, reply func(response) error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -205,17 +207,13 @@ func (s *controlServer) subscribe(ctx context.Context, c net.Conn, req *request,
 		io.Copy(io.Discard, c) // returns when the client closes
 		cancel()
 	}()
-	want := make(map[topics.TrackerID]bool, len(req.Trackers))
-	for _, t := range req.Trackers {
-		want[t] = true
-	}
 	r := s.n.Log.NewReader(req.Since)
 	for {
 		e, err := r.Next(ctx)
 		if err != nil {
 			return
 		}
-		if len(want) == 0 || want[e.Tracker] {
+		if !req.Followed || s.n.Followed(e.Tracker) {
 			if reply(response{Entry: &e}) != nil {
 				return
 			}
@@ -253,11 +251,11 @@ func (n *Node) do(ctx context.Context, req *request) (any, error) {
 	case "status":
 		return n.Status(ctx)
 	case "follow":
-		return nil, n.Follow(req.Trackers)
+		return nil, n.Follow(FollowSet{Trackers: req.Trackers, Nodes: req.Nodes})
 	case "unfollow":
-		return nil, n.Unfollow(req.Trackers)
+		return nil, n.Unfollow(FollowSet{Trackers: req.Trackers, Nodes: req.Nodes})
 	case "follows":
-		return n.follows.list(), nil
+		return n.follows.get(), nil
 	}
 	return nil, fmt.Errorf("unknown operation %q", req.Op)
 }

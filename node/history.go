@@ -11,30 +11,30 @@ import (
 	"github.com/thingtracker/ttn/topics"
 )
 
-// logStore is the log as the network's Store and History. onGap is told of
-// chains that miss entries, to repair them.
-type logStore struct {
-	log   *feed.Log
-	onGap func(topics.TrackerID)
+// LogStore is the log as the network's Store and History. OnGap, if set,
+// is told of chains that miss entries, to repair them.
+type LogStore struct {
+	Log   *feed.Log
+	OnGap func(topics.TrackerID)
 }
 
 var (
-	_ gossip.Store   = logStore{}
-	_ gossip.History = logStore{}
+	_ gossip.Store   = LogStore{}
+	_ gossip.History = LogStore{}
 )
 
-func (s logStore) Has(id topics.ID) (bool, error) { return s.log.Has(id) }
+func (s LogStore) Has(id topics.ID) (bool, error) { return s.Log.Has(id) }
 
-func (s logStore) Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error) {
-	r, err := s.log.Append(ctx, a)
-	if err == nil && r.Gaps && s.onGap != nil {
-		s.onGap(a.Payload.Tracker)
+func (s LogStore) Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error) {
+	r, err := s.Log.Append(ctx, a)
+	if err == nil && r.Gaps && s.OnGap != nil {
+		s.OnGap(a.Payload.Tracker)
 	}
 	return r.Status.Outcome(), err
 }
 
-func (s logStore) AppendAll(ctx context.Context, anns []*topics.Announcement) ([]topics.Outcome, error) {
-	rs, err := s.log.AppendAll(ctx, anns)
+func (s LogStore) AppendAll(ctx context.Context, anns []*topics.Announcement) ([]topics.Outcome, error) {
+	rs, err := s.Log.AppendAll(ctx, anns)
 	if err != nil {
 		return nil, err
 	}
@@ -46,17 +46,17 @@ func (s logStore) AppendAll(ctx context.Context, anns []*topics.Announcement) ([
 }
 
 // Heads pages through the chains' heads. A page token is "tracker/author".
-func (s logStore) Heads(after string, limit int, trackers []topics.TrackerID) ([]gossip.Head, string, error) {
+func (s LogStore) Heads(after string, limit int, trackers []topics.TrackerID) ([]gossip.Head, string, error) {
 	var all []feed.Head
 	if len(trackers) == 0 {
-		hs, err := s.log.Heads()
+		hs, err := s.Log.Heads()
 		if err != nil {
 			return nil, "", err
 		}
 		all = hs
 	} else {
 		for _, t := range trackers {
-			hs, err := s.log.TrackerHeads(t)
+			hs, err := s.Log.TrackerHeads(t)
 			if err != nil {
 				return nil, "", err
 			}
@@ -82,8 +82,8 @@ func (s logStore) Heads(after string, limit int, trackers []topics.TrackerID) ([
 	return out, "", nil
 }
 
-func (s logStore) Chain(tracker topics.TrackerID, author []byte, from uint64, limit int) ([]gossip.ChainEnvelope, error) {
-	es, err := s.log.Chain(tracker, author, from, limit)
+func (s LogStore) Chain(tracker topics.TrackerID, author []byte, from uint64, limit int) ([]gossip.ChainEnvelope, error) {
+	es, err := s.Log.Chain(tracker, author, from, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -31,12 +31,15 @@ type Config struct {
 	MaxPeers    int
 	MaxTrackers int
 
-	// Follow are trackers to follow besides those stored in the dir; they
-	// are added to the stored follows.
-	Follow []topics.TrackerID
+	// Follow are trackers and nodes to follow besides those stored in the
+	// dir; they are added to the stored follows.
+	Follow FollowSet
 	// Promiscuous makes the node follow every tracker it learns of from
 	// discovery records, up to MaxTrackers.
 	Promiscuous bool
+	// OnProgress, if set, is told how each history fetch is going (see
+	// gossip.Config.OnProgress).
+	OnProgress func(topics.TrackerID, gossip.FetchResult)
 
 	// DiscoveryInterval is how often the node re-announces its trackers'
 	// discovery records. Zero means five minutes.
@@ -93,10 +96,13 @@ type Node struct {
 	ownOnce   sync.Once
 	syncQ     *syncQueue
 
-	mu      sync.Mutex
-	known   map[topics.TrackerID]topics.Discovery // trackers learnt from discovery records
-	dirty   map[topics.TrackerID]struct{}         // own trackers whose discovery record is due
-	pokeDis chan struct{}
+	mu    sync.Mutex
+	known map[topics.TrackerID]topics.Discovery // trackers learnt from discovery records
+	dirty map[topics.TrackerID]struct{}         // own trackers whose discovery record is due
+	// viaNodes are the trackers followed because a followed node lists
+	// them (its node tracker included), each with the node.
+	viaNodes map[topics.TrackerID]string
+	pokeDis  chan struct{}
 }
 
 // Start opens the data dir (creating a missing identity), joins the network
@@ -116,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{Core: core, cfg: cfg, known: make(map[topics.TrackerID]topics.Discovery),
 		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), ready: make(chan struct{}),
-		ownSynced: make(chan struct{}), syncQ: newSyncQueue()}
+		ownSynced: make(chan struct{}), syncQ: newSyncQueue(), viaNodes: make(map[topics.TrackerID]string)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
 		n.cancel()
@@ -131,10 +137,10 @@ func (n *Node) start(ctx context.Context) error {
 	if n.follows, err = loadFollows(n.Dir); err != nil {
 		return err
 	}
-	if err := n.follows.change(n.cfg.Follow, nil); err != nil {
+	if err := n.follows.change(n.cfg.Follow, FollowSet{}); err != nil {
 		return err
 	}
-	store := logStore{log: n.Log, onGap: n.scheduleSync}
+	store := LogStore{Log: n.Log, OnGap: n.scheduleSync}
 	n.net, err = gossip.New(ctx, gossip.Config{
 		Key:           n.ID.Key,
 		Store:         store,
@@ -148,6 +154,7 @@ func (n *Node) start(ctx context.Context) error {
 		MaxPeers:      n.cfg.MaxPeers,
 		MaxTrackers:   n.cfg.MaxTrackers,
 		OnDiscovery:   n.discovered,
+		OnProgress:    n.cfg.OnProgress,
 		Heartbeat:     n.cfg.Heartbeat,
 		ProbeInterval: n.cfg.ProbeInterval,
 	})
@@ -164,10 +171,16 @@ func (n *Node) start(ctx context.Context) error {
 	for _, t := range n.follows.list() {
 		n.follow(t)
 	}
+	for _, id := range n.follows.get().Nodes {
+		if err := n.followNode(id); err != nil {
+			n.cfg.Logger.Warn("not following node", "node", id, "err", err)
+		}
+	}
 	if n.ctl, err = serveControl(n); err != nil {
 		return err
 	}
-	n.wg.Add(3 + syncWorkers)
+	n.wg.Add(4 + syncWorkers)
+	go n.watchNodes()
 	go n.announce()
 	go n.rediscover()
 	go n.antiEntropy()
@@ -252,32 +265,46 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// Follow adds trackers to the node's follows, joins their topics and
-// fetches their history from peers.
-func (n *Node) Follow(ts []topics.TrackerID) error {
-	if err := n.follows.change(ts, nil); err != nil {
+// Follow adds trackers and nodes to the node's follows, joins their topics
+// and fetches their history from peers.
+func (n *Node) Follow(fs FollowSet) error {
+	for _, id := range fs.Nodes {
+		if _, err := topics.NodeKey(id); err != nil {
+			return err
+		}
+	}
+	if err := n.follows.change(fs, FollowSet{}); err != nil {
 		return err
 	}
 	var errs []error
-	for _, t := range ts {
-		if err := n.net.Follow(t); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n.scheduleSync(t)
+	for _, t := range fs.Trackers {
+		errs = append(errs, n.join(t))
+	}
+	for _, id := range fs.Nodes {
+		errs = append(errs, n.followNode(id))
 	}
 	return errors.Join(errs...)
 }
 
-// Unfollow removes trackers from the node's follows and leaves their
-// topics, unless the node owns them.
-func (n *Node) Unfollow(ts []topics.TrackerID) error {
-	if err := n.follows.change(nil, ts); err != nil {
+// join joins a tracker's topic and schedules a sync of its history.
+func (n *Node) join(t topics.TrackerID) error {
+	if err := n.net.Follow(t); err != nil {
 		return err
 	}
+	n.scheduleSync(t)
+	return nil
+}
+
+// Unfollow removes trackers and nodes from the node's follows and leaves
+// the topics no longer followed, except its own.
+func (n *Node) Unfollow(fs FollowSet) error {
+	if err := n.follows.change(FollowSet{}, fs); err != nil {
+		return err
+	}
+	n.unfollowNodes(fs.Nodes)
 	var errs []error
-	for _, t := range ts {
-		if !t.OwnedBy(n.ID.RawKey) {
+	for _, t := range fs.Trackers {
+		if !n.Followed(t) && !t.OwnedBy(n.ID.RawKey) {
 			errs = append(errs, n.net.Unfollow(t))
 		}
 	}
@@ -440,7 +467,7 @@ func (n *Node) discovered(d topics.Discovery) {
 	if !n.cfg.Promiscuous || seen && n.follows.has(d.Tracker) {
 		return
 	}
-	if err := n.Follow([]topics.TrackerID{d.Tracker}); err != nil {
+	if err := n.Follow(FollowSet{Trackers: []topics.TrackerID{d.Tracker}}); err != nil {
 		n.cfg.Logger.Warn("not following discovered tracker", "tracker", d.Tracker.String(), "err", err)
 	}
 }
@@ -488,8 +515,17 @@ func (n *Node) String() string {
 	return fmt.Sprintf("node %s peers %d following %d", n.ID.ID, n.Peers(), len(n.Following()))
 }
 
-// Followed reports whether the node follows a tracker (as stored).
-func (n *Node) Followed(t topics.TrackerID) bool { return n.follows.has(t) }
+// Followed reports whether the node follows a tracker, itself or through
+// a followed node.
+func (n *Node) Followed(t topics.TrackerID) bool {
+	if n.follows.has(t) {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.viaNodes[t]
+	return ok
+}
 
 // Run runs a node until ctx is done, as the commands do: it prints the
 // node's addresses on w, then, once ready, the line scripts wait for

@@ -69,7 +69,11 @@ func TestOfflineBacklogAnnounced(t *testing.T) {
 	tracker := topics.DeriveTrackerID(id.RawKey, "offline")
 
 	// b follows the tracker before it exists.
-	b := startNode(t, func() Config { c := fastConfig(bdir); c.Follow = []topics.TrackerID{tracker}; return c }())
+	b := startNode(t, func() Config {
+		c := fastConfig(bdir)
+		c.Follow = FollowSet{Trackers: []topics.TrackerID{tracker}}
+		return c
+	}())
 
 	// a appends offline: no node runs on its dir.
 	d, err := Open(adir)
@@ -131,7 +135,7 @@ func TestOfflineBacklogAnnounced(t *testing.T) {
 		}
 	}
 	bs, err := b.Status(ctx)
-	if err != nil || len(bs.Follows) != 1 || bs.Follows[0] != tracker || bs.Net.Accepted != 3 {
+	if err != nil || len(bs.Follows.Trackers) != 1 || bs.Follows.Trackers[0] != tracker || bs.Net.Accepted != 3 {
 		t.Fatalf("b status = %+v, %v", bs, err)
 	}
 }

@@ -80,20 +80,24 @@ func WriteSubscriberCursor(dir string, c uint64) error {
 	return writeCursor(filepath.Join(dir, cursorFile), c)
 }
 
-// follows is the set of trackers a node follows, kept in DIR/follows.
+// FollowSet is what a node follows: trackers, and nodes (whose node
+// tracker, and every tracker it lists, it follows).
+type FollowSet struct {
+	Trackers []topics.TrackerID `json:"trackers"`
+	Nodes    []string           `json:"nodes,omitempty"` // node IDs
+}
+
+// follows is a node's FollowSet, kept in DIR/follows.
 type follows struct {
 	path string
 
-	mu  sync.Mutex
-	set map[topics.TrackerID]struct{}
-}
-
-type followsJSON struct {
-	Trackers []topics.TrackerID `json:"trackers"`
+	mu       sync.Mutex
+	trackers map[topics.TrackerID]struct{}
+	nodes    map[string]struct{}
 }
 
 func loadFollows(dir string) (*follows, error) {
-	f := &follows{path: filepath.Join(dir, followsFile), set: make(map[topics.TrackerID]struct{})}
+	f := &follows{path: filepath.Join(dir, followsFile), trackers: make(map[topics.TrackerID]struct{}), nodes: make(map[string]struct{})}
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return f, nil
@@ -101,78 +105,99 @@ func loadFollows(dir string) (*follows, error) {
 	if err != nil {
 		return nil, err
 	}
-	var fj followsJSON
-	if err := json.Unmarshal(b, &fj); err != nil {
+	var fs FollowSet
+	if err := json.Unmarshal(b, &fs); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.path, err)
 	}
-	for _, t := range fj.Trackers {
-		f.set[t] = struct{}{}
+	for _, t := range fs.Trackers {
+		f.trackers[t] = struct{}{}
+	}
+	for _, n := range fs.Nodes {
+		f.nodes[n] = struct{}{}
 	}
 	return f, nil
 }
 
-// list returns the followed trackers, sorted.
-func (f *follows) list() []topics.TrackerID {
+// get returns the follow set, sorted.
+func (f *follows) get() FollowSet {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.listLocked()
+	return f.getLocked()
 }
 
-func (f *follows) listLocked() []topics.TrackerID {
-	out := make([]topics.TrackerID, 0, len(f.set))
-	for t := range f.set {
-		out = append(out, t)
+func (f *follows) getLocked() FollowSet {
+	var fs FollowSet
+	for t := range f.trackers {
+		fs.Trackers = append(fs.Trackers, t)
 	}
-	slices.SortFunc(out, func(a, b topics.TrackerID) int { return slices.Compare(a[:], b[:]) })
-	return out
+	slices.SortFunc(fs.Trackers, func(a, b topics.TrackerID) int { return slices.Compare(a[:], b[:]) })
+	for n := range f.nodes {
+		fs.Nodes = append(fs.Nodes, n)
+	}
+	slices.Sort(fs.Nodes)
+	return fs
 }
+
+// list returns the followed trackers, sorted.
+func (f *follows) list() []topics.TrackerID { return f.get().Trackers }
 
 func (f *follows) has(t topics.TrackerID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.set[t]
+	_, ok := f.trackers[t]
 	return ok
 }
 
-// change adds and removes trackers and saves the set if it changed.
-func (f *follows) change(add, remove []topics.TrackerID) error {
+// change adds and removes trackers and nodes, and saves the set if it
+// changed.
+func (f *follows) change(add, remove FollowSet) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	changed := false
-	for _, t := range add {
-		if _, ok := f.set[t]; !ok {
-			f.set[t] = struct{}{}
+	for _, t := range add.Trackers {
+		if _, ok := f.trackers[t]; !ok {
+			f.trackers[t], changed = struct{}{}, true
+		}
+	}
+	for _, n := range add.Nodes {
+		if _, ok := f.nodes[n]; !ok {
+			f.nodes[n], changed = struct{}{}, true
+		}
+	}
+	for _, t := range remove.Trackers {
+		if _, ok := f.trackers[t]; ok {
+			delete(f.trackers, t)
 			changed = true
 		}
 	}
-	for _, t := range remove {
-		if _, ok := f.set[t]; ok {
-			delete(f.set, t)
+	for _, n := range remove.Nodes {
+		if _, ok := f.nodes[n]; ok {
+			delete(f.nodes, n)
 			changed = true
 		}
 	}
 	if !changed {
 		return nil
 	}
-	b, err := json.Marshal(followsJSON{Trackers: f.listLocked()})
+	b, err := json.Marshal(f.getLocked())
 	if err != nil {
 		return err
 	}
 	return writeFileAtomic(f.path, b)
 }
 
-// Follows returns the trackers a data dir follows, as stored.
-func Follows(dir string) ([]topics.TrackerID, error) {
+// Follows returns what a data dir follows, as stored.
+func Follows(dir string) (FollowSet, error) {
 	f, err := loadFollows(dir)
 	if err != nil {
-		return nil, err
+		return FollowSet{}, err
 	}
-	return f.list(), nil
+	return f.get(), nil
 }
 
-// ChangeFollows adds and removes trackers in a data dir's stored follows,
-// for when no node runs on it.
-func ChangeFollows(dir string, add, remove []topics.TrackerID) error {
+// ChangeFollows adds to and removes from a data dir's stored follows, for
+// when no node runs on it.
+func ChangeFollows(dir string, add, remove FollowSet) error {
 	f, err := loadFollows(dir)
 	if err != nil {
 		return err

@@ -22,7 +22,7 @@ type Status struct {
 	Members []gossip.Member      `json:"members,omitempty"`
 	Events  []gossip.MemberEvent `json:"member_events,omitempty"`
 
-	Follows   []topics.TrackerID `json:"follows"`             // stored
+	Follows   FollowSet          `json:"follows"`             // stored
 	Following []topics.TrackerID `json:"following,omitempty"` // joined topics, own trackers included
 	Known     int                `json:"known_trackers"`      // learnt from discovery records
 
@@ -79,7 +79,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	s.Addrs, s.GossipAddr, s.Control = n.Addrs(), n.GossipAddr(), n.ControlPath()
 	s.Peers = n.Peers()
 	s.Members, s.Events = n.net.Members(), n.net.MemberEvents()
-	s.Follows, s.Following = n.follows.list(), n.Following()
+	s.Follows, s.Following = n.follows.get(), n.Following()
 	s.Known = len(n.Known())
 	s.Net = n.net.Stats()
 	s.Sync, s.SyncPending = n.net.SyncStats(), n.syncQ.pending()

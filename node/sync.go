@@ -59,7 +59,7 @@ func (n *Node) scheduleSync(t topics.TrackerID) {
 }
 
 func (n *Node) followsOrOwns(t topics.TrackerID) bool {
-	return n.follows.has(t) || t.OwnedBy(n.ID.RawKey)
+	return n.Followed(t) || t.OwnedBy(n.ID.RawKey)
 }
 
 // take returns a due job not being worked on, or how long until one is due.
@@ -187,7 +187,7 @@ func (n *Node) learn(heads []gossip.WireHead) {
 			if !n.cfg.Promiscuous {
 				continue
 			}
-			if err := n.Follow([]topics.TrackerID{h.Tracker}); err != nil {
+			if err := n.Follow(FollowSet{Trackers: []topics.TrackerID{h.Tracker}}); err != nil {
 				n.cfg.Logger.Debug("not following tracker from inventory", "tracker", h.Tracker.String(), "err", err)
 				continue
 			}

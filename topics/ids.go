@@ -186,3 +186,20 @@ func clip(s string) string {
 	}
 	return s[:max] + "…"
 }
+
+// NodeKey returns the raw Ed25519 public key a node ID stands for.
+func NodeKey(nodeID string) ([]byte, error) {
+	id, err := peer.Decode(nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("node id %q: %v", clip(nodeID), err)
+	}
+	k, err := id.ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("node id %q: no key inside: %v", clip(nodeID), err)
+	}
+	raw, err := RawPublicKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("node id %q: %w", clip(nodeID), err)
+	}
+	return raw, nil
+}

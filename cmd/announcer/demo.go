@@ -56,7 +56,7 @@ Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
 }
 
 // demoNode starts one demo node.
-func demoNode(ctx context.Context, dir string, join []string, follow []topics.TrackerID, promiscuous bool) (*node.Node, error) {
+func demoNode(ctx context.Context, dir string, join []string, follow node.FollowSet, promiscuous bool) (*node.Node, error) {
 	n, err := node.Start(ctx, node.Config{
 		Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
 		Follow: follow, Promiscuous: promiscuous,
@@ -103,19 +103,19 @@ func demo(ctx context.Context, root string) error {
 	tracker := topics.DeriveTrackerID(id.RawKey, doc.Info.Name)
 
 	fmt.Println("== three nodes on loopback")
-	a, err := demoNode(ctx, adir, nil, nil, false)
+	a, err := demoNode(ctx, adir, nil, node.FollowSet{}, false)
 	if err != nil {
 		return err
 	}
 	defer a.Shutdown(context.Background())
 	fmt.Printf("  announcer %s  gossip %s\n", a.ID.ID, a.GossipAddr())
-	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, []topics.TrackerID{tracker}, false)
+	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, node.FollowSet{Trackers: []topics.TrackerID{tracker}}, false)
 	if err != nil {
 		return err
 	}
 	defer f.Shutdown(context.Background())
 	fmt.Printf("  follower  %s  joined the announcer; follows tracker %s\n", f.ID.ID, tracker)
-	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, nil, true)
+	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, node.FollowSet{}, true)
 	if err != nil {
 		return err
 	}

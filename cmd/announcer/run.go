@@ -101,9 +101,12 @@ func printStatus(s *node.Status) {
 		fmt.Fprintf(w, "sync\t%d fetches (%d failed), %d envelopes stored, %d served, %d bad peers, %d trackers pending\n",
 			s.Sync.Fetches, s.Sync.FetchFailures, s.Sync.Stored, s.Sync.Served, s.Sync.Violations, s.SyncPending)
 	}
-	fmt.Fprintf(w, "follows\t%d\n", len(s.Follows))
-	for _, t := range s.Follows {
-		fmt.Fprintf(w, "  follow\t%s\n", t)
+	fmt.Fprintf(w, "follows\t%d trackers, %d nodes\n", len(s.Follows.Trackers), len(s.Follows.Nodes))
+	for _, t := range s.Follows.Trackers {
+		fmt.Fprintf(w, "  follow\ttracker %s\n", t)
+	}
+	for _, n := range s.Follows.Nodes {
+		fmt.Fprintf(w, "  follow\tnode %s\n", n)
 	}
 	fmt.Fprintf(w, "chains\t%d, %d gaps, %d forks\n", len(s.Heads), s.Gaps(), s.Forks())
 	for _, h := range s.Heads {

@@ -279,7 +279,7 @@ func TestNetwork(t *testing.T) {
 	// The announcer's status shows its peers, chains and log.
 	status := cli(t, "", "status", "--data", adir)
 	for _, want := range []string{"state           running", "peers           4 connected, 4 members",
-		"chains          3, 0 gaps, 0 forks", "log             204 entries", "follows         0"} {
+		"chains          3, 0 gaps, 0 forks", "log             204 entries", "follows         0 trackers, 0 nodes"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}

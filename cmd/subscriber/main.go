@@ -64,31 +64,15 @@ func exitCode(err error) int {
 	return 1
 }
 
-// trackerList is a repeatable --follow/--unfollow flag.
-type trackerList []topics.TrackerID
-
-func (l *trackerList) String() string { return fmt.Sprint(len(*l)) }
-
-func (l *trackerList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		t, err := topics.ParseTrackerID(strings.TrimSpace(s))
-		if err != nil {
-			return err
-		}
-		*l = append(*l, t)
-	}
-	return nil
-}
-
 // options are the subscriber's own flags.
 type options struct {
 	common      flags.Common
 	node        flags.Node
-	follow      trackerList
-	unfollow    trackerList
+	unfollow    flags.FollowList
 	promiscuous bool
 	since       int64
 	format      string
+	quiet       bool
 }
 
 func root() *ffcli.Command {
@@ -97,11 +81,11 @@ func root() *ffcli.Command {
 	fs.SetOutput(&usageText)
 	o.common.Register(fs)
 	o.node.Register(fs)
-	fs.Var(&o.follow, "follow", "follow tracker `ID` (kept in the dir), repeatable")
-	fs.Var(&o.unfollow, "unfollow", "stop following tracker `ID`, repeatable")
+	fs.Var(&o.unfollow, "unfollow", "stop following a tracker or node `ID`, repeatable")
 	fs.BoolVar(&o.promiscuous, "promiscuous", false, "follow every tracker learnt from discovery records, up to --max-trackers, and print everything")
 	fs.Int64Var(&o.since, "since", -1, "print the entries after cursor `C` (0: everything), instead of resuming after the last printed")
 	fs.StringVar(&o.format, "format", output.Text, "json (one Entry per line) or text (one line per Thing)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr during a long catch-up")
 
 	follows := &ffcli.Command{
 		Name:       "follows",
@@ -114,12 +98,15 @@ func root() *ffcli.Command {
 	fc.Register(follows.FlagSet)
 	follows.Options = fc.Options()
 	follows.Exec = func(context.Context, []string) error {
-		ts, err := node.Follows(fc.Data)
+		fs, err := node.Follows(fc.Data)
 		if err != nil {
 			return err
 		}
-		for _, t := range ts {
-			fmt.Println(t)
+		for _, t := range fs.Trackers {
+			fmt.Printf("tracker %s\n", t)
+		}
+		for _, n := range fs.Nodes {
+			fmt.Printf("node %s\n", n)
 		}
 		return nil
 	}
@@ -172,7 +159,7 @@ func subscribe(ctx context.Context, o *options) error {
 	if _, _, err := node.InitIdentity(dir); err != nil {
 		return err
 	}
-	if err := node.ChangeFollows(dir, o.follow, o.unfollow); err != nil {
+	if err := node.ChangeFollows(dir, o.node.Follow.IDs, o.unfollow.IDs); err != nil {
 		return err
 	}
 	cfg, err := o.node.Config(dir)
@@ -180,6 +167,9 @@ func subscribe(ctx context.Context, o *options) error {
 		return usagef("%v", err)
 	}
 	cfg.Promiscuous = o.promiscuous
+	if !o.quiet {
+		cfg.OnProgress = newProgress(os.Stderr).update
+	}
 	return node.Run(ctx, cfg, os.Stderr, func(ctx context.Context, n *node.Node) error {
 		r := n.Log.NewReader(p.last)
 		for {
@@ -204,28 +194,23 @@ func subscribe(ctx context.Context, o *options) error {
 
 // attach subscribes to the node already running on the dir.
 func attach(ctx context.Context, c *node.Client, o *options, p *printer) error {
-	if len(o.follow) > 0 {
-		if err := c.Follow(ctx, o.follow); err != nil {
-			return err
-		}
+	if err := c.Follow(ctx, o.node.Follow.IDs); err != nil {
+		return err
 	}
-	if len(o.unfollow) > 0 {
-		if err := c.Unfollow(ctx, o.unfollow); err != nil {
-			return err
-		}
+	if err := c.Unfollow(ctx, o.unfollow.IDs); err != nil {
+		return err
 	}
-	var trackers []topics.TrackerID
 	if !o.promiscuous {
 		st, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
-		if trackers = st.Follows; len(trackers) == 0 {
+		if len(st.Follows.Trackers)+len(st.Follows.Nodes) == 0 {
 			return errors.New("following nothing: give --follow ID or --promiscuous")
 		}
 	}
 	fmt.Fprintf(os.Stderr, "attached to the node running on %s\n", o.common.Data)
-	s, err := c.Subscribe(ctx, p.last, trackers)
+	s, err := c.Subscribe(ctx, p.last, !o.promiscuous)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,12 @@ func removeStale() {
 }
 
 // newLab creates the bridge and n hosts, 10.213.0.1 … 10.213.0.n.
-func newLab(t *testing.T, n int) *lab {
+func newLab(t *testing.T, n int) *lab { return newSplitLab(t, n, n) }
+
+// newSplitLab creates hosts 1…n, those up to split on one bridge and the
+// others on a second, the two bridges joined by a link that cut can take
+// down: a network that can be partitioned.
+func newSplitLab(t *testing.T, n, split int) *lab {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("SKIP: the multi-host test needs root to create network namespaces")
@@ -88,8 +93,23 @@ func newLab(t *testing.T, n int) *lab {
 		{"ip", "-n", l.ns("br"), "link", "add", "br0", "type", "bridge"},
 		{"ip", "-n", l.ns("br"), "link", "set", "br0", "up"},
 	}
+	if split < n {
+		steps = append(steps,
+			[]string{"ip", "-n", l.ns("br"), "link", "add", "br1", "type", "bridge"},
+			[]string{"ip", "-n", l.ns("br"), "link", "set", "br1", "up"},
+			[]string{"ip", "-n", l.ns("br"), "link", "add", "bx", "type", "veth", "peer", "name", "by"},
+			[]string{"ip", "-n", l.ns("br"), "link", "set", "bx", "master", "br0"},
+			[]string{"ip", "-n", l.ns("br"), "link", "set", "by", "master", "br1"},
+			[]string{"ip", "-n", l.ns("br"), "link", "set", "bx", "up"},
+			[]string{"ip", "-n", l.ns("br"), "link", "set", "by", "up"},
+		)
+	}
 	for i := 1; i <= n; i++ {
 		h, v, p := l.host(i), l.veth(i), l.veth(i)+"p"
+		bridge := "br0"
+		if i > split {
+			bridge = "br1"
+		}
 		steps = append(steps,
 			[]string{"ip", "netns", "add", h},
 			[]string{"ip", "-n", h, "link", "set", "lo", "up"},
@@ -98,7 +118,7 @@ func newLab(t *testing.T, n int) *lab {
 			[]string{"ip", "link", "set", p, "netns", l.ns("br")},
 			[]string{"ip", "-n", h, "addr", "add", l.addr(i) + "/24", "dev", v},
 			[]string{"ip", "-n", h, "link", "set", v, "up"},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", p, "master", "br0"},
+			[]string{"ip", "-n", l.ns("br"), "link", "set", p, "master", bridge},
 			[]string{"ip", "-n", l.ns("br"), "link", "set", p, "up"},
 		)
 	}
@@ -123,6 +143,18 @@ func (l *lab) link(i int, up bool) {
 		state = "up"
 	}
 	if err := run("ip", "-n", l.host(i), "link", "set", l.veth(i), state); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// partition cuts (or, with heal, restores) the link between the bridges.
+func (l *lab) partition(heal bool) {
+	l.t.Helper()
+	state := "down"
+	if heal {
+		state = "up"
+	}
+	if err := run("ip", "-n", l.ns("br"), "link", "set", "bx", state); err != nil {
 		l.t.Fatal(err)
 	}
 }
@@ -231,4 +263,106 @@ func TestMultiHost(t *testing.T) {
 	}
 	t.Logf("all hosts hold all 45 announcements, each once")
 	a.stop()
+}
+
+// TestPartition: two groups of hosts cut apart publish independently;
+// after the partition heals, every node converges to the same set, with
+// nothing lost or duplicated.
+func TestPartition(t *testing.T) {
+	l := newSplitLab(t, 4, 2)
+	root := t.TempDir()
+	adir, cdir := filepath.Join(root, "a"), filepath.Join(root, "c")
+	cli(t, "", "init", "--data", adir)
+	cli(t, "", "init", "--data", cdir)
+	t1 := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", adir, "--name", "left"))
+	t2 := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", cdir, "--name", "right"))
+
+	timing := []string{"--heartbeat", "200ms", "--probe-interval", "500ms", "--discovery-interval", "2s",
+		"--anti-entropy-interval", "2s", "--log-level", "error", "--follow", t1, "--follow", t2}
+	nodeArgs := func(i int, join ...int) []string {
+		args := append([]string{"--listen", "/ip4/" + l.addr(i) + "/tcp/7601", "--gossip-addr", l.addr(i) + ":7946"}, timing...)
+		for _, j := range join {
+			args = append(args, "--join", l.addr(j)+":7946")
+		}
+		return args
+	}
+	dirs := []string{adir, filepath.Join(root, "b"), cdir, filepath.Join(root, "d")}
+	procs := []*proc{
+		l.start(1, "host1", announcerBin, append([]string{"run", "--data", dirs[0]}, nodeArgs(1)...)...),
+	}
+	procs[0].waitReady()
+	procs = append(procs, l.start(2, "host2", subscriberBin, append([]string{"--data", dirs[1], "--format", "json"}, nodeArgs(2, 1)...)...))
+	procs[1].waitReady()
+	procs = append(procs, l.start(3, "host3", announcerBin, append([]string{"run", "--data", dirs[2]}, nodeArgs(3, 2)...)...))
+	procs[2].waitReady()
+	procs = append(procs, l.start(4, "host4", subscriberBin, append([]string{"--data", dirs[3], "--format", "json"}, nodeArgs(4, 3)...)...))
+	procs[3].waitReady()
+
+	converged := func(want int, d time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for {
+			ok := true
+			for _, dir := range dirs {
+				if len(logIDs(t, dir, t1)) != want || len(logIDs(t, dir, t2)) != want {
+					ok = false
+				}
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				for i, dir := range dirs {
+					t.Logf("host%d holds %d of left, %d of right", i+1, len(logIDs(t, dir, t1)), len(logIDs(t, dir, t2)))
+				}
+				t.Fatalf("not converged to %d each after %v", want, d)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	cli(t, ndjson("before", 10), "publish", "--data", adir, "--tracker", t1, "-")
+	cli(t, ndjson("before", 10), "publish", "--data", cdir, "--tracker", t2, "-")
+	converged(11, 60*time.Second)
+	t.Logf("before the partition: all four hold both trackers")
+
+	l.partition(false)
+	t.Logf("partitioned: hosts 1-2 | hosts 3-4")
+	deadline0 := time.Now().Add(30 * time.Second)
+	for !strings.Contains(cli(t, "", "status", "--data", dirs[0]), "2 deaths") {
+		if time.Now().After(deadline0) {
+			t.Fatal("host1 never found the other side dead")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("host1 found hosts 3 and 4 dead")
+	cli(t, ndjson("left", 30), "publish", "--data", adir, "--tracker", t1, "-")
+	cli(t, ndjson("right", 30), "publish", "--data", cdir, "--tracker", t2, "-")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(logIDs(t, dirs[1], t1)) != 41 || len(logIDs(t, dirs[3], t2)) != 41 {
+		if time.Now().After(deadline) {
+			t.Fatal("announcements did not spread within each side")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(logIDs(t, dirs[1], t2)) != 11 || len(logIDs(t, dirs[3], t1)) != 11 {
+		t.Fatal("something crossed the partition")
+	}
+	t.Logf("each side holds its own 30 new announcements, not the other's")
+
+	l.partition(true)
+	start := time.Now()
+	converged(41, 90*time.Second)
+	t.Logf("healed: all four converged to 41 of each tracker in %v", time.Since(start).Round(100*time.Millisecond))
+	for _, p := range []*proc{procs[1], procs[3]} {
+		seen := map[topics.ID]bool{}
+		for _, e := range p.entries() {
+			if seen[e.ID] {
+				t.Errorf("%s printed %s twice", p.name, e.ID)
+			}
+			seen[e.ID] = true
+		}
+		if len(seen) != 82 {
+			t.Errorf("%s printed %d announcements, want 82", p.name, len(seen))
+		}
+	}
 }

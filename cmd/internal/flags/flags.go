@@ -19,6 +19,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/node"
+	"github.com/thingtracker/ttn/topics"
 )
 
 // Common holds the flags every command has.
@@ -102,8 +103,32 @@ func (l *List) Set(v string) error {
 	return nil
 }
 
+// FollowList is a repeatable flag of tracker IDs and node IDs (also
+// comma-separated).
+type FollowList struct{ IDs node.FollowSet }
+
+func (l *FollowList) String() string { return fmt.Sprint(len(l.IDs.Trackers) + len(l.IDs.Nodes)) }
+
+// Set adds IDs.
+func (l *FollowList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if t, err := topics.ParseTrackerID(s); err == nil {
+			l.IDs.Trackers = append(l.IDs.Trackers, t)
+			continue
+		}
+		if _, err := topics.NodeKey(s); err == nil {
+			l.IDs.Nodes = append(l.IDs.Nodes, s)
+			continue
+		}
+		return fmt.Errorf("%q: want a tracker ID (26 characters) or a node ID (12D3KooW…)", s)
+	}
+	return nil
+}
+
 // Node holds the flags of a running node (announcer run, subscriber).
 type Node struct {
+	Follow            FollowList
 	Listen            List
 	GossipAddr        string
 	Join              List
@@ -119,6 +144,7 @@ type Node struct {
 
 // Register adds the node flags to fs.
 func (f *Node) Register(fs *flag.FlagSet) {
+	fs.Var(&f.Follow, "follow", "follow tracker `ID`, or node ID (its node tracker and every tracker it lists, now and later); kept in the dir; repeatable")
 	fs.Var(&f.Listen, "listen", "libp2p listen `MULTIADDR`, repeatable (default "+gossip.DefaultListen+"; tcp/0: ephemeral)")
 	fs.StringVar(&f.GossipAddr, "gossip-addr", gossip.DefaultGossipAddr, "memberlist `HOST:PORT` (port 0: ephemeral; off: no membership)")
 	fs.Var(&f.Join, "join", "memberlist `HOST:PORT` of a member to join, repeatable")
@@ -140,6 +166,7 @@ func (f *Node) Config(dir string) (node.Config, error) {
 	}
 	cfg := node.Config{
 		Dir:                 dir,
+		Follow:              f.Follow.IDs,
 		Logger:              slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Listen:              f.Listen,
 		GossipAddr:          f.GossipAddr,

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// logIDs returns the IDs of a data dir's log entries of trackers, through
+// the announcer command (and the running node's socket).
+func logIDs(t *testing.T, dir string, trackers ...string) map[topics.ID]bool {
+	t.Helper()
+	want := map[string]bool{}
+	for _, tr := range trackers {
+		want[tr] = true
+	}
+	out := map[topics.ID]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(cli(t, "", "log", "--data", dir, "--format", "json")), "\n") {
+		if line == "" {
+			continue
+		}
+		var e topics.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if want[e.Tracker.String()] {
+			out[e.ID] = true
+		}
+	}
+	return out
+}
+
+// TestFollowerRestartCatchesUp: a follower is stopped while 5,000
+// announcements on three trackers by two authors are published, then
+// restarted: it ends with exactly the announcements of what it follows,
+// each printed once over its two runs.
+func TestFollowerRestartCatchesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: 5,000 announcements")
+	}
+	root := t.TempDir()
+	adir, bdir := filepath.Join(root, "a"), filepath.Join(root, "b")
+	a := startProc(t, "a", announcerBin, append([]string{"run", "--data", adir}, fast...)...)
+	ga := a.waitReady()
+	b := startProc(t, "b", announcerBin, append([]string{"run", "--data", bdir, "--join", ga}, fast...)...)
+	b.waitReady()
+	t1 := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", adir, "--name", "t1"))
+	t2 := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", adir, "--name", "t2"))
+	t3 := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", bdir, "--name", "t3"))
+
+	args := append([]string{"--data", filepath.Join(root, "s"), "--join", ga, "--follow", t1, "--follow", t3, "--format", "json", "--quiet"}, fast...)
+	s := startProc(t, "s", subscriberBin, args...)
+	s.waitReady()
+	cli(t, ndjson("live", 10), "publish", "--data", adir, "--tracker", t1, "-")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(s.entries()) < 12 { // t1: tracker + 10; t3: tracker
+		if time.Now().After(deadline) {
+			t.Fatalf("first run printed %d entries", len(s.entries()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	first := s.entries()
+
+	cli(t, ndjson("t1", 2000), "publish", "--data", adir, "--tracker", t1, "-")
+	cli(t, ndjson("t2", 1500), "publish", "--data", adir, "--tracker", t2, "-")
+	cli(t, ndjson("t3", 1500), "publish", "--data", bdir, "--tracker", t3, "-")
+
+	want := logIDs(t, adir, t1)
+	for id := range logIDs(t, bdir, t3) {
+		want[id] = true
+	}
+	if len(want) != 2+2010+1500 {
+		t.Fatalf("the publishers hold %d announcements of t1 and t3", len(want))
+	}
+	again := startProc(t, "s again", subscriberBin, args...)
+	again.waitReady()
+	deadline = time.Now().Add(60 * time.Second)
+	for len(first)+len(again.entries()) < len(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("printed %d of %d", len(first)+len(again.entries()), len(want))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	printed := map[topics.ID]int{}
+	for _, e := range append(first, again.entries()...) {
+		printed[e.ID]++
+		if _, err := topics.Validate(e.Topic, e.Envelope, time.Time{}); err != nil {
+			t.Fatalf("printed an invalid envelope: %v", err)
+		}
+	}
+	for id, n := range printed {
+		if n != 1 {
+			t.Errorf("%s printed %d times", id, n)
+		}
+		if !want[id] {
+			t.Errorf("%s printed but not followed", id)
+		}
+	}
+	if len(printed) != len(want) {
+		t.Fatalf("printed %d distinct announcements, want %d", len(printed), len(want))
+	}
+}

@@ -1,0 +1,339 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// netPeer is a bare network node on its own log: the test decides what it
+// publishes.
+type netPeer struct {
+	key crypto.PrivKey
+	log *feed.Log
+	net *gossip.Node
+}
+
+func newNetPeer(t *testing.T, key crypto.PrivKey) *netPeer {
+	t.Helper()
+	if key == nil {
+		key, _, _ = crypto.GenerateEd25519Key(nil)
+	}
+	l, err := feed.Open(filepath.Join(t.TempDir(), "log"), feed.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := LogStore{Log: l}
+	n, err := gossip.New(context.Background(), gossip.Config{Key: key, Store: store, History: store,
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "off", Heartbeat: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close(); l.Close() })
+	return &netPeer{key: key, log: l, net: n}
+}
+
+// chain signs n linked Thing announcements of key on tracker name; variant
+// changes their content.
+func chain(t *testing.T, key crypto.PrivKey, name string, n int, variant string) []*topics.Announcement {
+	t.Helper()
+	return chainFrom(t, key, name, 1, topics.ID{}, n, variant)
+}
+
+// chainFrom signs n linked announcements from seq first, after prev.
+func chainFrom(t *testing.T, key crypto.PrivKey, name string, first uint64, prev topics.ID, n int, variant string) []*topics.Announcement {
+	t.Helper()
+	raw, _ := topics.RawPublicKey(key.GetPublic())
+	var out []*topics.Announcement
+	for i := int(first); i < int(first)+n; i++ {
+		a, err := topics.Sign(key, &topics.Payload{V: 1, Kind: topics.KindThing, Tracker: topics.DeriveTrackerID(raw, name),
+			Seq: uint64(i), Prev: prev, Time: topics.FormatTime(time.Now()),
+			Thing: &topics.Thing{ID: fmt.Sprintf("t%d", i), Title: "T " + variant, Version: "1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+		prev = a.ID
+	}
+	return out
+}
+
+func appendAll(t *testing.T, l *feed.Log, anns []*topics.Announcement) {
+	t.Helper()
+	if _, err := l.AppendAll(context.Background(), anns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGapRepair: a live message a node missed is repaired through gap
+// detection: the next one it receives shows the hole.
+func TestGapRepair(t *testing.T) {
+	b := startNode(t, fastConfig(filepath.Join(t.TempDir(), "b")))
+	c := newNetPeer(t, nil)
+	anns := chain(t, c.key, "gappy", 5, "a")
+	tracker := anns[0].Payload.Tracker
+	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.net.Follow(tracker); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if c.net.MeshPeers(tracker) == 0 {
+			return errors.New("no mesh yet")
+		}
+		return nil
+	})
+	appendAll(t, c.log, anns)
+	for i, a := range anns {
+		if i == 2 {
+			continue // seq 3 is stored by c but never sent live
+		}
+		if err := c.net.Publish(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		hs, err := b.Log.TrackerHeads(tracker)
+		if err != nil || len(hs) != 1 || hs[0].Seq != 5 || len(hs[0].Gaps) != 0 {
+			return fmt.Errorf("b's head: %+v %v", hs, err)
+		}
+		return nil
+	})
+	if st, _ := b.Status(context.Background()); st.Sync.Stored < 1 {
+		t.Errorf("seq 3 did not come by sync: %+v", st.Sync)
+	}
+}
+
+// TestForkDiscoveredThroughHeads: the requester's head ID differs from the
+// responder's at that seq: the responder sends its envelope, the requester
+// stores it as fork evidence and freezes the chain.
+func TestForkDiscoveredThroughHeads(t *testing.T) {
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	main := chain(t, key, "forked", 5, "main")
+	alt := chainFrom(t, key, "forked", 3, main[1].ID, 3, "alt") // seqs 3..5 after main's 2
+	tracker := main[0].Payload.Tracker
+	b := newNetPeer(t, nil)
+	c := newNetPeer(t, nil)
+	appendAll(t, b.log, main)
+	appendAll(t, c.log, append(main[:2:2], alt...)) // c diverges at seq 3, below b's head
+	if err := b.net.Connect(context.Background(), c.net.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.net.Fetch(context.Background(), c.net.ID(), tracker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Forks != 1 {
+		t.Fatalf("fetch result %+v, want one fork", r)
+	}
+	hs, _ := b.log.TrackerHeads(tracker)
+	if len(hs) != 1 || hs[0].Fork == nil || hs[0].Fork.Seq != 5 {
+		t.Fatalf("head after the fetch: %+v", hs)
+	}
+}
+
+// TestBadResponderRefused: a responder sending tampered or unrequested
+// envelopes is dropped and banned, and nothing of what it sent is stored.
+func TestBadResponderRefused(t *testing.T) {
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	anns := chain(t, key, "served", 6, "a")
+	tracker := anns[0].Payload.Tracker
+	other := chain(t, key, "elsewhere", 1, "a")[0]
+	tampered := append([]byte(nil), anns[4].Raw()...)
+	tampered[len(tampered)-1] ^= 1
+	for _, tc := range []struct {
+		name string
+		envs [][]byte
+	}{
+		{"tampered", [][]byte{anns[3].Raw(), tampered, anns[5].Raw()}},
+		{"other tracker", [][]byte{anns[3].Raw(), other.Raw()}},
+		{"below the head", [][]byte{anns[1].Raw(), anns[3].Raw()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newNetPeer(t, nil)
+			appendAll(t, b.log, anns[:3]) // b holds seq 1..3
+			h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			// A lying responder: the real serving code over a history that
+			// returns the crafted envelopes as seqs 4, 5, 6.
+			lies := lyingHistory{tracker: tracker, key: key, envs: tc.envs}
+			h.SetStreamHandler(gossip.SyncProtocol, func(s network.Stream) {
+				defer s.Close()
+				br := bufio.NewReader(s)
+				n, _ := binary.ReadUvarint(br)
+				br.Discard(int(n)) // the request: b holds seq 1..3
+				req := gossip.FetchRequest{Tracker: tracker, All: true, Chains: []gossip.WireChain{{Author: anns[0].Payload.Author, Seq: 3, ID: anns[2].ID}}}
+				gossip.ServeFetch(context.Background(), s, lies, req, nil)
+			})
+			if err := b.net.Connect(context.Background(), h.Addrs()[0].String()+"/p2p/"+h.ID().String()); err != nil {
+				t.Fatal(err)
+			}
+			last := b.log.Last()
+			_, err = b.net.Fetch(context.Background(), h.ID(), tracker)
+			if !errors.Is(err, gossip.ErrBadPeer) {
+				t.Fatalf("fetch: %v, want a bad peer", err)
+			}
+			if b.log.Last() != last {
+				t.Fatal("something of the bad batch was stored")
+			}
+			if st := b.net.SyncStats(); st.Violations != 1 {
+				t.Errorf("violations %d", st.Violations)
+			}
+			if _, err := b.net.Fetch(context.Background(), h.ID(), tracker); err == nil {
+				t.Error("a banned peer was asked again")
+			}
+		})
+	}
+}
+
+// lyingHistory serves envs as if they were seqs 4, 5, 6… of one chain.
+type lyingHistory struct {
+	tracker topics.TrackerID
+	key     crypto.PrivKey
+	envs    [][]byte
+}
+
+func (l lyingHistory) Heads(string, int, []topics.TrackerID) ([]gossip.Head, string, error) {
+	raw, _ := topics.RawPublicKey(l.key.GetPublic())
+	id, _ := topics.NodeID(l.key.GetPublic())
+	top := uint64(3 + len(l.envs))
+	return []gossip.Head{{Tracker: l.tracker, Author: id, AuthorKey: raw, Seq: top, Max: top}}, "", nil
+}
+
+func (l lyingHistory) Chain(_ topics.TrackerID, _ []byte, from uint64, _ int) ([]gossip.ChainEnvelope, error) {
+	var out []gossip.ChainEnvelope
+	for i, e := range l.envs {
+		if seq := uint64(4 + i); seq >= from {
+			out = append(out, gossip.ChainEnvelope{Seq: seq, Envelope: e})
+		}
+	}
+	return out, nil
+}
+
+func (l lyingHistory) AppendAll(context.Context, []*topics.Announcement) ([]topics.Outcome, error) {
+	return nil, errors.New("read only")
+}
+
+// TestNewNodeCatchesUpWithFailover: a brand-new node joins a network
+// holding 20,000 announcements and catches up fully; the peer serving it is
+// stopped mid-transfer and it finishes from another.
+func TestNewNodeCatchesUpWithFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: 20,000 announcements")
+	}
+	const total = 20000
+	root := t.TempDir()
+	a := startNode(t, fastConfig(filepath.Join(root, "a")))
+	tr, err := a.CreateTracker(context.Background(), topics.TrackerInfo{Name: "big"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	things := make([]topics.Thing, total)
+	for i := range things {
+		things[i] = topics.Thing{ID: fmt.Sprint(i), Title: "A Thing with a title", Version: "1", Description: "A description of some length to make the announcement realistic."}
+	}
+	if _, err := a.Publish(context.Background(), tr.ID, things); err != nil {
+		t.Fatal(err)
+	}
+	relayCfg := fastConfig(filepath.Join(root, "relay"), a.GossipAddr())
+	relayCfg.Follow = FollowSet{Trackers: []topics.TrackerID{tr.ID}}
+	relay := startNode(t, relayCfg)
+	waitFor(t, 60*time.Second, func() error {
+		if hs, _ := relay.Log.TrackerHeads(tr.ID); len(hs) == 0 || hs[0].Seq != total+1 {
+			return fmt.Errorf("relay holds %v", hs)
+		}
+		return nil
+	})
+
+	servers := map[string]*Node{"a": a, "relay": relay}
+	killed := make(chan string, 1)
+	newCfg := fastConfig(filepath.Join(root, "new"), relay.GossipAddr())
+	newCfg.Follow = FollowSet{Trackers: []topics.TrackerID{tr.ID}}
+	newCfg.OnProgress = func(_ topics.TrackerID, r gossip.FetchResult) {
+		if r.Received < 5000 || len(killed) > 0 {
+			return
+		}
+		for name, s := range servers {
+			if s.net.SyncStats().Served > 0 {
+				killed <- name
+				go s.net.Close() // mid-transfer: streams reset
+				return
+			}
+		}
+	}
+	n := startNode(t, newCfg)
+	waitFor(t, 120*time.Second, func() error {
+		hs, _ := n.Log.TrackerHeads(tr.ID)
+		if len(hs) == 0 || hs[0].Seq != total+1 || len(hs[0].Gaps) != 0 {
+			return fmt.Errorf("new node holds %v", hs)
+		}
+		return nil
+	})
+	select {
+	case name := <-killed:
+		t.Logf("stopped %s mid-transfer; the new node finished from the other", name)
+	default:
+		t.Fatal("no server was stopped mid-transfer")
+	}
+	if st := n.Log.Stats(); st.Entries != total+1 {
+		t.Fatalf("new node holds %d entries", st.Entries)
+	}
+}
+
+// TestFollowNode: following a node follows a tracker it creates later, and
+// brings its history.
+func TestFollowNode(t *testing.T) {
+	root := t.TempDir()
+	a := startNode(t, fastConfig(filepath.Join(root, "a")))
+	cfg := fastConfig(filepath.Join(root, "f"), a.GossipAddr())
+	cfg.Follow = FollowSet{Nodes: []string{a.ID.ID}}
+	f := startNode(t, cfg)
+
+	tr, err := a.CreateTracker(context.Background(), topics.TrackerInfo{Name: "later"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	things := make([]topics.Thing, 50)
+	for i := range things {
+		things[i] = topics.Thing{ID: fmt.Sprint(i), Title: "T", Version: "1"}
+	}
+	if _, err := a.Publish(context.Background(), tr.ID, things); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		hs, _ := f.Log.TrackerHeads(tr.ID)
+		if len(hs) == 0 || hs[0].Seq != 51 || len(hs[0].Gaps) != 0 {
+			return fmt.Errorf("follower holds %v of the new tracker", hs)
+		}
+		return nil
+	})
+	if !f.Followed(tr.ID) {
+		t.Error("the follower does not count the tracker as followed")
+	}
+	// Unfollowing the node lets its trackers go.
+	if err := f.Unfollow(FollowSet{Nodes: []string{a.ID.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.Followed(tr.ID) {
+		t.Error("still following the node's tracker after unfollowing the node")
+	}
+}
