@@ -342,6 +342,23 @@ func scanThingRows(l *Log, tracker topics.TrackerID, thing string) ([]thingRow, 
 	return rows, nil
 }
 
+// ScanChain calls fn for the envelopes of one chain with seq ≥ from, in
+// chain order, until fn returns false. The envelope is only valid during
+// the call (no copy is made): the cheapest way to read a chain.
+func (l *Log) ScanChain(tracker topics.TrackerID, authorKey []byte, from uint64, fn func(seq uint64, variant byte, envelope []byte) bool) error {
+	k := makeChainKey(tracker, authorKey)
+	prefix := append([]byte{prefixChain}, k[:]...)
+	return l.view(func() error {
+		return l.scan(prefix, chainSeqKey(k, from), func(key, v []byte) (bool, error) {
+			if len(key) != 1+len(k)+9 || len(v) < 64 {
+				return false, fmt.Errorf("feed: bad chain record")
+			}
+			seq := binary.BigEndian.Uint64(key[1+len(k):])
+			return fn(seq, key[len(key)-1], v[64:]), nil
+		})
+	})
+}
+
 // Thing returns the state of one Thing, or ErrNotFound.
 func (l *Log) Thing(tracker topics.TrackerID, id string) (*ThingState, error) {
 	var s *ThingState

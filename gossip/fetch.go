@@ -3,6 +3,7 @@ package gossip
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -78,25 +79,26 @@ func ServeFetch(ctx context.Context, w io.Writer, h History, req FetchRequest, c
 	if err := writeJSON(bw, &syncMsg{Type: "plan", Count: plan}); err != nil {
 		return 0, err
 	}
-	b := &batcher{w: bw, charge: charge}
+	b := newBatcher(bw, charge)
 	for _, hd := range serve {
-		if err := ctx.Err(); err != nil {
-			return b.sent, err
+		if err = ctx.Err(); err != nil {
+			break
 		}
-		if err := serveChain(h, b, hd, asked[hd.Author]); err != nil {
-			if errors.Is(err, ErrBudget) {
-				return b.sent, errors.Join(ErrBudget, writeJSON(bw, &syncMsg{Type: "done", Error: "budget"}))
-			}
-			return b.sent, err
+		if err = serveChain(h, b, hd, asked[hd.Author]); err != nil {
+			break
 		}
 	}
-	if err := b.flush(); err != nil {
-		if errors.Is(err, ErrBudget) {
-			return b.sent, errors.Join(ErrBudget, writeJSON(bw, &syncMsg{Type: "done", Error: "budget"}))
-		}
-		return b.sent, err
+	sent, berr := b.close()
+	if err == nil {
+		err = berr
 	}
-	return b.sent, writeJSON(bw, &syncMsg{Type: "done"})
+	if errors.Is(err, ErrBudget) {
+		return sent, errors.Join(ErrBudget, writeJSON(bw, &syncMsg{Type: "done", Error: "budget"}))
+	}
+	if err != nil {
+		return sent, err
+	}
+	return sent, writeJSON(bw, &syncMsg{Type: "done"})
 }
 
 // serveChain sends what the requester misses of one chain: everything
@@ -115,6 +117,9 @@ func serveChain(h History, b *batcher, hd Head, have WireChain) error {
 	from := max(have.Seq, have.Max) + 1
 	if len(have.Gaps) > 0 {
 		from = min(from, have.Gaps[0][0])
+	}
+	if sc, ok := h.(ChainScanner); ok {
+		return scanChain(sc, b, hd, have, from)
 	}
 	const page = 512
 	var lastSeq uint64
@@ -143,6 +148,47 @@ func serveChain(h History, b *batcher, hd Head, have WireChain) error {
 	}
 }
 
+// ChainScanner is a History that can also walk a chain without copying it;
+// serving uses it when it can.
+type ChainScanner interface {
+	// ScanChain calls fn for the envelopes of one chain with seq ≥ from, in
+	// chain order, until fn returns false. The envelope is valid only
+	// during the call.
+	ScanChain(tracker topics.TrackerID, author []byte, from uint64, fn func(seq uint64, variant byte, envelope []byte) bool) error
+}
+
+// scanChain serves a chain from a ChainScanner, in pages, so that no
+// iterator stays open while the network is slow.
+func scanChain(sc ChainScanner, b *batcher, hd Head, have WireChain, from uint64) error {
+	const page = 4096
+	var lastSeq uint64
+	var nextVariant byte
+	for {
+		n := 0
+		var addErr error
+		err := sc.ScanChain(hd.Tracker, hd.AuthorKey, from, func(seq uint64, variant byte, env []byte) bool {
+			if seq == lastSeq && variant < nextVariant {
+				return true // sent with the previous page
+			}
+			if have.wants(seq) {
+				if addErr = b.add(env); addErr != nil {
+					return false
+				}
+			}
+			lastSeq, nextVariant = seq, variant+1
+			n++
+			return n < page
+		})
+		if err != nil || addErr != nil {
+			return errors.Join(err, addErr)
+		}
+		if n < page {
+			return nil
+		}
+		from = lastSeq // a page may cut a fork's variants apart
+	}
+}
+
 func inGaps(seq uint64, gaps [][2]uint64) bool {
 	for _, g := range gaps {
 		if g[0] <= seq && seq <= g[1] {
@@ -152,40 +198,114 @@ func inGaps(seq uint64, gaps [][2]uint64) bool {
 	return false
 }
 
-// batcher gathers envelopes into batches and sends them.
+// batcher gathers envelopes into batches, which are compressed on every
+// core and sent in order by a goroutine of their own: reading the log and
+// compressing overlap.
 type batcher struct {
-	w      *bufio.Writer
-	charge func(int) bool
-	envs   [][]byte
-	size   int
-	sent   int
+	raw     []byte // the batch being filled: uvarint length, envelope, …
+	n       int    // envelopes in raw
+	work    chan *batchJob
+	ordered chan *batchJob
+	wg      sync.WaitGroup
+	done    chan struct{}
+
+	mu   sync.Mutex
+	err  error // the sender's first error
+	sent int   // envelopes sent
+}
+
+type batchJob struct {
+	raw, out []byte
+	n        int
+	ready    chan struct{}
+}
+
+func newBatcher(w *bufio.Writer, charge func(int) bool) *batcher {
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	b := &batcher{work: make(chan *batchJob, workers), ordered: make(chan *batchJob, 2*workers), done: make(chan struct{})}
+	for range workers {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			for j := range b.work {
+				j.out = zEnc.EncodeAll(j.raw, nil)
+				close(j.ready)
+			}
+		}()
+	}
+	go func() {
+		defer close(b.done)
+		for j := range b.ordered {
+			<-j.ready
+			if b.failed() != nil {
+				continue
+			}
+			var err error
+			if charge != nil && !charge(len(j.out)) {
+				err = ErrBudget
+			} else {
+				err = writeMsg(w, kindBatch, j.out)
+			}
+			b.mu.Lock()
+			if err != nil && b.err == nil {
+				b.err = err
+			}
+			if err == nil {
+				b.sent += j.n
+			}
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+func (b *batcher) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 func (b *batcher) add(env []byte) error {
-	if b.size+len(env) > targetBatchRaw || len(b.envs) == maxBatchEntries {
+	if len(b.raw)+len(env)+binary.MaxVarintLen32 > targetBatchRaw || b.n == maxBatchEntries {
 		if err := b.flush(); err != nil {
 			return err
 		}
 	}
-	b.envs = append(b.envs, env)
-	b.size += len(env) + 3
+	b.raw = binary.AppendUvarint(b.raw, uint64(len(env)))
+	b.raw = append(b.raw, env...)
+	b.n++
 	return nil
 }
 
+// flush hands the batch being filled to the compressors and the sender.
 func (b *batcher) flush() error {
-	if len(b.envs) == 0 {
-		return nil
-	}
-	body := encodeBatch(b.envs)
-	if b.charge != nil && !b.charge(len(body)) {
-		return ErrBudget
-	}
-	if err := writeMsg(b.w, kindBatch, body); err != nil {
+	if err := b.failed(); err != nil {
 		return err
 	}
-	b.sent += len(b.envs)
-	b.envs, b.size = b.envs[:0], 0
+	if b.n == 0 {
+		return nil
+	}
+	j := &batchJob{raw: b.raw, n: b.n, ready: make(chan struct{})}
+	b.ordered <- j // blocks while the sender is behind
+	b.work <- j
+	b.raw, b.n = make([]byte, 0, targetBatchRaw+topics.MaxEnvelopeSize/8), 0
 	return nil
+}
+
+// close sends what is left and waits for the sender; it returns the
+// envelopes sent and the first error.
+func (b *batcher) close() (int, error) {
+	err := b.flush()
+	close(b.work)
+	close(b.ordered)
+	b.wg.Wait()
+	<-b.done
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		err = b.err
+	}
+	return b.sent, err
 }
 
 // ErrBadPeer marks a response that breaks the protocol: invalid or

@@ -136,20 +136,11 @@ func readJSON(r *bufio.Reader, want string) (*syncMsg, error) {
 // zstd coders, shared: EncodeAll and DecodeAll may be called concurrently.
 // The decoder's memory and window are capped at one batch.
 var (
-	zEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(maxBatchRaw))
 	zDec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBatchRaw), zstd.WithDecoderMaxWindow(maxBatchRaw),
 		zstd.WithDecoderConcurrency(0))
 )
-
-// encodeBatch frames envelopes and compresses them into one batch body.
-func encodeBatch(envs [][]byte) []byte {
-	var raw []byte
-	for _, e := range envs {
-		raw = binary.AppendUvarint(raw, uint64(len(e)))
-		raw = append(raw, e...)
-	}
-	return zEnc.EncodeAll(raw, nil)
-}
 
 // decodeBatch decompresses a batch body and splits it into envelopes,
 // within the batch limits.

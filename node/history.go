@@ -19,8 +19,9 @@ type LogStore struct {
 }
 
 var (
-	_ gossip.Store   = LogStore{}
-	_ gossip.History = LogStore{}
+	_ gossip.Store        = LogStore{}
+	_ gossip.History      = LogStore{}
+	_ gossip.ChainScanner = LogStore{}
 )
 
 func (s LogStore) Has(id topics.ID) (bool, error) { return s.Log.Has(id) }
@@ -92,4 +93,9 @@ func (s LogStore) Chain(tracker topics.TrackerID, author []byte, from uint64, li
 		out[i] = gossip.ChainEnvelope{Seq: e.Seq, Variant: e.Variant, Envelope: e.Envelope}
 	}
 	return out, nil
+}
+
+// ScanChain walks a chain without copying it (see gossip.ChainScanner).
+func (s LogStore) ScanChain(tracker topics.TrackerID, author []byte, from uint64, fn func(seq uint64, variant byte, envelope []byte) bool) error {
+	return s.Log.ScanChain(tracker, author, from, fn)
 }
