@@ -426,3 +426,63 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("head = %+v", h)
 	}
 }
+
+// TestThingsAfter pages through the Things of every tracker, of one tracker,
+// and of one author's trackers, each Thing once.
+func TestThingsAfter(t *testing.T) {
+	l := openMem(t, vfs.NewMem(), Config{})
+	a, b := newAuthor(t, 1), newAuthor(t, 2)
+	want := map[ThingKey]bool{}
+	for _, au := range []*author{a, b} {
+		for _, name := range []string{"one", "two"} {
+			tr := au.tracker(name)
+			var ds []Draft
+			for i := range 7 {
+				id := fmt.Sprintf("%s-%d", name, i)
+				ds = append(ds, thingDraft(tr, id, "1", "v1"), thingDraft(tr, id, "2", "v2"))
+				want[ThingKey{tr, id}] = true
+			}
+			publish(t, l, au.key, ds...)
+		}
+	}
+	pages := func(prefix []byte, limit int) []ThingKey {
+		var got []ThingKey
+		var after *ThingKey
+		for range 100 {
+			page, err := l.ThingsAfter(prefix, after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				return got
+			}
+			for _, s := range page {
+				if len(s.Versions) != 2 {
+					t.Fatalf("%s/%s: %d versions, want 2", s.Tracker, s.Thing, len(s.Versions))
+				}
+				got = append(got, ThingKey{s.Tracker, s.Thing})
+			}
+			after = &got[len(got)-1]
+		}
+		t.Fatal("paging never ended")
+		return nil
+	}
+	all := pages(nil, 3)
+	if len(all) != len(want) {
+		t.Fatalf("got %d Things, want %d", len(all), len(want))
+	}
+	seen := map[ThingKey]bool{}
+	for _, k := range all {
+		if !want[k] || seen[k] {
+			t.Fatalf("Thing %v unexpected or repeated", k)
+		}
+		seen[k] = true
+	}
+	one := a.tracker("two")
+	if got := pages(one[:], 4); len(got) != 7 || got[0].Tracker != one {
+		t.Fatalf("one tracker: %v", got)
+	}
+	if got := pages(one[:10], 5); len(got) != 14 {
+		t.Fatalf("one author's trackers: %d Things, want 14", len(got))
+	}
+}

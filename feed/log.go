@@ -21,7 +21,7 @@ import (
 // Errors.
 var (
 	ErrClosed   = errors.New("feed: log closed")
-	ErrNotFound = errors.New("feed: not found")
+	ErrNotFound = fmt.Errorf("feed: %w", topics.ErrNotFound)
 	ErrNotOwner = errors.New("feed: author does not own the tracker")
 )
 

@@ -30,12 +30,12 @@ type Draft struct {
 
 // Published is the outcome of one draft.
 type Published struct {
-	ID     topics.ID
-	Cursor uint64
-	Seq    uint64
+	ID     topics.ID `json:"id"`
+	Cursor uint64    `json:"cursor"`
+	Seq    uint64    `json:"seq"`
 	// New is false when the draft changed nothing (identical content, or a
 	// retraction already in force) and ID is the existing announcement.
-	New bool
+	New bool `json:"new"`
 }
 
 // Errors of Publish.

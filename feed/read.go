@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -399,6 +400,54 @@ func (l *Log) Things(tracker topics.TrackerID) ([]*ThingState, error) {
 			}
 		}
 		return err
+	})
+	return out, err
+}
+
+// ThingKey names a Thing: a page of Things continues after one.
+type ThingKey struct {
+	Tracker topics.TrackerID
+	Thing   string
+}
+
+// ThingsAfter returns the state of up to limit Things, in key order (by
+// tracker, then as Things orders them): those of the trackers whose ID
+// starts with trackerPrefix (all when empty), after the Thing named by after
+// (from the start when nil).
+func (l *Log) ThingsAfter(trackerPrefix []byte, after *ThingKey, limit int) ([]*ThingState, error) {
+	prefix := append([]byte{prefixThing}, trackerPrefix...)
+	start := prefix
+	if after != nil {
+		start = prefixEnd(thingPrefix(prefixThing, after.Tracker, after.Thing, true))
+		if bytes.Compare(start, prefix) < 0 {
+			start = prefix
+		}
+	}
+	var out []*ThingState
+	err := l.view(func() error {
+		it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.SeekGE(start); ok && len(out) < limit; {
+			k := it.Key()
+			if len(k) < 1+16 {
+				return fmt.Errorf("feed: bad thing key %x", k)
+			}
+			tracker := topics.TrackerID(k[1:17])
+			thing, _, _, err := parseThingVersionKey(k)
+			if err != nil {
+				return err
+			}
+			rows, err := scanThingRows(l, tracker, thing)
+			if err != nil {
+				return err
+			}
+			out = append(out, buildThing(tracker, thing, rows))
+			ok = it.SeekGE(prefixEnd(thingPrefix(prefixThing, tracker, thing, true)))
+		}
+		return it.Error()
 	})
 	return out, err
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	// ReadyTimeout bounds how long WaitReady waits for peers. Zero means
 	// ten seconds.
 	ReadyTimeout time.Duration
+	// NATS, if set, runs the embedded NATS server for plugins.
+	NATS *natsapi.Config
+
 	// Heartbeat and ProbeInterval tune GossipSub and memberlist (tests
 	// shrink them). Zero means their defaults.
 	Heartbeat, ProbeInterval time.Duration
@@ -85,6 +89,7 @@ type Node struct {
 	net     *gossip.Node
 	follows *follows
 	ctl     *controlServer
+	nats    *natsapi.Server // nil when off
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -179,6 +184,13 @@ func (n *Node) start(ctx context.Context) error {
 	if n.ctl, err = serveControl(n); err != nil {
 		return err
 	}
+	if n.cfg.NATS != nil {
+		c := *n.cfg.NATS
+		c.Logger = n.cfg.Logger.With("component", "nats")
+		if n.nats, err = natsapi.Start(c, api{n}); err != nil {
+			return err
+		}
+	}
 	n.wg.Add(4 + syncWorkers)
 	go n.watchNodes()
 	go n.announce()
@@ -200,6 +212,14 @@ func (n *Node) follow(t topics.TrackerID) {
 
 // Addrs returns the node's libp2p addresses.
 func (n *Node) Addrs() []string { return n.net.Addrs() }
+
+// NATSAddr returns the embedded NATS server's HOST:PORT ("" when off).
+func (n *Node) NATSAddr() string {
+	if n.nats == nil {
+		return ""
+	}
+	return n.nats.Addr()
+}
 
 // GossipAddr returns memberlist's HOST:PORT ("" when off).
 func (n *Node) GossipAddr() string { return n.net.GossipAddr() }
@@ -491,6 +511,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.ctl != nil {
 		err = n.ctl.close()
 	}
+	if n.nats != nil {
+		n.nats.Close()
+	}
 	n.wg.Wait()
 	if n.net != nil {
 		err = errors.Join(err, n.net.Leave(ctx))
@@ -502,6 +525,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) close() {
 	if n.ctl != nil {
 		n.ctl.close()
+	}
+	if n.nats != nil {
+		n.nats.Close()
 	}
 	n.wg.Wait()
 	if n.net != nil {
@@ -549,6 +575,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer, whileReady func(context.C
 		fmt.Fprintf(w, "gossip %s\n", g)
 	}
 	fmt.Fprintf(w, "control %s\n", n.ControlPath())
+	if a := n.NATSAddr(); a != "" {
+		fmt.Fprintf(w, "nats nats://%s\n", a)
+	}
 	if err := n.WaitReady(ctx); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -31,6 +32,7 @@ type Status struct {
 	Net         gossip.Stats     `json:"net"`
 	Sync        gossip.SyncStats `json:"sync"`
 	SyncPending int              `json:"sync_pending"` // trackers waiting to be synced
+	NATS        *natsapi.Stats   `json:"nats,omitempty"`
 }
 
 // Gaps counts the missing ranges over all chains.
@@ -83,5 +85,9 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	s.Known = len(n.Known())
 	s.Net = n.net.Stats()
 	s.Sync, s.SyncPending = n.net.SyncStats(), n.syncQ.pending()
+	if n.nats != nil {
+		st := n.nats.Stats()
+		s.NATS = &st
+	}
 	return s, nil
 }

@@ -86,6 +86,13 @@ func (t TrackerID) OwnedBy(rawPub []byte) bool {
 	return [ownerPrefixLen]byte(owner[:ownerPrefixLen]) == [ownerPrefixLen]byte(t[:ownerPrefixLen])
 }
 
+// OwnerPrefix returns the bytes every tracker ID of the raw Ed25519 public
+// key starts with: a key range holding all of its trackers.
+func OwnerPrefix(rawPub []byte) []byte {
+	owner := sha256.Sum256(rawPub)
+	return owner[:ownerPrefixLen]
+}
+
 func (t TrackerID) String() string { return trackerEncoding.EncodeToString(t[:]) }
 
 // IsZero reports whether t is the zero tracker ID.

@@ -1,0 +1,5 @@
+//go:build race
+
+package natsapi_test
+
+const raceEnabled = true

@@ -1,0 +1,234 @@
+package natsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"golang.org/x/time/rate"
+)
+
+// Server is the embedded NATS server, the node's in-process client of it,
+// the fan-out of accepted announcements and the request API. Its methods
+// may be called concurrently.
+type Server struct {
+	cfg Config
+	b   Backend
+	ns  *server.Server
+	nc  *nats.Conn
+	svc micro.Service
+	// authed is true when clients must authenticate: only then may they
+	// publish through the node.
+	authed  bool
+	limiter *rate.Limiter
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	fanned    atomic.Uint64 // announcements fanned out
+	cursor    atomic.Uint64 // last entry fanned out
+	fanErrors atomic.Uint64
+	limited   atomic.Uint64 // publish requests refused by the rate limit
+}
+
+// startTimeout bounds how long the server may take to accept connections.
+const startTimeout = 10 * time.Second
+
+// Start starts the server and the fan-out, from the entries after the
+// log's current end: plugins read the past through ttn.api.history.
+func Start(cfg Config, b Backend) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	opts, clientOpt, authed, err := options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsapi: %w", err)
+	}
+	ns.SetLoggerV2(logger{cfg.Logger}, cfg.Logger.Enabled(context.Background(), slog.LevelDebug), false, false)
+	ns.Start()
+	s := &Server{cfg: cfg, b: b, ns: ns, authed: authed,
+		limiter: rate.NewLimiter(rate.Limit(cfg.PublishRate), cfg.PublishBurst)}
+	if !ns.ReadyForConnections(startTimeout) {
+		ns.Shutdown()
+		if opts.DontListen {
+			return nil, errors.New("natsapi: the server did not start")
+		}
+		return nil, fmt.Errorf("natsapi: cannot listen on %s (in use?)", cfg.Addr)
+	}
+	s.nc, err = nats.Connect("", nats.InProcessServer(ns), clientOpt, nats.Name("ttn-node"))
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("natsapi: in-process client: %w", err)
+	}
+	if err := s.serveAPI(); err != nil {
+		s.nc.Close()
+		ns.Shutdown()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.cursor.Store(b.Last())
+	s.wg.Add(1)
+	go s.fanOut(ctx)
+	return s, nil
+}
+
+// options builds the server's options and the in-process client's
+// credentials.
+func options(cfg Config) (*server.Options, nats.Option, bool, error) {
+	opts := &server.Options{}
+	if cfg.ConfigFile != "" {
+		o, err := server.ProcessConfigFile(cfg.ConfigFile)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("natsapi: %w", err)
+		}
+		if len(o.Accounts) > 0 || len(o.Nkeys) > 0 || len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0 {
+			return nil, nil, false, fmt.Errorf("natsapi: %s: accounts, nkeys and operators are not supported; use users with permissions", cfg.ConfigFile)
+		}
+		opts = o
+	}
+	opts.NoSigs = true
+	if cfg.Addr == "off" {
+		opts.DontListen = true
+	} else {
+		host, port, _ := splitHostPort(cfg.Addr) // checked
+		if port == 0 {
+			port = server.RANDOM_PORT
+		}
+		opts.Host, opts.Port = host, port
+	}
+	for _, l := range cfg.Leaf {
+		u, _ := leafURL(l) // checked
+		opts.LeafNode.Remotes = append(opts.LeafNode.Remotes, &server.RemoteLeafOpts{URLs: []*url.URL{u}})
+	}
+	for _, r := range opts.LeafNode.Remotes {
+		// The cluster's clients may not publish through the node. (Denying
+		// ttn.ann.> in would deny it out too: leafnode permissions filter
+		// both ways. Plugins that must be sure verify Ttn-Envelope.)
+		r.DenyImports = append(r.DenyImports, APIPrefix+"publish")
+	}
+	var clientOpt nats.Option
+	switch {
+	case cfg.Token != "" && (len(opts.Users) > 0 || opts.Username != ""):
+		return nil, nil, false, errors.New("natsapi: a token cannot be combined with users")
+	case cfg.Token != "":
+		opts.Authorization = cfg.Token
+		clientOpt = nats.Token(cfg.Token)
+	case opts.Authorization != "":
+		clientOpt = nats.Token(opts.Authorization)
+	case opts.Username != "":
+		clientOpt = nats.UserInfo(opts.Username, opts.Password)
+	case len(opts.Users) > 0:
+		// The node's own user: unguessable, and only for in-process
+		// connections.
+		name, pass := "ttn-node-"+randomHex(8), randomHex(32)
+		opts.Users = append(opts.Users, &server.User{Username: name, Password: pass,
+			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}}})
+		clientOpt = nats.UserInfo(name, pass)
+	default:
+		return opts, func(*nats.Options) error { return nil }, false, nil
+	}
+	return opts, clientOpt, true, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Addr returns the HOST:PORT clients connect to, "" without a listener.
+func (s *Server) Addr() string {
+	a, ok := s.ns.Addr().(*net.TCPAddr)
+	if !ok || a == nil {
+		return ""
+	}
+	return net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Addr string `json:"addr,omitempty"`
+	// Fanned counts the announcements published on ttn.ann.*; Cursor is the
+	// last one's, and Lag how many accepted entries wait to go out.
+	Fanned uint64 `json:"fanned"`
+	Cursor uint64 `json:"cursor"`
+	Lag    uint64 `json:"lag"`
+	// FanErrors counts announcements that could not be published.
+	FanErrors uint64 `json:"fan_errors"`
+	// SlowConsumers counts plugin connections the server cut because they
+	// did not read fast enough: what they had not read was dropped (they
+	// recover it through ttn.api.history).
+	SlowConsumers int64 `json:"slow_consumers"`
+	Clients       int   `json:"clients"`   // plugin connections
+	Leafnodes     int   `json:"leafnodes"` // leafnode connections
+	// Requests and RequestErrors count ttn.api.* requests, and those
+	// answered with an error; PublishLimited those refused by the rate
+	// limit.
+	Requests       int    `json:"requests"`
+	RequestErrors  int    `json:"request_errors"`
+	PublishLimited uint64 `json:"publish_limited"`
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Addr:   s.Addr(),
+		Fanned: s.fanned.Load(), Cursor: s.cursor.Load(), FanErrors: s.fanErrors.Load(),
+		SlowConsumers:  s.ns.NumSlowConsumers(),
+		Clients:        max(s.ns.NumClients()-1, 0), // not the node's own
+		Leafnodes:      s.ns.NumLeafNodes(),
+		PublishLimited: s.limited.Load(),
+	}
+	if last := s.b.Last(); last > st.Cursor {
+		st.Lag = last - st.Cursor
+	}
+	for _, e := range s.svc.Stats().Endpoints {
+		st.Requests += e.NumRequests
+		st.RequestErrors += e.NumErrors
+	}
+	return st
+}
+
+// Close stops the fan-out and the API and shuts the server down. It is safe
+// to call twice.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		s.svc.Stop()
+		s.nc.Close()
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	})
+	return nil
+}
+
+// logger passes the server's messages to slog.
+type logger struct{ l *slog.Logger }
+
+func (g logger) Noticef(format string, v ...any) { g.l.Info(fmt.Sprintf(format, v...)) }
+func (g logger) Warnf(format string, v ...any)   { g.l.Warn(fmt.Sprintf(format, v...)) }
+func (g logger) Fatalf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
+func (g logger) Errorf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
+func (g logger) Debugf(format string, v ...any)  { g.l.Debug(fmt.Sprintf(format, v...)) }
+func (g logger) Tracef(format string, v ...any)  { g.l.Debug(fmt.Sprintf(format, v...)) }

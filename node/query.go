@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// maxThingsScan bounds the Things one query examines, matching or not: a
+// query with a rare tag returns a short page and a Next instead of reading
+// the whole log.
+const maxThingsScan = 2000
+
+// Things answers a Things query from the log's latest state (see
+// topics.ThingsQuery). Things whose every version is retracted are left out.
+func (c *Core) Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error) {
+	if err := q.Check(); err != nil {
+		return nil, err
+	}
+	var prefix []byte
+	if q.Author != "" {
+		raw, _ := topics.NodeKey(q.Author) // checked
+		if !q.Tracker.IsZero() && !q.Tracker.OwnedBy(raw) {
+			return &topics.ThingsPage{Things: []topics.ThingSummary{}}, nil
+		}
+		prefix = topics.OwnerPrefix(raw)
+	}
+	if !q.Tracker.IsZero() {
+		prefix = q.Tracker[:]
+	}
+	var after *feed.ThingKey
+	if tr, thing, ok, _ := q.AfterThing(); ok {
+		after = &feed.ThingKey{Tracker: tr, Thing: thing}
+	}
+	filtered := q.Tag != "" || q.Text != ""
+	page := &topics.ThingsPage{Things: []topics.ThingSummary{}}
+	for scanned := 0; scanned < maxThingsScan && len(page.Things) < q.Limit; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := q.Limit - len(page.Things)
+		if filtered {
+			n = min(256, maxThingsScan-scanned)
+		}
+		batch, err := c.Log.ThingsAfter(prefix, after, n)
+		if err != nil {
+			return nil, err
+		}
+		if len(batch) == 0 {
+			return page, nil // the end: no Next
+		}
+		for _, s := range batch {
+			scanned++
+			after = &feed.ThingKey{Tracker: s.Tracker, Thing: s.Thing}
+			sum, err := c.summary(s)
+			if err != nil {
+				return nil, err
+			}
+			if sum != nil && q.Match(sum.Thing) {
+				page.Things = append(page.Things, *sum)
+				if len(page.Things) == q.Limit {
+					break
+				}
+			}
+		}
+	}
+	page.Next = topics.PageToken(after.Tracker, after.Thing)
+	return page, nil
+}
+
+// summary describes a Thing by its latest version; nil when every version
+// is retracted.
+func (c *Core) summary(s *feed.ThingState) (*topics.ThingSummary, error) {
+	lv := s.Latest()
+	if lv == nil {
+		return nil, nil
+	}
+	ref := lv.Latest()
+	a, err := c.Log.Announcement(ref.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	shown := 0
+	for i := range s.Versions {
+		if !s.Versions[i].Hidden() {
+			shown++
+		}
+	}
+	return &topics.ThingSummary{
+		Tracker: s.Tracker, ID: s.Thing, Author: a.Payload.Author, Version: lv.Version, Versions: shown,
+		Announcement: ref.ID, Cursor: ref.Cursor, Thing: a.Payload.Thing,
+	}, nil
+}
+
+// maxThingVersions bounds the versions a ThingView shows, the newest.
+const maxThingVersions = 1000
+
+// ThingView is one Thing with its history: every version in the order
+// first announced, each with its announcements (the first, then its edits),
+// its parents, its retraction, and the body of its latest edit.
+type ThingView struct {
+	Tracker topics.TrackerID `json:"tracker"`
+	ID      string           `json:"id"`
+	Author  string           `json:"author"`
+	// Latest is the newest version not retracted ("" when all are).
+	Latest   string        `json:"latest"`
+	Versions []VersionView `json:"versions"`
+	// Truncated is set when older versions were left out.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// VersionView is one version of a ThingView.
+type VersionView struct {
+	feed.VersionState
+	Hidden bool          `json:"hidden"` // retracted, and not edited since
+	Thing  *topics.Thing `json:"thing"`  // as its latest edit announces it
+}
+
+// Thing returns one Thing with its history, or an error wrapping
+// topics.ErrNotFound.
+func (c *Core) Thing(_ context.Context, tracker topics.TrackerID, id string) (*ThingView, error) {
+	s, err := c.Log.Thing(tracker, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &ThingView{Tracker: tracker, ID: id}
+	if lv := s.Latest(); lv != nil {
+		v.Latest = lv.Version
+	}
+	versions := s.Versions
+	if len(versions) > maxThingVersions {
+		versions, v.Truncated = versions[len(versions)-maxThingVersions:], true
+	}
+	for _, vs := range versions {
+		a, err := c.Log.Announcement(vs.Latest().Cursor)
+		if err != nil {
+			return nil, err
+		}
+		if a.Payload.Thing == nil {
+			return nil, fmt.Errorf("announcement %s is not a Thing", vs.Latest().ID)
+		}
+		v.Author = a.Payload.Author
+		v.Versions = append(v.Versions, VersionView{VersionState: vs, Hidden: vs.Hidden(), Thing: a.Payload.Thing})
+	}
+	return v, nil
+}
