@@ -2,11 +2,9 @@ package natsapi
 
 import (
 	"context"
-	"encoding/base64"
-	"strconv"
+	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -34,48 +32,66 @@ func Subject(tracker topics.TrackerID, kind string) string {
 // read, ingest never waits for it: the server cuts a plugin that falls too
 // far behind (a slow consumer), and the plugin reads what it missed through
 // ttn.api.history.
-func (s *Server) fanOut(ctx context.Context) {
+func (s *Server) fanOut(ctx context.Context, p *publisher) {
 	defer s.wg.Done()
+	defer func() {
+		if p != nil {
+			p.close()
+		}
+	}()
 	cursor := s.cursor.Load()
 	for {
 		if err := s.b.Wait(ctx, cursor); err != nil {
 			return
 		}
-		es, err := s.b.Entries(cursor, fanBatch)
-		if err != nil {
-			s.cfg.Logger.Error("fan-out: reading the log", "cursor", cursor, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
+		if p == nil {
+			var err error
+			if p, err = dialPublisher(s.ns, s.creds); err != nil {
+				s.cfg.Logger.Error("fan-out: no connection to the server", "err", err)
+				if !sleep(ctx, time.Second) {
+					return
+				}
 				continue
 			}
 		}
+		es, err := s.b.Entries(cursor, fanBatch)
+		if err != nil {
+			s.cfg.Logger.Error("fan-out: reading the log", "cursor", cursor, "err", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
 		for i := range es {
-			if err := s.nc.PublishMsg(announcement(&es[i])); err != nil {
+			err := p.publish(&es[i])
+			if err != nil && !errors.Is(err, errTooLarge) {
+				break // the connection broke: again from this entry
+			}
+			if err != nil {
 				s.fanErrors.Add(1)
-				s.cfg.Logger.Warn("fan-out: publish failed", "cursor", es[i].Cursor, "err", err)
+				s.cfg.Logger.Warn("fan-out: announcement not published", "cursor", es[i].Cursor, "err", err)
 			} else {
 				s.fanned.Add(1)
 			}
 			cursor = es[i].Cursor
-			s.cursor.Store(cursor)
 		}
+		if err := p.flush(); err != nil {
+			s.fanErrors.Add(1)
+			s.cfg.Logger.Warn("fan-out: connection to the server lost", "cursor", cursor, "err", err)
+			p.close()
+			p = nil
+		}
+		s.cursor.Store(cursor)
 	}
 }
 
-// announcement builds the message of an entry: the payload as signed, with
-// the headers a plugin needs to place and verify it.
-func announcement(e *topics.Entry) *nats.Msg {
-	return &nats.Msg{
-		Subject: Subject(e.Tracker, e.Kind),
-		Data:    e.Announcement,
-		Header: nats.Header{
-			HeaderID:       {e.ID.String()},
-			HeaderAuthor:   {e.Author},
-			HeaderSeq:      {strconv.FormatUint(e.Seq, 10)},
-			HeaderCursor:   {strconv.FormatUint(e.Cursor, 10)},
-			HeaderEnvelope: {base64.StdEncoding.EncodeToString(e.Envelope)},
-		},
+// sleep waits d, or less if ctx ends first; it reports whether ctx is
+// still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
 	}
 }

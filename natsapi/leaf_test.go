@@ -50,8 +50,13 @@ func freePort(t *testing.T) int {
 func TestLeafnode(t *testing.T) {
 	bin := buildNATSServer(t)
 	clientPort, leafPort := freePort(t), freePort(t)
+	// The README's example configuration, on free ports.
+	example, err := os.ReadFile("../examples/nats/hub.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
 	conf := filepath.Join(t.TempDir(), "hub.conf")
-	os.WriteFile(conf, fmt.Appendf(nil, "listen: 127.0.0.1:%d\nleafnodes { listen: 127.0.0.1:%d }\n", clientPort, leafPort), 0o600)
+	os.WriteFile(conf, []byte(strings.NewReplacer(":4222", fmt.Sprintf(":%d", clientPort), ":7422", fmt.Sprintf(":%d", leafPort)).Replace(string(example))), 0o600)
 	hub := exec.Command(bin, "-c", conf)
 	var hubLog strings.Builder
 	hub.Stdout, hub.Stderr = &hubLog, &hubLog
@@ -72,7 +77,7 @@ func TestLeafnode(t *testing.T) {
 	})
 	t.Cleanup(remote.Close)
 
-	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "off", Leaf: []string{fmt.Sprintf("nats://127.0.0.1:%d", leafPort)}}))
+	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "off", Leaf: []string{fmt.Sprintf("nats://leaf:change-me@127.0.0.1:%d", leafPort)}}))
 	tr := createTracker(t, n, "t")
 
 	// A request from the cluster reaches the node once the leafnode is up.

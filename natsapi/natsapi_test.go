@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -260,30 +258,20 @@ func TestPublishAuth(t *testing.T) {
 	})
 
 	t.Run("users", func(t *testing.T) {
-		conf := filepath.Join(t.TempDir(), "nats.conf")
-		os.WriteFile(conf, []byte(`
-authorization {
-  users = [
-    { user: publisher, password: pub-pass,
-      permissions: { publish: ["ttn.api.>"], subscribe: ["_INBOX.>", "ttn.ann.>"] } }
-    { user: reader, password: read-pass,
-      permissions: { publish: { allow: ["ttn.api.>"], deny: ["ttn.api.publish"] }, subscribe: ["_INBOX.>", "ttn.ann.>"] } }
-  ]
-}
-`), 0o600)
+		conf := "../examples/nats/users.conf" // the README's example
 		n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
 		tr := createTracker(t, n, "t")
 		if _, err := nats.Connect("nats://" + n.NATSAddr()); err == nil {
 			t.Fatal("a client without credentials connected")
 		}
 		var r node.PublishResult
-		if code, reason := request(t, connect(t, n, nats.UserInfo("publisher", "pub-pass")), "ttn.api.publish", body(tr, "x"), &r); code != "" {
+		if code, reason := request(t, connect(t, n, nats.UserInfo("publisher", "change-me-publisher")), "ttn.api.publish", body(tr, "x"), &r); code != "" {
 			t.Fatalf("publisher: %s %s", code, reason)
 		}
 		checkPublished(t, n, r, tr, "x")
 
 		last := n.Log.Last()
-		reader := connect(t, n, nats.UserInfo("reader", "read-pass"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		reader := connect(t, n, nats.UserInfo("reader", "change-me-reader"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 		if _, err := reader.Request("ttn.api.publish", body(tr, "y"), 500*time.Millisecond); err == nil {
 			t.Fatal("reader published")
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -28,8 +29,10 @@ type Server struct {
 	cfg Config
 	b   Backend
 	ns  *server.Server
-	nc  *nats.Conn
-	svc micro.Service
+	nc  *nats.Conn // the API's
+	// creds are what the node's own connections log in with.
+	creds credentials
+	svc   micro.Service
 	// authed is true when clients must authenticate: only then may they
 	// publish through the node.
 	authed  bool
@@ -45,6 +48,12 @@ type Server struct {
 	limited   atomic.Uint64 // publish requests refused by the rate limit
 }
 
+// The names of the node's own connections.
+const (
+	apiConnName = "ttn-node"
+	fanConnName = "ttn-fanout"
+)
+
 // startTimeout bounds how long the server may take to accept connections.
 const startTimeout = 10 * time.Second
 
@@ -55,7 +64,7 @@ func Start(cfg Config, b Backend) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, clientOpt, authed, err := options(cfg)
+	opts, creds, authed, err := options(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +74,7 @@ func Start(cfg Config, b Backend) (*Server, error) {
 	}
 	ns.SetLoggerV2(logger{cfg.Logger}, cfg.Logger.Enabled(context.Background(), slog.LevelDebug), false, false)
 	ns.Start()
-	s := &Server{cfg: cfg, b: b, ns: ns, authed: authed,
+	s := &Server{cfg: cfg, b: b, ns: ns, authed: authed, creds: creds,
 		limiter: rate.NewLimiter(rate.Limit(cfg.PublishRate), cfg.PublishBurst)}
 	if !ns.ReadyForConnections(startTimeout) {
 		ns.Shutdown()
@@ -74,7 +83,7 @@ func Start(cfg Config, b Backend) (*Server, error) {
 		}
 		return nil, fmt.Errorf("natsapi: cannot listen on %s (in use?)", cfg.Addr)
 	}
-	s.nc, err = nats.Connect("", nats.InProcessServer(ns), clientOpt, nats.Name("ttn-node"))
+	s.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name(apiConnName), creds.option())
 	if err != nil {
 		ns.Shutdown()
 		return nil, fmt.Errorf("natsapi: in-process client: %w", err)
@@ -84,25 +93,32 @@ func Start(cfg Config, b Backend) (*Server, error) {
 		ns.Shutdown()
 		return nil, err
 	}
+	p, err := dialPublisher(ns, creds)
+	if err != nil {
+		s.svc.Stop()
+		s.nc.Close()
+		ns.Shutdown()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.cursor.Store(b.Last())
 	s.wg.Add(1)
-	go s.fanOut(ctx)
+	go s.fanOut(ctx, p)
 	return s, nil
 }
 
-// options builds the server's options and the in-process client's
-// credentials.
-func options(cfg Config) (*server.Options, nats.Option, bool, error) {
-	opts := &server.Options{}
+// options builds the server's options and the credentials of the node's
+// own connections; authed is true when clients must authenticate.
+func options(cfg Config) (opts *server.Options, cr credentials, authed bool, err error) {
+	opts = &server.Options{}
 	if cfg.ConfigFile != "" {
 		o, err := server.ProcessConfigFile(cfg.ConfigFile)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("natsapi: %w", err)
+			return nil, cr, false, fmt.Errorf("natsapi: %w", err)
 		}
 		if len(o.Accounts) > 0 || len(o.Nkeys) > 0 || len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0 {
-			return nil, nil, false, fmt.Errorf("natsapi: %s: accounts, nkeys and operators are not supported; use users with permissions", cfg.ConfigFile)
+			return nil, cr, false, fmt.Errorf("natsapi: %s: accounts, nkeys and operators are not supported; use users with permissions", cfg.ConfigFile)
 		}
 		opts = o
 	}
@@ -126,28 +142,26 @@ func options(cfg Config) (*server.Options, nats.Option, bool, error) {
 		// both ways. Plugins that must be sure verify Ttn-Envelope.)
 		r.DenyImports = append(r.DenyImports, APIPrefix+"publish")
 	}
-	var clientOpt nats.Option
 	switch {
 	case cfg.Token != "" && (len(opts.Users) > 0 || opts.Username != ""):
-		return nil, nil, false, errors.New("natsapi: a token cannot be combined with users")
+		return nil, cr, false, errors.New("natsapi: a token cannot be combined with users")
 	case cfg.Token != "":
 		opts.Authorization = cfg.Token
-		clientOpt = nats.Token(cfg.Token)
+		cr.token = cfg.Token
 	case opts.Authorization != "":
-		clientOpt = nats.Token(opts.Authorization)
+		cr.token = opts.Authorization
 	case opts.Username != "":
-		clientOpt = nats.UserInfo(opts.Username, opts.Password)
+		cr.user, cr.pass = opts.Username, opts.Password
 	case len(opts.Users) > 0:
 		// The node's own user: unguessable, and only for in-process
 		// connections.
-		name, pass := "ttn-node-"+randomHex(8), randomHex(32)
-		opts.Users = append(opts.Users, &server.User{Username: name, Password: pass,
+		cr.user, cr.pass = "ttn-node-"+randomHex(8), randomHex(32)
+		opts.Users = append(opts.Users, &server.User{Username: cr.user, Password: cr.pass,
 			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}}})
-		clientOpt = nats.UserInfo(name, pass)
 	default:
-		return opts, func(*nats.Options) error { return nil }, false, nil
+		return opts, cr, false, nil
 	}
-	return opts, clientOpt, true, nil
+	return opts, cr, true, nil
 }
 
 func randomHex(n int) string {
@@ -164,6 +178,11 @@ func (s *Server) Addr() string {
 	}
 	return net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
 }
+
+// InProcessConn returns a connection to the server that needs no listener:
+// pass the Server to nats.InProcessServer to connect a client living in the
+// node's process.
+func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
 
 // Stats are the server's counters.
 type Stats struct {
@@ -189,13 +208,28 @@ type Stats struct {
 	PublishLimited uint64 `json:"publish_limited"`
 }
 
+// plugins counts the client connections other than the node's own.
+func (s *Server) plugins() int {
+	c, err := s.ns.Connz(&server.ConnzOptions{Limit: math.MaxInt32})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, ci := range c.Conns {
+		if ci.Name != apiConnName && ci.Name != fanConnName {
+			n++
+		}
+	}
+	return n
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
 		Addr:   s.Addr(),
 		Fanned: s.fanned.Load(), Cursor: s.cursor.Load(), FanErrors: s.fanErrors.Load(),
 		SlowConsumers:  s.ns.NumSlowConsumers(),
-		Clients:        max(s.ns.NumClients()-1, 0), // not the node's own
+		Clients:        s.plugins(),
 		Leafnodes:      s.ns.NumLeafNodes(),
 		PublishLimited: s.limited.Load(),
 	}

@@ -45,14 +45,13 @@ func TestSlowPlugin(t *testing.T) {
 	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
 	stuckPlugin(t, n.NATSAddr())
 	healthy := connect(t, n)
-	tr := createTracker(t, n, "t")
-	first := n.Log.Last()
 	sub, err := healthy.SubscribeSync(natsapi.AnnouncePrefix + ">")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sub.SetPendingLimits(-1, -1)
 	healthy.Flush()
+	tr := createTracker(t, n, "t")
 
 	const count = 2000
 	batch := things("big", count)
@@ -73,7 +72,7 @@ func TestSlowPlugin(t *testing.T) {
 		}
 		return nil
 	})
-	for c := first + 1; c <= last; c++ {
+	for c := uint64(1); c <= last; c++ {
 		m, err := sub.NextMsg(5 * time.Second)
 		if err != nil {
 			t.Fatalf("healthy plugin, waiting for %d: %v", c, err)

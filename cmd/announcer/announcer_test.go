@@ -355,3 +355,26 @@ func TestHelp(t *testing.T) {
 		t.Errorf("tracker without subcommand: %+v", r)
 	}
 }
+
+// TestDemo runs the README's main command: three nodes and a plugin, and
+// every announcement arrives verified.
+func TestDemo(t *testing.T) {
+	out := ok(t, "", "demo")
+	for _, want := range []string{
+		"indexer   follows ",
+		"follower  now shows version 1 of \"strandbeest\" as the latest",
+		"plugin    received 4 Thing announcements on ttn.ann.",
+		"plugin    ttn.api.things {\"tag\":\"fun\"} → \"strandbeest\" version 1",
+		"== done: the follower received 6 announcements, the indexer 7",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "INVALID") {
+		t.Error("demo showed an invalid announcement")
+	}
+	if t.Failed() {
+		t.Logf("demo output:\n%s", out)
+	}
+}

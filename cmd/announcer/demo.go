@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,9 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
@@ -55,14 +59,19 @@ Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
 		})
 }
 
-// demoNode starts one demo node.
-func demoNode(ctx context.Context, dir string, join []string, follow node.FollowSet, promiscuous bool) (*node.Node, error) {
-	n, err := node.Start(ctx, node.Config{
+// demoNode starts one demo node; with plugins, it runs a NATS server on an
+// ephemeral loopback port.
+func demoNode(ctx context.Context, dir string, join []string, follow node.FollowSet, promiscuous, plugins bool) (*node.Node, error) {
+	cfg := node.Config{
 		Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
 		Follow: follow, Promiscuous: promiscuous,
 		Heartbeat: 200 * time.Millisecond, ProbeInterval: 500 * time.Millisecond,
 		DiscoveryInterval: 5 * time.Second, ReadyTimeout: 5 * time.Second,
-	})
+	}
+	if plugins {
+		cfg.NATS = &natsapi.Config{Addr: "0"}
+	}
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -103,24 +112,31 @@ func demo(ctx context.Context, root string) error {
 	tracker := topics.DeriveTrackerID(id.RawKey, doc.Info.Name)
 
 	fmt.Println("== three nodes on loopback")
-	a, err := demoNode(ctx, adir, nil, node.FollowSet{}, false)
+	a, err := demoNode(ctx, adir, nil, node.FollowSet{}, false, false)
 	if err != nil {
 		return err
 	}
 	defer a.Shutdown(context.Background())
 	fmt.Printf("  announcer %s  gossip %s\n", a.ID.ID, a.GossipAddr())
-	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, node.FollowSet{Trackers: []topics.TrackerID{tracker}}, false)
+	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, node.FollowSet{Trackers: []topics.TrackerID{tracker}}, false, true)
 	if err != nil {
 		return err
 	}
 	defer f.Shutdown(context.Background())
 	fmt.Printf("  follower  %s  joined the announcer; follows tracker %s\n", f.ID.ID, tracker)
-	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, node.FollowSet{}, true)
+	fmt.Printf("            plugins reach it on nats://%s\n", f.NATSAddr())
+	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, node.FollowSet{}, true, false)
 	if err != nil {
 		return err
 	}
 	defer ix.Shutdown(context.Background())
 	fmt.Printf("  indexer   %s  joined the follower; follows what it discovers\n", ix.ID.ID)
+
+	plugin, err := startPlugin(f.NATSAddr(), tracker)
+	if err != nil {
+		return err
+	}
+	defer plugin.nc.Close()
 
 	var mu sync.Mutex
 	got := map[string]int{}
@@ -172,9 +188,74 @@ func demo(ctx context.Context, root string) error {
 	}
 	fmt.Printf("  follower  now shows version %s of %q as the latest\n", st.Latest().Version, beest.Title)
 
+	fmt.Println("\n== a plugin on the follower, over NATS")
+	if err := plugin.report(ctx, tracker, 4); err != nil { // two Things, a version, an edit
+		return err
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	fmt.Printf("\n== done: the follower received %d announcements, the indexer %d\n", got["follower"], got["indexer"])
+	return nil
+}
+
+// demoPlugin is what a plugin does: it counts the Thing announcements of a
+// tracker, verifying each envelope, and asks the node questions.
+type demoPlugin struct {
+	nc       *nats.Conn
+	mu       sync.Mutex
+	verified int
+}
+
+func startPlugin(addr string, tracker topics.TrackerID) (*demoPlugin, error) {
+	nc, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &demoPlugin{nc: nc}
+	_, err = nc.Subscribe(natsapi.Subject(tracker, topics.KindThing), func(m *nats.Msg) {
+		env, err := base64.StdEncoding.DecodeString(m.Header.Get(natsapi.HeaderEnvelope))
+		if err == nil {
+			_, err = topics.Validate("", env, time.Time{})
+		}
+		p.mu.Lock()
+		if err == nil {
+			p.verified++
+		}
+		p.mu.Unlock()
+	})
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// report waits (up to 5 s) for want announcements, then says what the
+// plugin received and asks the node for the Things tagged "fun".
+func (p *demoPlugin) report(ctx context.Context, tracker topics.TrackerID, want int) error {
+	waitUntil(ctx, 5*time.Second, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.verified >= want
+	})
+	p.mu.Lock()
+	fmt.Printf("  plugin    received %d Thing announcements on %s, each envelope verified\n", p.verified, natsapi.Subject(tracker, topics.KindThing))
+	p.mu.Unlock()
+	m, err := p.nc.Request(natsapi.APIPrefix+"things", []byte(`{"tag":"fun"}`), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	var page topics.ThingsPage
+	if err := json.Unmarshal(m.Data, &page); err != nil {
+		return fmt.Errorf("ttn.api.things: %q: %w", m.Data, err)
+	}
+	for _, t := range page.Things {
+		fmt.Printf("  plugin    ttn.api.things {\"tag\":\"fun\"} → %q version %s\n", t.Thing.Title, t.Version)
+	}
 	return nil
 }
 

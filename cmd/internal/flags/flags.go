@@ -18,6 +18,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -140,6 +141,11 @@ type Node struct {
 	LogLevel          string
 	Heartbeat         time.Duration
 	ProbeInterval     time.Duration
+
+	NATS       string
+	NATSToken  string
+	NATSConfig string
+	NATSLeaf   List
 }
 
 // Register adds the node flags to fs.
@@ -154,6 +160,10 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", 5*time.Minute, "how often own trackers' discovery records are re-announced")
 	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", time.Minute, "how often followed chains are compared with a random peer's, to repair what was missed")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error (messages go to stderr)")
+	fs.StringVar(&f.NATS, "nats", natsapi.DefaultAddr, "embedded NATS server for plugins: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
+	fs.StringVar(&f.NATSToken, "nats-token", "", "`TOKEN` every NATS client must present; token holders may publish through the node (prefer TTN_NATS_TOKEN or the config file: a flag shows in ps)")
+	fs.StringVar(&f.NATSConfig, "nats-config", "", "nats-server configuration `FILE` (mode 0600): users and permissions, leafnode remotes, limits")
+	fs.Var(&f.NATSLeaf, "nats-leaf", "`URL` of a NATS cluster to join as a leafnode (nats://[user:pass@]HOST:PORT), repeatable")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", time.Second, "GossipSub heartbeat (advanced)")
 	fs.DurationVar(&f.ProbeInterval, "probe-interval", time.Second, "memberlist failure-detection interval (advanced)")
 }
@@ -178,6 +188,10 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		Heartbeat:           f.Heartbeat,
 		ProbeInterval:       f.ProbeInterval,
 	}
+	var err error
+	if cfg.NATS, err = f.natsConfig(); err != nil {
+		return node.Config{}, err
+	}
 	if f.KeyringFile != "" {
 		keys, err := readKeyring(f.KeyringFile)
 		if err != nil {
@@ -188,15 +202,40 @@ func (f *Node) Config(dir string) (node.Config, error) {
 	return cfg, nil
 }
 
+// natsConfig returns the embedded NATS server's configuration, nil when it
+// is off.
+func (f *Node) natsConfig() (*natsapi.Config, error) {
+	if f.NATS == "off" && len(f.NATSLeaf) == 0 && f.NATSConfig == "" {
+		return nil, nil
+	}
+	if f.NATSConfig != "" {
+		if err := private("--nats-config", f.NATSConfig); err != nil {
+			return nil, err
+		}
+	}
+	c := natsapi.DefaultConfig()
+	c.Addr, c.Token, c.ConfigFile, c.Leaf = f.NATS, f.NATSToken, f.NATSConfig, f.NATSLeaf
+	return &c, nil
+}
+
+// private checks that a file holding secrets exists and only its owner can
+// read it.
+func private(flag, path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s %s is accessible by others (mode %04o); run 'chmod 600 %s'", flag, path, st.Mode().Perm(), path)
+	}
+	return nil
+}
+
 // readKeyring reads base64 keys, one per line; it refuses a file others can
 // read.
 func readKeyring(path string) ([][]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("--keyring: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("--keyring %s is accessible by others (mode %04o); run 'chmod 600 %s'", path, st.Mode().Perm(), path)
+	if err := private("--keyring", path); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -1,0 +1,270 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/thingtracker/ttn/natsapi"
+	"github.com/thingtracker/ttn/node"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// memLog is a log held in memory, for measuring the fan-out stage alone:
+// its entries become visible all at once when released.
+type memLog struct {
+	entries []topics.Entry
+	mu      sync.Mutex
+	last    uint64
+	wake    chan struct{}
+}
+
+func (l *memLog) Last() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+func (l *memLog) release(n uint64) {
+	l.mu.Lock()
+	l.last = n
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *memLog) Wait(ctx context.Context, cursor uint64) error {
+	for {
+		l.mu.Lock()
+		last, wake := l.last, l.wake
+		l.mu.Unlock()
+		if last > cursor {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *memLog) Entries(cursor uint64, limit int) ([]topics.Entry, error) {
+	end := min(cursor+uint64(limit), l.Last())
+	return l.entries[cursor:end], nil
+}
+
+func (*memLog) Publish(context.Context, topics.TrackerID, []topics.Thing) (any, error) {
+	return nil, nil
+}
+func (*memLog) Thing(context.Context, topics.TrackerID, string) (any, error) { return nil, nil }
+func (*memLog) Things(context.Context, topics.ThingsQuery) (*topics.ThingsPage, error) {
+	return nil, nil
+}
+func (*memLog) Status(context.Context) (any, error) { return nil, nil }
+
+// counter is a plugin on TCP counting what it receives.
+type counter struct {
+	n      atomic.Int64
+	target atomic.Int64
+	done   chan struct{}
+}
+
+func (c *counter) handle(*nats.Msg) {
+	if c.n.Add(1) == c.target.Load() {
+		close(c.done)
+	}
+}
+
+// expect arms the counter for n more messages.
+func (c *counter) expect(n int) {
+	c.done = make(chan struct{})
+	c.target.Store(c.n.Load() + int64(n))
+}
+
+func (c *counter) wait(b *testing.B) {
+	select {
+	case <-c.done:
+	case <-time.After(time.Minute):
+		b.Fatalf("plugin received %d of %d", c.n.Load(), c.target.Load())
+	}
+}
+
+// headerOverhead is what an announcement's headers take besides the
+// envelope: names, the ID, author, seq and cursor.
+const headerOverhead = len("NATS/1.0\r\nTtn-Id: \r\nTtn-Author: \r\nTtn-Seq: \r\nTtn-Cursor: \r\nTtn-Envelope: \r\n\r\n") + 64 + 52 + 2*6
+
+// BenchmarkFanOut measures the NATS fan-out stage alone: accepted entries
+// held in memory go out with their headers (Ttn-Id, -Author, -Seq,
+// -Cursor, -Envelope in base64) through the node's in-process connection
+// to a plugin subscribed over TCP. Its bound is bare NATS in the same run:
+// the same payloads, without headers, published on an in-process
+// connection of the same server to the same plugin. Target: ≥ 0.5. It also
+// reports the ratio to bare messages of the same size as the announcements
+// with their headers (same-bytes-ratio): what the fan-out itself costs.
+func BenchmarkFanOut(b *testing.B) {
+	anns := signedAnnouncements(b, 16, b.N, oneKBThings)
+	log := &memLog{wake: make(chan struct{}), entries: make([]topics.Entry, len(anns))}
+	for i, s := range anns {
+		a, err := topics.Validate(s.topic, s.raw, time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		log.entries[i] = topics.NewEntry(uint64(i+1), a)
+	}
+	srv, err := natsapi.Start(natsapi.Config{Addr: "127.0.0.1:0"}, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	plugin, err := nats.Connect("nats://" + srv.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plugin.Close()
+	var c counter
+	sub, err := plugin.Subscribe(natsapi.AnnouncePrefix+">", c.handle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub.SetPendingLimits(-1, -1)
+	plugin.Flush()
+	bare, err := nats.Connect("", nats.InProcessServer(srv))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bare.Close()
+
+	b.ResetTimer()
+	c.expect(len(anns))
+	start := time.Now()
+	for i := range log.entries {
+		e := &log.entries[i]
+		if err := bare.Publish(natsapi.Subject(e.Tracker, e.Kind), e.Announcement); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.wait(b)
+	bareRate := float64(len(anns)) / time.Since(start).Seconds()
+
+	c.expect(len(anns))
+	start = time.Now()
+	log.release(uint64(len(anns)))
+	c.wait(b)
+	rate := float64(len(anns)) / time.Since(start).Seconds()
+	b.StopTimer()
+
+	// The same bytes: bare messages as long as the announcements with
+	// their headers, to tell NATS's cost of carrying the envelope header
+	// from the fan-out's own.
+	sizes := make([]int, len(log.entries))
+	for i := range log.entries {
+		e := &log.entries[i]
+		sizes[i] = len(e.Announcement) + base64.StdEncoding.EncodedLen(len(e.Envelope)) + headerOverhead
+	}
+	blob := make([]byte, slices.Max(sizes))
+	c.expect(len(anns))
+	start = time.Now()
+	for i := range log.entries {
+		if err := bare.Publish(natsapi.Subject(log.entries[i].Tracker, log.entries[i].Kind), blob[:sizes[i]]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.wait(b)
+	sameBytesRate := float64(len(anns)) / time.Since(start).Seconds()
+
+	if st := srv.Stats(); st.Fanned != uint64(len(anns)) || st.SlowConsumers != 0 {
+		b.Fatalf("stats %+v", st)
+	}
+	b.ReportMetric(rate, "ann/s")
+	b.ReportMetric(bareRate, "bare/s")
+	b.ReportMetric(rate/bareRate, "ratio")
+	b.ReportMetric(rate/sameBytesRate, "same-bytes-ratio")
+	b.Logf("fan-out of %d announcements of %d bytes (envelope %d, message with headers %d) to one TCP plugin; target ratio ≥ 0.5",
+		len(anns), len(log.entries[0].Announcement), len(log.entries[0].Envelope), sizes[0])
+}
+
+// BenchmarkStuckPlugin measures a node's ingest (validate and append
+// announcements, in chunks as `announcer ingest` does) while a plugin that
+// never reads is subscribed to every announcement, as a ratio of the same
+// ingest with no plugin, on fresh nodes in the same run: a slow plugin must
+// not slow the node (target: within noise, ≈ 1). The server cuts the plugin
+// when its buffer (64 MiB by default) fills; it reports how many were cut.
+func BenchmarkStuckPlugin(b *testing.B) {
+	anns := signedAnnouncements(b, 16, b.N, oneKBThings)
+	envs := make([][]byte, len(anns))
+	for i, s := range anns {
+		envs[i] = s.raw
+	}
+	ingest := func(stuck bool) (rate float64, st natsapi.Stats) {
+		n, err := node.Start(context.Background(), node.Config{
+			Dir: b.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0",
+			NATS: &natsapi.Config{Addr: "0"},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer n.Shutdown(context.Background())
+		if stuck {
+			c := stuckPlugin(b, n.NATSAddr())
+			defer c.Close()
+		}
+		start := time.Now()
+		if _, err := n.Ingest(context.Background(), envs); err != nil {
+			b.Fatal(err)
+		}
+		rate = float64(len(envs)) / time.Since(start).Seconds()
+		var s *node.Status
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			if s, err = n.Status(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			if s.NATS.Lag == 0 {
+				break // everything went out, or was dropped with the plugin
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("fan-out stuck: %+v", s.NATS)
+			}
+		}
+		if s.Log.Entries != uint64(len(envs)) {
+			b.Fatalf("log holds %d of %d", s.Log.Entries, len(envs))
+		}
+		return rate, *s.NATS
+	}
+	b.ResetTimer()
+	free, _ := ingest(false)
+	stuck, st := ingest(true)
+	b.StopTimer()
+	b.ReportMetric(stuck, "ann/s")
+	b.ReportMetric(free, "free/s")
+	b.ReportMetric(stuck/free, "ratio")
+	b.ReportMetric(float64(st.SlowConsumers), "cut")
+	b.Logf("%d 1 KB announcements ingested with a plugin that never reads, against none", len(envs))
+}
+
+// stuckPlugin connects to a NATS server, subscribes to every announcement
+// and never reads again.
+func stuckPlugin(b *testing.B, addr string) net.Conn {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	r := bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true}\r\nSUB %s> 1\r\nPING\r\n", natsapi.AnnouncePrefix)
+	if line, err := r.ReadString('\n'); err != nil || line != "PONG\r\n" {
+		b.Fatalf("after SUB: %q: %v", line, err)
+	}
+	return c
+}
