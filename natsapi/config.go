@@ -100,6 +100,12 @@ func DefaultConfig() Config {
 	}
 }
 
+// Check reports every problem of the configuration at once.
+func (c Config) Check() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	d := DefaultConfig()

@@ -68,6 +68,14 @@ func Start(cfg Config, b Backend) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !opts.DontListen && opts.Port != server.RANDOM_PORT {
+		// nats-server only logs a busy port, then waits: say it at once.
+		l, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("natsapi: %w", err)
+		}
+		l.Close()
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsapi: %w", err)
@@ -260,7 +268,7 @@ func (s *Server) Close() error {
 // logger passes the server's messages to slog.
 type logger struct{ l *slog.Logger }
 
-func (g logger) Noticef(format string, v ...any) { g.l.Info(fmt.Sprintf(format, v...)) }
+func (g logger) Noticef(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...)) } // its start-up banner
 func (g logger) Warnf(format string, v ...any)   { g.l.Warn(fmt.Sprintf(format, v...)) }
 func (g logger) Fatalf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
 func (g logger) Errorf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }

@@ -22,8 +22,10 @@ func runCmd() *ffcli.Command {
 		`Runs the node on the data dir (creating an identity if there is none): joins
 the network (memberlist --join, and the members remembered from the last run),
 follows its own trackers and those stored in the dir, announces what was
-appended while it was not running, stores and relays what it receives, and
-serves the other commands on DIR/control.sock.
+appended while it was not running, stores and relays what it receives,
+serves the other commands on DIR/control.sock, and publishes every accepted
+announcement to plugins on its NATS server (--nats; subjects
+ttn.ann.<tracker>.<kind>, requests ttn.api.*: see the README).
 
 It prints its addresses on stderr, then, once connected to the members it
 joined, one line scripts can wait for:

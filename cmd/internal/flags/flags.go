@@ -215,6 +215,9 @@ func (f *Node) natsConfig() (*natsapi.Config, error) {
 	}
 	c := natsapi.DefaultConfig()
 	c.Addr, c.Token, c.ConfigFile, c.Leaf = f.NATS, f.NATSToken, f.NATSConfig, f.NATSLeaf
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("--nats: %w", err)
+	}
 	return &c, nil
 }
 
