@@ -486,3 +486,38 @@ func TestThingsAfter(t *testing.T) {
 		t.Fatalf("one author's trackers: %d Things, want 14", len(got))
 	}
 }
+
+// TestTrackersAfter pages through the trackers in ID order.
+func TestTrackersAfter(t *testing.T) {
+	l := openMem(t, vfs.NewMem(), Config{})
+	a := newAuthor(t, 1)
+	for i := range 7 {
+		name := fmt.Sprintf("t%d", i)
+		publish(t, l, a.key, Draft{Tracker: a.tracker(name), Kind: topics.KindTracker, TrackerInfo: &topics.TrackerInfo{Name: name}})
+	}
+	all, err := l.Trackers()
+	if err != nil || len(all) != 7 {
+		t.Fatalf("Trackers: %d, %v", len(all), err)
+	}
+	var got []TrackerState
+	var after *topics.TrackerID
+	for range 10 {
+		page, err := l.TrackersAfter(after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = &page[len(page)-1].ID
+	}
+	if len(got) != 7 {
+		t.Fatalf("paged %d trackers, want 7", len(got))
+	}
+	for i := range got {
+		if got[i].ID != all[i].ID {
+			t.Fatalf("tracker %d: %s, want %s", i, got[i].ID, all[i].ID)
+		}
+	}
+}

@@ -546,16 +546,16 @@ func (l *Log) Flush() error {
 
 // Stats is a snapshot of the log's counters.
 type Stats struct {
-	Entries    uint64 // last cursor: entries stored, fork evidence included
-	Appended   uint64 // appends stored since open
-	Duplicates uint64 // appends already stored
-	Forks      uint64 // forks detected since open
-	Frozen     uint64 // appends refused because their chain is frozen
-	GapLimited uint64 // appends refused by the per-chain gap cap
-	Commits    uint64 // group commits (fsyncs) since open
-	MaxGroup   uint64 // the largest group committed at once
-	DiskBytes  uint64 // the store's size on disk, write-ahead log included
-	DataBytes  uint64 // the size of the store's tables and blob files
+	Entries    uint64 `json:"entries"`     // last cursor: entries stored, fork evidence included
+	Appended   uint64 `json:"appended"`    // appends stored since open
+	Duplicates uint64 `json:"duplicates"`  // appends already stored
+	Forks      uint64 `json:"forks"`       // forks detected since open
+	Frozen     uint64 `json:"frozen"`      // appends refused because their chain is frozen
+	GapLimited uint64 `json:"gap_limited"` // appends refused by the per-chain gap cap
+	Commits    uint64 `json:"commits"`     // group commits (fsyncs) since open
+	MaxGroup   uint64 `json:"max_group"`   // the largest group committed at once
+	DiskBytes  uint64 `json:"disk_bytes"`  // the store's size on disk, write-ahead log included
+	DataBytes  uint64 `json:"data_bytes"`  // the size of the store's tables and blob files
 }
 
 // Stats returns the log's counters.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -244,20 +245,20 @@ func (r *Reader) Cursor() uint64 { return r.cursor }
 
 // Head is what the log holds of one chain.
 type Head struct {
-	Tracker topics.TrackerID
-	Author  string // node ID
+	Tracker topics.TrackerID `json:"tracker"`
+	Author  string           `json:"author"` // node ID
 	// AuthorKey is the raw Ed25519 key of the author.
-	AuthorKey []byte
+	AuthorKey []byte `json:"author_key,omitempty"`
 	// Seq and ID: the contiguous head (seqs 1..Seq all present).
-	Seq uint64
-	ID  topics.ID
+	Seq uint64    `json:"seq"`
+	ID  topics.ID `json:"id"`
 	// Max and MaxID: the highest seq present.
-	Max   uint64
-	MaxID topics.ID
+	Max   uint64    `json:"max"`
+	MaxID topics.ID `json:"max_id"`
 	// Gaps are missing ranges below Max.
-	Gaps []Range
+	Gaps []Range `json:"gaps,omitempty"`
 	// Fork is set when the chain is frozen by a fork.
-	Fork *Fork
+	Fork *Fork `json:"fork,omitempty"`
 }
 
 // Heads returns every chain's head, ordered by tracker then author.
@@ -472,10 +473,21 @@ func (l *Log) Tracker(id topics.TrackerID) (*TrackerState, error) {
 }
 
 // Trackers returns every tracker the log knows, ordered by ID.
-func (l *Log) Trackers() ([]TrackerState, error) {
+func (l *Log) Trackers() ([]TrackerState, error) { return l.TrackersAfter(nil, math.MaxInt) }
+
+// TrackersAfter returns up to limit trackers, ordered by ID, after the
+// tracker after (from the first when nil).
+func (l *Log) TrackersAfter(after *topics.TrackerID, limit int) ([]TrackerState, error) {
+	var start []byte
+	if after != nil {
+		start = prefixEnd(trackerKey(*after))
+	}
 	var out []TrackerState
 	err := l.view(func() error {
-		return l.scan([]byte{prefixTracker}, nil, func(_, v []byte) (bool, error) {
+		return l.scan([]byte{prefixTracker}, start, func(_, v []byte) (bool, error) {
+			if len(out) >= limit {
+				return false, nil
+			}
 			var s TrackerState
 			err := decodeState(v, &s)
 			out = append(out, s)

@@ -2,13 +2,24 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/httpapi"
+	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/ttn"
 )
 
 // api is the node as its NATS and HTTP APIs see it.
 type api struct{ n *Node }
+
+var (
+	_ natsapi.Backend = api{}
+	_ httpapi.Backend = api{}
+)
 
 func (a api) Last() uint64                                  { return a.n.Log.Last() }
 func (a api) Wait(ctx context.Context, cursor uint64) error { return a.n.Log.Wait(ctx, cursor) }
@@ -41,3 +52,209 @@ func (a api) Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPa
 }
 
 func (a api) Status(ctx context.Context) (any, error) { return a.n.Status(ctx) }
+
+// TrackerView is one tracker of a TrackersPage.
+type TrackerView struct {
+	ID    topics.TrackerID `json:"id"`
+	Owner string           `json:"owner"`
+	// Name is the tracker's name (what its ID hashes; a TTN document's
+	// "id"), "" for a node tracker.
+	Name  string      `json:"name"`
+	Title string      `json:"title,omitempty"`
+	Node  bool        `json:"node"` // the owner's node tracker
+	Heads []feed.Head `json:"heads"`
+}
+
+// TrackersPage is a page of trackers, in ID order; Next, when set, is the
+// "after" of the next page.
+type TrackersPage struct {
+	Trackers []TrackerView `json:"trackers"`
+	Next     string        `json:"next,omitempty"`
+}
+
+func (a api) Trackers(_ context.Context, after *topics.TrackerID, limit int) (any, error) {
+	ts, err := a.n.Log.TrackersAfter(after, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	page := TrackersPage{Trackers: []TrackerView{}}
+	if len(ts) > limit {
+		ts = ts[:limit]
+		page.Next = ts[limit-1].ID.String()
+	}
+	for _, t := range ts {
+		v := TrackerView{ID: t.ID, Owner: t.Owner, Name: t.Name, Node: t.Node}
+		if info, err := a.n.trackerInfo(&t); err == nil && info != nil {
+			v.Title = info.Title
+		}
+		if v.Heads, err = a.n.Log.TrackerHeads(t.ID); err != nil {
+			return nil, err
+		}
+		for i := range v.Heads {
+			v.Heads[i].AuthorKey = nil
+		}
+		page.Trackers = append(page.Trackers, v)
+	}
+	return page, nil
+}
+
+// trackerInfo returns the description of a tracker from its latest tracker
+// announcement, nil for a node tracker or when none is held.
+func (c *Core) trackerInfo(t *feed.TrackerState) (*topics.TrackerInfo, error) {
+	if t.Info == nil || t.Node {
+		return nil, nil
+	}
+	an, err := c.Log.Announcement(t.Info.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	return an.Payload.TrackerInfo, nil
+}
+
+// maxDocumentThings bounds the Things of a tracker document: past it, the
+// tracker's Things are to be paged through /v1/things.
+const maxDocumentThings = 10000
+
+func (a api) TrackerDocument(_ context.Context, id topics.TrackerID) ([]byte, error) {
+	t, err := a.n.Log.Tracker(id)
+	if err != nil {
+		return nil, err
+	}
+	info, err := a.n.trackerInfo(t)
+	if err != nil {
+		return nil, err
+	}
+	if info == nil {
+		return nil, fmt.Errorf("tracker %s: %w: no tracker announcement (a node tracker carries node records, not Things)", id, topics.ErrNotFound)
+	}
+	states, err := a.n.Log.ThingsAfter(id[:], nil, maxDocumentThings+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(states) > maxDocumentThings {
+		return nil, fmt.Errorf("tracker %s has more than %d Things: %w for one document; page through /v1/things?tracker=%s", id, maxDocumentThings, httpapi.ErrTooLarge, id)
+	}
+	things := make([]topics.Thing, 0, len(states))
+	for _, s := range states {
+		sum, err := a.n.summary(s)
+		if err != nil {
+			return nil, err
+		}
+		if sum != nil {
+			things = append(things, *sum.Thing)
+		}
+	}
+	return ttn.Export(*info, things)
+}
+
+// NodeView describes a node for /v1/nodes.
+type NodeView struct {
+	ID          string   `json:"id"`
+	Fingerprint string   `json:"fingerprint"`
+	Addrs       []string `json:"addrs"`
+	GossipAddr  string   `json:"gossip_addr,omitempty"`
+	NATS        string   `json:"nats,omitempty"`
+}
+
+// MemberView is a member of the network as this node sees it.
+type MemberView struct {
+	ID         string    `json:"id"`
+	GossipAddr string    `json:"gossip_addr"`
+	State      string    `json:"state"` // alive, suspect, dead, left
+	Since      time.Time `json:"since"`
+	Connected  bool      `json:"connected"` // a libp2p connection is open
+}
+
+// NodesView is the reply of /v1/nodes.
+type NodesView struct {
+	Self    NodeView     `json:"self"`
+	Members []MemberView `json:"members"`
+	Peers   int          `json:"peers"` // connected libp2p peers, members or not
+}
+
+func (a api) Nodes(context.Context) (any, error) {
+	n := a.n
+	v := NodesView{
+		Self:    NodeView{ID: n.ID.ID, Fingerprint: n.ID.Fingerprint, Addrs: n.Addrs(), GossipAddr: n.GossipAddr(), NATS: n.NATSAddr()},
+		Members: []MemberView{},
+	}
+	connected := map[string]bool{}
+	for _, p := range n.net.Peers() {
+		connected[p.String()] = true
+	}
+	v.Peers = len(connected)
+	for _, m := range n.net.Members() {
+		id := m.ID.String()
+		v.Members = append(v.Members, MemberView{ID: id, GossipAddr: m.GossipAddr, State: m.State, Since: m.Since, Connected: connected[id]})
+	}
+	return v, nil
+}
+
+// Health is the reply of /healthz.
+type Health struct {
+	Status string `json:"status"` // "ok"
+	Node   string `json:"node"`
+	Ready  bool   `json:"ready"` // past WaitReady: connected to the members it joined, or alone by design
+	Peers  int    `json:"peers"`
+	Log    uint64 `json:"log_entries"`
+}
+
+func (a api) Health(context.Context) (any, error) {
+	n := a.n
+	if err := n.ctx.Err(); err != nil {
+		return nil, errors.New("the node is stopping")
+	}
+	if _, err := n.Log.Entries(n.Log.Last(), 1); err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	ready := false
+	select {
+	case <-n.ready:
+		ready = true
+	default:
+	}
+	return Health{Status: "ok", Node: n.ID.ID, Ready: ready, Peers: n.Peers(), Log: n.Log.Last()}, nil
+}
+
+func (a api) Metrics(ctx context.Context) (*httpapi.Metrics, error) {
+	st, err := a.n.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	net, sy := st.Net, st.Sync
+	m := &httpapi.Metrics{
+		Peers: net.Peers, Members: net.Members, Following: len(st.Following), Known: st.Known,
+		Messages:       map[string]uint64{"accepted": net.Accepted, "ignored": net.Ignored, "rejected": net.Rejected},
+		Discovery:      map[string]uint64{"accepted": net.DiscoveryAccepted, "ignored": net.DiscoveryIgnored, "rejected": net.DiscoveryRejected},
+		Ignored:        map[string]uint64{"duplicate": net.Duplicates, "over_budget": net.OverBudget},
+		SeenDuplicates: net.SeenDuplicates,
+		Drops: map[string]uint64{"rpc_queue": net.DroppedRPCs, "validation_queue": net.DroppedValidations,
+			"subscriptions": net.DroppedSubscriptions, "discovery": net.DroppedDiscoveries, "trackers_refused": net.TrackersRefused},
+		MemberEvents: map[string]uint64{"join": net.Joins, "leave": net.Leaves, "death": net.Deaths},
+		GapRanges:    st.Gaps(), FrozenChains: st.Forks(),
+		LogEntries: st.Log.Entries, LogDiskBytes: st.Log.DiskBytes, LogCommits: st.Log.Commits,
+		PerTracker:  map[string]uint64{},
+		SyncPending: st.SyncPending,
+		Sync: map[string]uint64{"fetches": sy.Fetches, "fetch_failures": sy.FetchFailures, "received": sy.Received,
+			"stored": sy.Stored, "violations": sy.Violations, "served": sy.Served, "busy": sy.Busy, "over_budget": sy.OverBudget},
+	}
+	for _, h := range st.Heads {
+		gone := missing(h.Gaps)
+		m.MissingAnnouncements += int(gone)
+		m.PerTracker[h.Tracker.String()] += h.Max - gone
+	}
+	if s := st.NATS; s != nil {
+		m.NATS = &httpapi.NATSMetrics{Fanned: s.Fanned, Lag: s.Lag, FanErrors: s.FanErrors, SlowConsumers: s.SlowConsumers,
+			Clients: s.Clients, Leafnodes: s.Leafnodes, Requests: s.Requests, RequestErrors: s.RequestErrors}
+	}
+	return m, nil
+}
+
+// missing counts the seqs in gap ranges.
+func missing(gaps []feed.Range) uint64 {
+	var n uint64
+	for _, g := range gaps {
+		n += g.To - g.From + 1
+	}
+	return n
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// NATS, if set, runs the embedded NATS server for plugins.
 	NATS *natsapi.Config
+	// HTTP, if set, serves the HTTP API.
+	HTTP *httpapi.Config
 
 	// Heartbeat and ProbeInterval tune GossipSub and memberlist (tests
 	// shrink them). Zero means their defaults.
@@ -90,6 +93,7 @@ type Node struct {
 	follows *follows
 	ctl     *controlServer
 	nats    *natsapi.Server // nil when off
+	http    *httpapi.Server // nil when off
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -191,6 +195,13 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if n.cfg.HTTP != nil {
+		c := *n.cfg.HTTP
+		c.Logger = n.cfg.Logger.With("component", "http")
+		if n.http, err = httpapi.Start(c, api{n}); err != nil {
+			return err
+		}
+	}
 	n.wg.Add(4 + syncWorkers)
 	go n.watchNodes()
 	go n.announce()
@@ -219,6 +230,14 @@ func (n *Node) NATSAddr() string {
 		return ""
 	}
 	return n.nats.Addr()
+}
+
+// HTTPAddr returns the HTTP API's HOST:PORT ("" when off).
+func (n *Node) HTTPAddr() string {
+	if n.http == nil {
+		return ""
+	}
+	return n.http.Addr()
 }
 
 // GossipAddr returns memberlist's HOST:PORT ("" when off).
@@ -507,13 +526,7 @@ func (n *Node) Known() []topics.Discovery {
 // tells the other members it is leaving, and closes the data dir.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.cancel()
-	var err error
-	if n.ctl != nil {
-		err = n.ctl.close()
-	}
-	if n.nats != nil {
-		n.nats.Close()
-	}
+	err := n.stopServing()
 	n.wg.Wait()
 	if n.net != nil {
 		err = errors.Join(err, n.net.Leave(ctx))
@@ -521,14 +534,24 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return errors.Join(err, n.Core.Close())
 }
 
-// close stops a node that failed to start.
-func (n *Node) close() {
+// stopServing closes the control socket and the APIs.
+func (n *Node) stopServing() error {
+	var err error
 	if n.ctl != nil {
-		n.ctl.close()
+		err = n.ctl.close()
+	}
+	if n.http != nil {
+		err = errors.Join(err, n.http.Close())
 	}
 	if n.nats != nil {
-		n.nats.Close()
+		err = errors.Join(err, n.nats.Close())
 	}
+	return err
+}
+
+// close stops a node that failed to start.
+func (n *Node) close() {
+	n.stopServing()
 	n.wg.Wait()
 	if n.net != nil {
 		n.net.Close()
@@ -577,6 +600,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer, whileReady func(context.C
 	fmt.Fprintf(w, "control %s\n", n.ControlPath())
 	if a := n.NATSAddr(); a != "" {
 		fmt.Fprintf(w, "nats nats://%s\n", a)
+	}
+	if a := n.HTTPAddr(); a != "" {
+		fmt.Fprintf(w, "http http://%s\n", a)
 	}
 	if err := n.WaitReady(ctx); err != nil {
 		return err

@@ -71,7 +71,27 @@ func FuzzImport(f *testing.F) {
 				t.Fatalf("x*Metadata member %q: got %s, want %s", key, got, want)
 			}
 		}
+		roundTrip(t, doc)
 	})
+}
+
+// roundTrip checks that what Export writes of doc imports back to doc.
+func roundTrip(t *testing.T, doc *Document) []byte {
+	t.Helper()
+	out, err := Export(doc.Info, doc.Things)
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	again, err := ParseDocument(out)
+	if err != nil {
+		t.Fatalf("the export does not import: %v\n%s", err, out)
+	}
+	a, _ := json.Marshal(doc, json.Deterministic(true))
+	b, _ := json.Marshal(again, json.Deterministic(true))
+	if !bytes.Equal(a, b) {
+		t.Fatalf("import → export → import changed the document:\n%s\n%s", a, b)
+	}
+	return out
 }
 
 // bomVariant matches the key of an xBOMMetadata member of a BOM entry, which

@@ -356,8 +356,8 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// TestDemo runs the README's main command: three nodes and a plugin, and
-// every announcement arrives verified.
+// TestDemo runs the README's main command: three nodes, a plugin and the
+// HTTP API, and every announcement arrives verified.
 func TestDemo(t *testing.T) {
 	out := ok(t, "", "demo")
 	for _, want := range []string{
@@ -365,6 +365,7 @@ func TestDemo(t *testing.T) {
 		"follower  now shows version 1 of \"strandbeest\" as the latest",
 		"plugin    received 4 Thing announcements on ttn.ann.",
 		"plugin    ttn.api.things {\"tag\":\"fun\"} → \"strandbeest\" version 1",
+		"→ a TTN tracker document, 2 Things:",
 		"== done: the follower received 6 announcements, the indexer 7",
 	} {
 		if !strings.Contains(out, want) {

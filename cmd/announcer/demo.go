@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
@@ -59,8 +62,8 @@ Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
 		})
 }
 
-// demoNode starts one demo node; with plugins, it runs a NATS server on an
-// ephemeral loopback port.
+// demoNode starts one demo node; with plugins, it runs a NATS server and
+// the HTTP API on ephemeral loopback ports.
 func demoNode(ctx context.Context, dir string, join []string, follow node.FollowSet, promiscuous, plugins bool) (*node.Node, error) {
 	cfg := node.Config{
 		Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
@@ -70,6 +73,7 @@ func demoNode(ctx context.Context, dir string, join []string, follow node.Follow
 	}
 	if plugins {
 		cfg.NATS = &natsapi.Config{Addr: "0"}
+		cfg.HTTP = &httpapi.Config{Addr: "0"}
 	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
@@ -124,7 +128,7 @@ func demo(ctx context.Context, root string) error {
 	}
 	defer f.Shutdown(context.Background())
 	fmt.Printf("  follower  %s  joined the announcer; follows tracker %s\n", f.ID.ID, tracker)
-	fmt.Printf("            plugins reach it on nats://%s\n", f.NATSAddr())
+	fmt.Printf("            plugins reach it on nats://%s, browsers on http://%s\n", f.NATSAddr(), f.HTTPAddr())
 	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, node.FollowSet{}, true, false)
 	if err != nil {
 		return err
@@ -192,10 +196,43 @@ func demo(ctx context.Context, root string) error {
 	if err := plugin.report(ctx, tracker, 4); err != nil { // two Things, a version, an edit
 		return err
 	}
+	fmt.Println("\n== the follower's HTTP API")
+	if err := showDocument(ctx, f.HTTPAddr(), tracker); err != nil {
+		return err
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
 	fmt.Printf("\n== done: the follower received %d announcements, the indexer %d\n", got["follower"], got["indexer"])
+	return nil
+}
+
+// showDocument fetches the tracker as a TTN tracker document from the HTTP
+// API and reads it back.
+func showDocument(ctx context.Context, addr string, tracker topics.TrackerID) error {
+	path := "/v1/trackers/" + tracker.String()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	doc, err := ttn.ParseDocument(b)
+	if err != nil {
+		return fmt.Errorf("GET %s: %d: %w", path, resp.StatusCode, err)
+	}
+	fmt.Printf("  GET %s → a TTN tracker document, %d Things:", path, len(doc.Things))
+	for _, t := range doc.Things {
+		fmt.Printf(" %q version %s;", t.Title, t.Version)
+	}
+	fmt.Println()
 	return nil
 }
 

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // fast are the flags every test process gets: loopback only, ephemeral
 // ports, shrunk timings.
-var fast = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--gossip-addr", "127.0.0.1:0", "--nats", "0",
+var fast = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--gossip-addr", "127.0.0.1:0", "--nats", "0", "--http", "0",
 	"--heartbeat", "100ms", "--probe-interval", "200ms", "--discovery-interval", "2s", "--log-level", "warn"}
 
 // proc is a running node process: its stdout lines and what its stderr

@@ -181,7 +181,7 @@ func TestMultiHost(t *testing.T) {
 	cli(t, "", "init", "--data", adir)
 	tracker := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", adir, "--name", "across"))
 
-	timing := []string{"--nats", "off", "--heartbeat", "200ms", "--probe-interval", "500ms", "--discovery-interval", "2s",
+	timing := []string{"--nats", "off", "--http", "off", "--heartbeat", "200ms", "--probe-interval", "500ms", "--discovery-interval", "2s",
 		"--anti-entropy-interval", "2s", "--log-level", "warn"}
 	nodeArgs := func(i int) []string {
 		return append([]string{"--listen", "/ip4/" + l.addr(i) + "/tcp/7601", "--gossip-addr", l.addr(i) + ":7946"}, timing...)
@@ -277,7 +277,7 @@ func TestPartition(t *testing.T) {
 	t1 := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", adir, "--name", "left"))
 	t2 := strings.TrimSpace(cli(t, "", "tracker", "create", "--data", cdir, "--name", "right"))
 
-	timing := []string{"--nats", "off", "--heartbeat", "200ms", "--probe-interval", "500ms", "--discovery-interval", "2s",
+	timing := []string{"--nats", "off", "--http", "off", "--heartbeat", "200ms", "--probe-interval", "500ms", "--discovery-interval", "2s",
 		"--anti-entropy-interval", "2s", "--log-level", "error", "--follow", t1, "--follow", t2}
 	nodeArgs := func(i int, join ...int) []string {
 		args := append([]string{"--listen", "/ip4/" + l.addr(i) + "/tcp/7601", "--gossip-addr", l.addr(i) + ":7946"}, timing...)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
@@ -146,6 +147,7 @@ type Node struct {
 	NATSToken  string
 	NATSConfig string
 	NATSLeaf   List
+	HTTP       string
 }
 
 // Register adds the node flags to fs.
@@ -164,6 +166,7 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.NATSToken, "nats-token", "", "`TOKEN` every NATS client must present; token holders may publish through the node (prefer TTN_NATS_TOKEN or the config file: a flag shows in ps)")
 	fs.StringVar(&f.NATSConfig, "nats-config", "", "nats-server configuration `FILE` (mode 0600): users and permissions, leafnode remotes, limits")
 	fs.Var(&f.NATSLeaf, "nats-leaf", "`URL` of a NATS cluster to join as a leafnode (nats://[user:pass@]HOST:PORT), repeatable")
+	fs.StringVar(&f.HTTP, "http", httpapi.DefaultAddr, "HTTP API, live feed and metrics: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", time.Second, "GossipSub heartbeat (advanced)")
 	fs.DurationVar(&f.ProbeInterval, "probe-interval", time.Second, "memberlist failure-detection interval (advanced)")
 }
@@ -191,6 +194,12 @@ func (f *Node) Config(dir string) (node.Config, error) {
 	var err error
 	if cfg.NATS, err = f.natsConfig(); err != nil {
 		return node.Config{}, err
+	}
+	if f.HTTP != "off" {
+		cfg.HTTP = &httpapi.Config{Addr: f.HTTP}
+		if err := cfg.HTTP.Check(); err != nil {
+			return node.Config{}, fmt.Errorf("--http: %w", err)
+		}
 	}
 	if f.KeyringFile != "" {
 		keys, err := readKeyring(f.KeyringFile)

@@ -1,0 +1,97 @@
+// Package httpapi serves a node over HTTP: read-only REST in TTN's shapes
+// (/v1/things, /v1/trackers, a tracker as a TTN tracker document,
+// /v1/nodes), a live feed as Server-Sent Events (/v1/feed), Prometheus
+// metrics (/metrics) and /healthz. Errors are JSON: {"error":"reason"}.
+//
+// It does not know the log or the network: the node hands it a Backend.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/thingtracker/ttn/topics"
+)
+
+// DefaultAddr is where the server listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:7070"
+
+// ErrTooLarge is what a Backend returns, wrapped, for an answer over the
+// bounds of one request.
+var ErrTooLarge = errors.New("too large")
+
+// Backend is what the API needs of the node. Its methods may be called
+// concurrently.
+type Backend interface {
+	// Last returns the cursor of the log's last durable entry.
+	Last() uint64
+	// Wait blocks until the log has an entry after cursor, or ctx is done.
+	Wait(ctx context.Context, cursor uint64) error
+	// Entries returns up to limit entries after cursor, in log order.
+	Entries(cursor uint64, limit int) ([]topics.Entry, error)
+
+	// Things answers a checked Things query.
+	Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error)
+	// Thing returns one Thing with its history, or an error wrapping
+	// topics.ErrNotFound.
+	Thing(ctx context.Context, tracker topics.TrackerID, id string) (any, error)
+	// Trackers returns a page of up to limit trackers after the tracker
+	// after (from the first when nil), with their chains' heads.
+	Trackers(ctx context.Context, after *topics.TrackerID, limit int) (any, error)
+	// TrackerDocument returns a tracker as a TTN tracker document, or an
+	// error wrapping topics.ErrNotFound or ErrTooLarge.
+	TrackerDocument(ctx context.Context, id topics.TrackerID) ([]byte, error)
+	// Nodes describes this node, its members and its peers.
+	Nodes(ctx context.Context) (any, error)
+	// Health describes the node in a few words; an error means unhealthy.
+	Health(ctx context.Context) (any, error)
+	// Metrics returns the node's counters for /metrics.
+	Metrics(ctx context.Context) (*Metrics, error)
+}
+
+// Config configures the server. The zero value of each field means its
+// default.
+type Config struct {
+	// Addr is the HOST:PORT to listen on. Empty means DefaultAddr, "0" an
+	// ephemeral port on 127.0.0.1, port 0 an ephemeral port.
+	Addr string
+	// Logger receives the server's messages. Nil discards them.
+	Logger *slog.Logger
+	// MaxFeeds bounds the /v1/feed clients served at once: 64 when zero.
+	MaxFeeds int
+}
+
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	switch c.Addr {
+	case "":
+		c.Addr = DefaultAddr
+	case "0":
+		c.Addr = "127.0.0.1:0"
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("httpapi: Addr %q: want HOST:PORT", c.Addr))
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		errs = append(errs, fmt.Errorf("httpapi: Addr %q: bad port", c.Addr))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxFeeds == 0 {
+		c.MaxFeeds = 64
+	}
+	if c.MaxFeeds < 0 {
+		errs = append(errs, errors.New("httpapi: MaxFeeds must not be negative"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// Check reports every problem of the configuration at once.
+func (c Config) Check() error {
+	_, err := c.withDefaults()
+	return err
+}

@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/thingtracker/ttn/topics"
+	sse "github.com/tmaxmax/go-sse"
+)
+
+// Timing of the feed.
+const (
+	feedBatch        = 256
+	feedKeepAlive    = 15 * time.Second
+	feedWriteTimeout = 30 * time.Second
+)
+
+// feed streams log entries as Server-Sent Events: each Entry as data, its
+// cursor as the event ID. It starts after the client's Last-Event-ID (a
+// reconnection), else after ?since=C, else at the end of the log (live
+// only); ?tracker=ID (repeatable) keeps only those trackers' entries. A
+// comment goes out every 15 s of silence, so proxies keep the connection;
+// a client that does not read for 30 s is dropped, and at most MaxFeeds are
+// served at once. Each client costs one batch of entries at most.
+func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
+	select {
+	case s.feeds <- struct{}{}:
+		defer func() { <-s.feeds }()
+	default:
+		return &apiError{http.StatusServiceUnavailable, "too many feed clients; try again later"}
+	}
+	sess, err := sse.Upgrade(w, r)
+	if err != nil {
+		return &apiError{http.StatusInternalServerError, err.Error()}
+	}
+	cursor := s.b.Last()
+	if v, err := one(r, "since"); err != nil {
+		return err
+	} else if v != "" {
+		if cursor, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return badRequest("since %q: want a cursor (a whole number)", v)
+		}
+	}
+	if id := sess.LastEventID.String(); id != "" {
+		if cursor, err = strconv.ParseUint(id, 10, 64); err != nil {
+			return badRequest("Last-Event-ID %q: want a cursor", id)
+		}
+	}
+	only := map[topics.TrackerID]bool{}
+	for _, v := range r.URL.Query()["tracker"] {
+		t, err := trackerParam(v)
+		if err != nil {
+			return err
+		}
+		only[t] = true
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done: // the server closes
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	rc := http.NewResponseController(w)
+	send := func(m *sse.Message) error {
+		rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+		return sess.Send(m)
+	}
+	// The headers go out at once, so the client knows it is connected.
+	rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+	if err := sess.Flush(); err != nil {
+		return nil
+	}
+	for {
+		wait, stop := context.WithTimeout(ctx, feedKeepAlive)
+		err := s.b.Wait(wait, cursor)
+		stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			m := &sse.Message{}
+			m.AppendComment("keep-alive")
+			if send(m) != nil || sess.Flush() != nil {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			return nil // the log closed
+		}
+		es, err := s.b.Entries(cursor, feedBatch)
+		if err != nil {
+			s.cfg.Logger.Warn("feed: reading the log", "cursor", cursor, "err", err)
+			return nil
+		}
+		for i := range es {
+			cursor = es[i].Cursor
+			if len(only) > 0 && !only[es[i].Tracker] {
+				continue
+			}
+			b, err := topics.MarshalEntry(&es[i])
+			if err != nil {
+				return nil
+			}
+			m := &sse.Message{ID: sse.ID(strconv.FormatUint(cursor, 10))}
+			m.AppendData(string(b))
+			if send(m) != nil {
+				return nil // the client went away, or stopped reading
+			}
+		}
+		if sess.Flush() != nil {
+			return nil
+		}
+	}
+}

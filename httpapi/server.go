@@ -1,0 +1,325 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Bounds of a request.
+const (
+	requestTimeout      = 30 * time.Second
+	defaultTrackersPage = 100
+	maxTrackersPage     = 500
+)
+
+// Server is the HTTP server. Its methods may be called concurrently.
+type Server struct {
+	cfg   Config
+	b     Backend
+	ln    net.Listener
+	srv   *http.Server
+	feeds chan struct{} // a token per feed client served
+	done  chan struct{} // closed by Close: feeds end
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// Start listens and serves until Close.
+func Start(cfg Config, b Backend) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	s := &Server{cfg: cfg, b: b, ln: ln, feeds: make(chan struct{}, cfg.MaxFeeds), done: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/things", s.get(s.things, "tracker", "author", "tag", "text", "after", "limit"))
+	mux.Handle("/v1/things/{tracker}/{thing...}", s.get(s.thing))
+	mux.Handle("/v1/trackers", s.get(s.trackers, "after", "limit"))
+	mux.Handle("/v1/trackers/{id}", s.get(s.tracker))
+	mux.Handle("/v1/nodes", s.get(s.nodes))
+	mux.Handle("/v1/feed", s.get(s.feed, "tracker", "since"))
+	mux.Handle("/healthz", s.get(s.health))
+	mux.Handle("/metrics", s.get(func(w http.ResponseWriter, r *http.Request) error {
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errorLog{s}}).ServeHTTP(w, r)
+		return nil
+	}))
+	mux.Handle("/", handler(func(http.ResponseWriter, *http.Request) error {
+		return &apiError{http.StatusNotFound, "no such endpoint (see /v1/things, /v1/trackers, /v1/nodes, /v1/feed, /metrics, /healthz)"}
+	}))
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			cfg.Logger.Error("http server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr returns the HOST:PORT the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the server: it ends the feeds and closes every connection.
+// It is safe to call twice.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err = s.srv.Shutdown(ctx); err != nil {
+			err = s.srv.Close()
+		}
+		s.wg.Wait()
+	})
+	return err
+}
+
+// apiError is a refusal with an HTTP status and a reason.
+type apiError struct {
+	code   int
+	reason string
+}
+
+func (e *apiError) Error() string { return e.reason }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// ErrorReply is the body of every error response.
+type ErrorReply struct {
+	Error string `json:"error"`
+}
+
+// handler is an endpoint that may fail; the failure becomes a JSON error.
+type handler func(http.ResponseWriter, *http.Request) error
+
+func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	err := h(w, r)
+	if err == nil {
+		return
+	}
+	code := http.StatusInternalServerError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		code = ae.code
+	case errors.Is(err, topics.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrTooLarge):
+		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, ErrorReply{strings.ReplaceAll(err.Error(), "\n", " ")})
+}
+
+// get serves GET (and HEAD) requests whose query holds only the named
+// parameters, within the request timeout; other methods get 405.
+func (s *Server) get(h handler, params ...string) http.Handler {
+	return handler(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			return &apiError{http.StatusMethodNotAllowed, r.Method + " is not allowed: the API is read-only"}
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return badRequest("query: %v", err)
+		}
+		for name := range q {
+			if !slices.Contains(params, name) {
+				return badRequest("unknown parameter %q", name)
+			}
+		}
+		if r.URL.Path != "/v1/feed" {
+			ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(requestTimeout))
+		}
+		return h(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+	return nil
+}
+
+// one returns the single value of a query parameter ("" when absent).
+func one(r *http.Request, name string) (string, error) {
+	vs := r.URL.Query()[name]
+	if len(vs) > 1 {
+		return "", badRequest("parameter %q given %d times", name, len(vs))
+	}
+	if len(vs) == 0 {
+		return "", nil
+	}
+	return vs[0], nil
+}
+
+// number reads a non-negative integer parameter, def when absent.
+func number(r *http.Request, name string, def, max uint64) (uint64, error) {
+	v, err := one(r, name)
+	if err != nil || v == "" {
+		return def, err
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > max {
+		return 0, badRequest("%s %q: want a whole number up to %d", name, v, max)
+	}
+	return n, nil
+}
+
+func trackerParam(s string) (topics.TrackerID, error) {
+	t, err := topics.ParseTrackerID(s)
+	if err != nil {
+		return t, badRequest("%v", err)
+	}
+	return t, nil
+}
+
+func (s *Server) things(w http.ResponseWriter, r *http.Request) error {
+	var q topics.ThingsQuery
+	var err error
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"author", &q.Author}, {"tag", &q.Tag}, {"text", &q.Text}, {"after", &q.After}} {
+		if *p.dst, err = one(r, p.name); err != nil {
+			return err
+		}
+	}
+	if t, err := one(r, "tracker"); err != nil {
+		return err
+	} else if t != "" {
+		if q.Tracker, err = trackerParam(t); err != nil {
+			return err
+		}
+	}
+	limit, err := number(r, "limit", 0, topics.MaxThingsLimit)
+	if err != nil {
+		return err
+	}
+	q.Limit = int(limit)
+	if err := q.Check(); err != nil {
+		return badRequest("%v", err)
+	}
+	page, err := s.b.Things(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) thing(w http.ResponseWriter, r *http.Request) error {
+	tracker, err := trackerParam(r.PathValue("tracker"))
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("thing")
+	if id == "" || len(id) > topics.MaxIDLen {
+		return badRequest("thing id: 1 to %d bytes", topics.MaxIDLen)
+	}
+	v, err := s.b.Thing(r.Context(), tracker, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) trackers(w http.ResponseWriter, r *http.Request) error {
+	var after *topics.TrackerID
+	if a, err := one(r, "after"); err != nil {
+		return err
+	} else if a != "" {
+		t, err := trackerParam(a)
+		if err != nil {
+			return err
+		}
+		after = &t
+	}
+	limit, err := number(r, "limit", defaultTrackersPage, maxTrackersPage)
+	if err != nil {
+		return err
+	}
+	if limit == 0 {
+		return badRequest("limit: want 1 to %d", maxTrackersPage)
+	}
+	page, err := s.b.Trackers(r.Context(), after, int(limit))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) tracker(w http.ResponseWriter, r *http.Request) error {
+	id, err := trackerParam(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	doc, err := s.b.TrackerDocument(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(doc, '\n'))
+	return nil
+}
+
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.b.Nodes(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.b.Health(r.Context())
+	if err != nil {
+		return &apiError{http.StatusServiceUnavailable, "unhealthy: " + err.Error()}
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// errorLog passes promhttp's errors to the logger.
+type errorLog struct{ s *Server }
+
+func (e errorLog) Println(v ...any) { e.s.cfg.Logger.Warn("metrics: " + fmt.Sprint(v...)) }
