@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
-	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -24,17 +24,9 @@ func TestShellRecipe(t *testing.T) {
 		t.Skip("SKIP: the nats CLI is not on PATH (.ci/run installs it)")
 	}
 	ctx := context.Background()
-	n, err := node.Start(ctx, node.Config{
-		Dir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0",
-		NATS: &natsapi.Config{Addr: "0", Token: "recipe-token"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Shutdown(ctx) })
-	if err := n.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	cfg := nodetest.Config(t)
+	cfg.NATS = &natsapi.Config{Addr: "0", Token: "recipe-token"}
+	n := nodetest.Start(t, cfg)
 	tr, err := n.CreateTracker(ctx, topics.TrackerInfo{Name: "shell"}, false)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/thingtracker/ttn/httpapi"
+	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/internal/ttnschema"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
@@ -26,25 +27,9 @@ import (
 // The tests run real nodes serving HTTP on an ephemeral loopback port.
 
 func nodeConfig(t *testing.T, join ...string) node.Config {
-	return node.Config{
-		Dir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
-		Heartbeat: 100 * time.Millisecond, ProbeInterval: 200 * time.Millisecond,
-		DiscoveryInterval: time.Second, ReadyTimeout: 5 * time.Second,
-		HTTP: &httpapi.Config{Addr: "0", MaxFeeds: 2},
-	}
-}
-
-func startNode(t *testing.T, cfg node.Config) *node.Node {
-	t.Helper()
-	n, err := node.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	if err := n.WaitReady(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	cfg := nodetest.Config(t, join...)
+	cfg.HTTP = &httpapi.Config{Addr: "0", MaxFeeds: 2}
+	return cfg
 }
 
 // get fetches path and returns the status and body.
@@ -93,7 +78,7 @@ func specDoc(t *testing.T) *ttn.Document {
 // retraction.
 func TestEndpoints(t *testing.T) {
 	ctx := context.Background()
-	n := startNode(t, nodeConfig(t))
+	n := nodetest.Start(t, nodeConfig(t))
 	doc := specDoc(t)
 	imp, err := n.Import(ctx, doc)
 	if err != nil {
@@ -313,20 +298,16 @@ func TestEndpoints(t *testing.T) {
 
 // TestNodes: /v1/nodes shows this node and the members it sees.
 func TestNodes(t *testing.T) {
-	a := startNode(t, nodeConfig(t))
-	b := startNode(t, nodeConfig(t, a.GossipAddr()))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	a := nodetest.Start(t, nodeConfig(t))
+	b := nodetest.Start(t, nodeConfig(t, a.GossipAddr()))
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		var v node.NodesView
 		getJSON(t, a, "/v1/nodes", &v)
-		if v.Self.ID == a.ID.ID && len(v.Members) == 1 && v.Members[0].ID == b.ID.ID && v.Members[0].State == "alive" && v.Members[0].Connected {
-			return
+		if v.Self.ID != a.ID.ID || len(v.Members) != 1 || v.Members[0].ID != b.ID.ID || v.Members[0].State != "alive" || !v.Members[0].Connected {
+			return fmt.Errorf("nodes %+v", v)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nodes %+v", v)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // event is one Server-Sent Event.
@@ -385,7 +366,7 @@ func feed(t *testing.T, n *node.Node, query, lastID string) (<-chan event, func(
 // its event ID.
 func TestFeedResume(t *testing.T) {
 	ctx := context.Background()
-	n := startNode(t, nodeConfig(t))
+	n := nodetest.Start(t, nodeConfig(t))
 	tr, err := n.CreateTracker(ctx, topics.TrackerInfo{Name: "t"}, false)
 	if err != nil {
 		t.Fatal(err)

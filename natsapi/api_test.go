@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
+	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
@@ -18,7 +19,7 @@ import (
 // TestBadRequests: every malformed request gets an error reply with its
 // code and a reason, and changes nothing.
 func TestBadRequests(t *testing.T) {
-	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0", Token: "tok", PublishRate: 1, PublishBurst: 3}))
+	n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0", Token: "tok", PublishRate: 1, PublishBurst: 3}))
 	tr := createTracker(t, n, "t")
 	nc := connect(t, n, nats.Token("tok"))
 	last := n.Log.Last()
@@ -71,7 +72,7 @@ func TestBadRequests(t *testing.T) {
 // while the node keeps appending, ends with every entry once: no gap and no
 // duplicate where history meets the live feed.
 func TestHistorySeam(t *testing.T) {
-	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0"}))
+	n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0"}))
 	tr := createTracker(t, n, "t")
 	publish(t, n, tr, things("before", 150))
 	var wg sync.WaitGroup
@@ -153,7 +154,7 @@ func catchUp(t *testing.T, nc *nats.Conn, after uint64, limit int, done func() b
 // Thing's versions, edits and retractions.
 func TestQueries(t *testing.T) {
 	ctx := context.Background()
-	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0"}))
+	n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0"}))
 	a, b := createTracker(t, n, "a"), createTracker(t, n, "b")
 	publish(t, n, a, things("bench", 12, "Furniture"))
 	publish(t, n, b, things("clamp", 9, "tools"))

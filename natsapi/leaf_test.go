@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
 )
 
@@ -71,17 +72,17 @@ func TestLeafnode(t *testing.T) {
 		}
 	})
 	var remote *nats.Conn
-	waitFor(t, 10*time.Second, func() (err error) {
+	nodetest.WaitFor(t, 10*time.Second, func() (err error) {
 		remote, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", clientPort))
 		return err
 	})
 	t.Cleanup(remote.Close)
 
-	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "off", Leaf: []string{fmt.Sprintf("nats://leaf:change-me@127.0.0.1:%d", leafPort)}}))
+	n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "off", Leaf: []string{fmt.Sprintf("nats://leaf:change-me@127.0.0.1:%d", leafPort)}}))
 	tr := createTracker(t, n, "t")
 
 	// A request from the cluster reaches the node once the leafnode is up.
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		_, err := remote.Request("ttn.api.status", nil, time.Second)
 		return err
 	})
@@ -93,7 +94,7 @@ func TestLeafnode(t *testing.T) {
 	// The subscription's interest reaches the node asynchronously: publish
 	// until one gets through, then the rest.
 	i := 0
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		publish(t, n, tr, things(fmt.Sprintf("probe%d", i), 1))
 		i++
 		_, err := sub.NextMsg(300 * time.Millisecond)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
+	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
@@ -20,24 +21,9 @@ import (
 // loopback port, and talk to it with nats.go as a plugin would.
 
 func nodeConfig(t *testing.T, nc *natsapi.Config, join ...string) node.Config {
-	return node.Config{
-		Dir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
-		Heartbeat: 100 * time.Millisecond, ProbeInterval: 200 * time.Millisecond,
-		DiscoveryInterval: time.Second, ReadyTimeout: 5 * time.Second, NATS: nc,
-	}
-}
-
-func startNode(t *testing.T, cfg node.Config) *node.Node {
-	t.Helper()
-	n, err := node.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	if err := n.WaitReady(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	cfg := nodetest.Config(t, join...)
+	cfg.NATS = nc
+	return cfg
 }
 
 func connect(t *testing.T, n *node.Node, opts ...nats.Option) *nats.Conn {
@@ -48,21 +34,6 @@ func connect(t *testing.T, n *node.Node, opts ...nats.Option) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // createTracker creates a tracker on n and returns its ID.
@@ -157,7 +128,7 @@ func checkMessage(t *testing.T, m *nats.Msg) topics.Entry {
 // match the envelope, and the envelope verifies.
 func TestFanOut(t *testing.T) {
 	ctx := context.Background()
-	author := startNode(t, nodeConfig(t, nil))
+	author := nodetest.Start(t, nodeConfig(t, nil))
 	tr := createTracker(t, author, "designs")
 	publish(t, author, tr, things("old", 20)) // before the follower exists: it syncs these
 
@@ -183,7 +154,7 @@ func TestFanOut(t *testing.T) {
 
 	// Entries 1..Last of n's log: its own tracker, node record and Things,
 	// and the author's tracker and 50 Things, synced or received; each once.
-	waitFor(t, 10*time.Second, func() error {
+	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if got := n.Log.Stats().Entries; got < 1+50+2+10 {
 			return fmt.Errorf("log holds %d entries", got)
 		}
@@ -232,7 +203,7 @@ func TestPublishAuth(t *testing.T) {
 	}
 
 	t.Run("none", func(t *testing.T) {
-		n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0"}))
+		n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0"}))
 		tr := createTracker(t, n, "t")
 		last := n.Log.Last()
 		code, reason := request(t, connect(t, n), "ttn.api.publish", body(tr, "x"), nil)
@@ -242,7 +213,7 @@ func TestPublishAuth(t *testing.T) {
 	})
 
 	t.Run("token", func(t *testing.T) {
-		n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0", Token: "s3cret-token"}))
+		n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0", Token: "s3cret-token"}))
 		tr := createTracker(t, n, "t")
 		if _, err := nats.Connect("nats://" + n.NATSAddr()); err == nil {
 			t.Fatal("a client without the token connected")
@@ -259,7 +230,7 @@ func TestPublishAuth(t *testing.T) {
 
 	t.Run("users", func(t *testing.T) {
 		conf := "../examples/nats/users.conf" // the README's example
-		n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
+		n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
 		tr := createTracker(t, n, "t")
 		if _, err := nats.Connect("nats://" + n.NATSAddr()); err == nil {
 			t.Fatal("a client without credentials connected")

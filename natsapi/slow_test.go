@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
 )
 
@@ -42,7 +43,7 @@ func stuckPlugin(t *testing.T, addr string) net.Conn {
 func TestSlowPlugin(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "nats.conf")
 	os.WriteFile(conf, []byte("max_payload: 128KB\nmax_pending: 256KB\nwrite_deadline: \"500ms\"\n"), 0o600)
-	n := startNode(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
+	n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
 	stuckPlugin(t, n.NATSAddr())
 	healthy := connect(t, n)
 	sub, err := healthy.SubscribeSync(natsapi.AnnouncePrefix + ">")
@@ -62,7 +63,7 @@ func TestSlowPlugin(t *testing.T) {
 		publish(t, n, tr, batch[i:i+100])
 	}
 	last := n.Log.Last()
-	waitFor(t, 20*time.Second, func() error {
+	nodetest.WaitFor(t, 20*time.Second, func() error {
 		st, err := n.Status(context.Background())
 		if err != nil {
 			return err

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
-	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -27,14 +27,9 @@ func TestRestartMidStream(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	n, err := node.Start(ctx, node.Config{
-		Dir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0",
-		NATS: &natsapi.Config{Addr: "0"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Shutdown(ctx) })
+	cfg := nodetest.Config(t)
+	cfg.NATS = &natsapi.Config{Addr: "0"}
+	n := nodetest.Start(t, cfg)
 	tr, err := n.CreateTracker(ctx, topics.TrackerInfo{Name: "parts"}, false)
 	if err != nil {
 		t.Fatal(err)

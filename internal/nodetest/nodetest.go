@@ -1,0 +1,54 @@
+// Package nodetest runs real nodes for the tests of the packages around the
+// node (its APIs, the examples): on loopback, in temporary dirs, with shrunk
+// timings, stopped when the test ends.
+package nodetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/thingtracker/ttn/node"
+)
+
+// Config returns the configuration of a node on loopback with ephemeral
+// ports and shrunk timings, in a temporary dir, joining join.
+func Config(t testing.TB, join ...string) node.Config {
+	return node.Config{
+		Dir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
+		Heartbeat: 100 * time.Millisecond, ProbeInterval: 200 * time.Millisecond,
+		DiscoveryInterval: time.Second, ReadyTimeout: 5 * time.Second,
+	}
+}
+
+// Start starts a node, shuts it down when the test ends, and waits until it
+// is ready.
+func Start(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	n, err := node.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	if err := n.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// WaitFor calls cond until it returns nil, failing the test if it still
+// fails after d.
+func WaitFor(t testing.TB, d time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
