@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/thingtracker/ttn/topics"
 )
@@ -63,6 +64,10 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxFeeds bounds the /v1/feed clients served at once: 64 when zero.
 	MaxFeeds int
+	// KeepAlive is how long a feed may stay silent before a comment goes
+	// out (15 s when zero); WriteTimeout how long a feed client may go
+	// without reading before it is dropped (30 s when zero).
+	KeepAlive, WriteTimeout time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -84,8 +89,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxFeeds == 0 {
 		c.MaxFeeds = 64
 	}
-	if c.MaxFeeds < 0 {
-		errs = append(errs, errors.New("httpapi: MaxFeeds must not be negative"))
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 15 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.MaxFeeds < 0 || c.KeepAlive < 0 || c.WriteTimeout < 0 {
+		errs = append(errs, errors.New("httpapi: MaxFeeds, KeepAlive and WriteTimeout must not be negative"))
 	}
 	return c, errors.Join(errs...)
 }

@@ -11,20 +11,17 @@ import (
 	sse "github.com/tmaxmax/go-sse"
 )
 
-// Timing of the feed.
-const (
-	feedBatch        = 256
-	feedKeepAlive    = 15 * time.Second
-	feedWriteTimeout = 30 * time.Second
-)
+// feedBatch is how many entries a feed reads from the log at once.
+const feedBatch = 256
 
 // feed streams log entries as Server-Sent Events: each Entry as data, its
 // cursor as the event ID. It starts after the client's Last-Event-ID (a
 // reconnection), else after ?since=C, else at the end of the log (live
 // only); ?tracker=ID (repeatable) keeps only those trackers' entries. A
-// comment goes out every 15 s of silence, so proxies keep the connection;
-// a client that does not read for 30 s is dropped, and at most MaxFeeds are
-// served at once. Each client costs one batch of entries at most.
+// comment goes out after KeepAlive of silence, so proxies keep the
+// connection; a client that does not read for WriteTimeout is dropped, and
+// at most MaxFeeds are served at once. Each client costs one batch of
+// entries at most.
 func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 	select {
 	case s.feeds <- struct{}{}:
@@ -69,16 +66,16 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 	}()
 	rc := http.NewResponseController(w)
 	send := func(m *sse.Message) error {
-		rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+		rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		return sess.Send(m)
 	}
 	// The headers go out at once, so the client knows it is connected.
-	rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+	rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if err := sess.Flush(); err != nil {
 		return nil
 	}
 	for {
-		wait, stop := context.WithTimeout(ctx, feedKeepAlive)
+		wait, stop := context.WithTimeout(ctx, s.cfg.KeepAlive)
 		err := s.b.Wait(wait, cursor)
 		stop()
 		if ctx.Err() != nil {
