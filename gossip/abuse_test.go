@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
@@ -65,7 +67,7 @@ func (a *attacker) join(name string, victim *peer) *pubsub.Topic {
 		a.t.Fatal(err)
 	}
 	a.topics[name] = tp
-	waitFor(a.t, 10*time.Second, func() error {
+	wait.For(a.t, 10*time.Second, func() error {
 		for _, p := range tp.ListPeers() {
 			if p == victim.node.ID() {
 				return nil
@@ -126,14 +128,14 @@ func newNetwork(t *testing.T, victimTweak func(*gossip.Config)) *network {
 	}
 	connect(t, n.honest, n.victim)
 	connect(t, n.victim, n.observer)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if n.honest.node.TopicPeers(n.tracker) != 1 || n.observer.node.TopicPeers(n.tracker) != 1 || n.victim.node.TopicPeers(n.tracker) != 2 {
 			return fmt.Errorf("topic peers: honest %d victim %d observer %d", n.honest.node.TopicPeers(n.tracker),
 				n.victim.node.TopicPeers(n.tracker), n.observer.node.TopicPeers(n.tracker))
 		}
 		return nil
 	})
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if n.victim.node.MeshPeers(n.tracker) != 2 || n.observer.node.MeshPeers(n.tracker) != 1 {
 			return fmt.Errorf("mesh not formed: victim %d, observer %d", n.victim.node.MeshPeers(n.tracker), n.observer.node.MeshPeers(n.tracker))
 		}
@@ -155,7 +157,7 @@ func (n *network) honestRound(t *testing.T, count int) {
 	t.Helper()
 	before := len(n.observer.trackerIDs(t, n.tracker))
 	n.honest.publish(t, n.tracker, count)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if got := len(n.observer.trackerIDs(t, n.tracker)); got != before+count {
 			return fmt.Errorf("observer holds %d honest announcements, want %d (victim holds %d; victim %+v; observer %+v)", got, before+count, len(n.victim.trackerIDs(t, n.tracker)), n.victim.node.Stats(), n.observer.node.Stats())
 		}
@@ -227,7 +229,7 @@ func TestInvalidMessagesRejected(t *testing.T) {
 			rejected := n.victim.node.Stats().Rejected
 			stored := n.victim.log.Last()
 			a.send(tc.topic, n.victim, tc.data)
-			waitFor(t, 10*time.Second, func() error {
+			wait.For(t, 10*time.Second, func() error {
 				if n.victim.node.Stats().Rejected == rejected {
 					return fmt.Errorf("not rejected yet")
 				}
@@ -271,7 +273,7 @@ func TestReplayAfterSeenCacheExpiry(t *testing.T) {
 		}
 	}
 	connect(t, victim, observer)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if victim.node.MeshPeers(n.tracker) != 1 {
 			return fmt.Errorf("restarted victim not meshed with the new observer")
 		}
@@ -279,7 +281,7 @@ func TestReplayAfterSeenCacheExpiry(t *testing.T) {
 	})
 	a := newAttacker(t, victim)
 	a.send(topics.TrackerTopic(n.tracker), victim, es[0].Envelope)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if victim.node.Stats().Duplicates != 1 {
 			return fmt.Errorf("the victim has not recognised the replay")
 		}
@@ -316,7 +318,7 @@ func TestForkingAuthor(t *testing.T) {
 	s3 := sign(t, key, "forked", 3, s2a.ID, "three")
 	// Each must know the other is on the topic: a message relayed before
 	// the victim knows the observer subscribed never reaches it.
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if n.observer.node.TopicPeers(tracker) == 0 || n.victim.node.TopicPeers(tracker) == 0 {
 			return fmt.Errorf("victim and observer not both on the topic yet")
 		}
@@ -324,21 +326,21 @@ func TestForkingAuthor(t *testing.T) {
 	})
 	a.send(topic, n.victim, s1.Raw())
 	a.send(topic, n.victim, s2a.Raw())
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if got := len(n.observer.trackerIDs(t, tracker)); got != 2 {
 			return fmt.Errorf("observer holds %d of the honest-looking part", got)
 		}
 		return nil
 	})
 	a.send(topic, n.victim, s2b.Raw())
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if n.victim.log.Stats().Forks != 1 {
 			return fmt.Errorf("victim has not seen the fork")
 		}
 		return nil
 	})
 	a.send(topic, n.victim, s3.Raw())
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if n.victim.log.Stats().Frozen != 1 {
 			return fmt.Errorf("victim has not refused the entry after the fork")
 		}
@@ -378,7 +380,7 @@ func TestAuthorOverBudget(t *testing.T) {
 		a.send(topics.TrackerTopic(tracker), n.victim, ann.Raw())
 	}
 	n.honestRound(t, 10) // meanwhile
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if n.victim.node.Stats().OverBudget < 100 {
 			return fmt.Errorf("over budget: %d", n.victim.node.Stats().OverBudget)
 		}
@@ -402,7 +404,7 @@ func TestSubscriptionSpam(t *testing.T) {
 	for _, bad := range []string{"not/ttn", "ttn/tracker/NOTANID"} {
 		a.announce(bad)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if d := n.victim.node.Stats().DroppedSubscriptions; d < 1900 {
 			return fmt.Errorf("dropped subscriptions: %d", d)
 		}
@@ -439,7 +441,7 @@ func TestDiscoverySpam(t *testing.T) {
 	for i := range 400 {
 		a.send(topics.DiscoveryTopic, n.victim, record(loud, fmt.Sprint(i)))
 	}
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		st := n.victim.node.Stats()
 		if st.DiscoveryAccepted+st.DiscoveryIgnored < 500 {
 			return fmt.Errorf("validated %d of 500", st.DiscoveryAccepted+st.DiscoveryIgnored)

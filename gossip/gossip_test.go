@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
@@ -89,22 +91,6 @@ func checkLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
 }
 
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // publish appends n Thing announcements on tracker to p's log and sends
 // them; it returns their IDs.
 func (p *peer) publish(t *testing.T, tracker topics.TrackerID, n int) []topics.ID {
@@ -184,7 +170,7 @@ func delivery(t *testing.T, size int) {
 	}
 	// Wait until membership has connected everyone and the publisher knows
 	// every follower's subscriptions.
-	waitFor(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		for i, n := range nodes {
 			if got := len(n.node.Peers()); got < size-1 {
 				return fmt.Errorf("node %d has %d peers", i, got)
@@ -208,7 +194,7 @@ func delivery(t *testing.T, size int) {
 	}
 	for i := 1; i < size; i++ {
 		tr, following := follows[i]
-		waitFor(t, 20*time.Second, func() error {
+		wait.For(t, 20*time.Second, func() error {
 			for _, other := range []topics.TrackerID{x, y} {
 				got := nodes[i].trackerIDs(t, other)
 				wantN := 0

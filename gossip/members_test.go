@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/thingtracker/ttn/gossip"
 )
 
@@ -19,7 +21,7 @@ func TestRejoinAfterRestart(t *testing.T) {
 	peers := filepath.Join(t.TempDir(), "peers")
 	withPeers := func(c *gossip.Config) { c.PeersFile = peers }
 	b := start(t, []string{a.node.GossipAddr()}, withPeers)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if len(b.node.Peers()) != 1 || len(a.node.Members()) != 1 {
 			return fmt.Errorf("b has %d peers, a %d members", len(b.node.Peers()), len(a.node.Members()))
 		}
@@ -29,7 +31,7 @@ func TestRejoinAfterRestart(t *testing.T) {
 	b.log.Close()
 
 	b2 := start(t, nil, withPeers) // no Join: only the peers file
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		for _, m := range b2.node.Members() {
 			if m.ID == a.node.ID() && m.State == "alive" && len(b2.node.Peers()) == 1 {
 				return nil
@@ -48,7 +50,7 @@ func TestKeyring(t *testing.T) {
 	good := start(t, []string{a.node.GossipAddr()}, func(c *gossip.Config) { c.Keyring = [][]byte{key} })
 	bad := start(t, []string{a.node.GossipAddr()}, func(c *gossip.Config) { c.Keyring = [][]byte{other} })
 	none := start(t, []string{a.node.GossipAddr()}, nil)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if len(good.node.Members()) != 1 {
 			return fmt.Errorf("the node with the key has %d members", len(good.node.Members()))
 		}
@@ -71,14 +73,14 @@ func TestDeadNodeNoticed(t *testing.T) {
 	a := start(t, nil, nil)
 	b := start(t, []string{a.node.GossipAddr()}, nil)
 	c := start(t, []string{a.node.GossipAddr()}, nil)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if len(a.node.Members()) != 2 {
 			return fmt.Errorf("a has %d members", len(a.node.Members()))
 		}
 		return nil
 	})
 	c.stop() // Close, not Leave: a crash as far as the others can tell
-	waitFor(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		for _, p := range []*peer{a, b} {
 			if p.node.Stats().Deaths != 1 {
 				return fmt.Errorf("deaths seen: %d", p.node.Stats().Deaths)
@@ -99,7 +101,7 @@ func TestDeadNodeNoticed(t *testing.T) {
 	if err := b.node.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if st := a.node.Stats(); st.Leaves != 1 || st.Deaths != 1 {
 			return fmt.Errorf("a saw %d leaves, %d deaths", st.Leaves, st.Deaths)
 		}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/go-json-experiment/json"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -300,7 +302,7 @@ func TestEndpoints(t *testing.T) {
 func TestNodes(t *testing.T) {
 	a := nodetest.Start(t, nodeConfig(t))
 	b := nodetest.Start(t, nodeConfig(t, a.GossipAddr()))
-	nodetest.WaitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		var v node.NodesView
 		getJSON(t, a, "/v1/nodes", &v)
 		if v.Self.ID != a.ID.ID || len(v.Members) != 1 || v.Members[0].ID != b.ID.ID || v.Members[0].State != "alive" || !v.Members[0].Connected {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/node"
@@ -79,7 +81,7 @@ func TestStuckFeedClient(t *testing.T) {
 	// Its place is taken until the server gives up on it.
 	// (The first try comes before the server has read its request.)
 	busy := false
-	nodetest.WaitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+n.HTTPAddr()+"/v1/feed", nil)

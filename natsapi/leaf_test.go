@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/nats-io/nats.go"
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
@@ -72,7 +74,7 @@ func TestLeafnode(t *testing.T) {
 		}
 	})
 	var remote *nats.Conn
-	nodetest.WaitFor(t, 10*time.Second, func() (err error) {
+	wait.For(t, 10*time.Second, func() (err error) {
 		remote, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", clientPort))
 		return err
 	})
@@ -82,7 +84,7 @@ func TestLeafnode(t *testing.T) {
 	tr := createTracker(t, n, "t")
 
 	// A request from the cluster reaches the node once the leafnode is up.
-	nodetest.WaitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		_, err := remote.Request("ttn.api.status", nil, time.Second)
 		return err
 	})
@@ -94,7 +96,7 @@ func TestLeafnode(t *testing.T) {
 	// The subscription's interest reaches the node asynchronously: publish
 	// until one gets through, then the rest.
 	i := 0
-	nodetest.WaitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		publish(t, n, tr, things(fmt.Sprintf("probe%d", i), 1))
 		i++
 		_, err := sub.NextMsg(300 * time.Millisecond)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/thingtracker/ttn/internal/nodetest"
@@ -154,7 +156,7 @@ func TestFanOut(t *testing.T) {
 
 	// Entries 1..Last of n's log: its own tracker, node record and Things,
 	// and the author's tracker and 50 Things, synced or received; each once.
-	nodetest.WaitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if got := n.Log.Stats().Entries; got < 1+50+2+10 {
 			return fmt.Errorf("log holds %d entries", got)
 		}

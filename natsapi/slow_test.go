@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
 )
@@ -63,7 +65,7 @@ func TestSlowPlugin(t *testing.T) {
 		publish(t, n, tr, batch[i:i+100])
 	}
 	last := n.Log.Last()
-	nodetest.WaitFor(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		st, err := n.Status(context.Background())
 		if err != nil {
 			return err

@@ -149,28 +149,13 @@ func writeKey(dir string, k crypto.PrivKey) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".key-*")
+	tmp, err := writeTemp(dir, ".key-*", b)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
+	defer os.Remove(tmp)
 	// Link, not rename: it fails if a key appeared meanwhile.
-	if err := os.Link(tmp.Name(), filepath.Join(dir, keyFile)); err != nil {
+	if err := os.Link(tmp, filepath.Join(dir, keyFile)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s already has an identity", dir)
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -38,21 +40,6 @@ func startNode(t *testing.T, cfg Config) *Node {
 		t.Fatal(err)
 	}
 	return n
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestOfflineBacklogAnnounced: what was appended while no node ran goes
@@ -92,7 +79,7 @@ func TestOfflineBacklogAnnounced(t *testing.T) {
 	d.Close()
 
 	startNode(t, fastConfig(adir, b.GossipAddr()))
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		es, err := b.Log.Entries(0, 100)
 		if err != nil || len(es) != 2 {
 			return fmt.Errorf("b holds %d entries of the backlog (%v)", len(es), err)
@@ -111,7 +98,7 @@ func TestOfflineBacklogAnnounced(t *testing.T) {
 	if _, err := d.Publish(ctx, tracker, []topics.Thing{{ID: "u", Title: "U", Version: "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if b.Log.Last() != 3 {
 			return fmt.Errorf("b holds %d entries", b.Log.Last())
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
+
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -93,7 +95,7 @@ func TestGapRepair(t *testing.T) {
 	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		if c.net.MeshPeers(tracker) == 0 {
 			return errors.New("no mesh yet")
 		}
@@ -108,7 +110,7 @@ func TestGapRepair(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, func() error {
 		hs, err := b.Log.TrackerHeads(tracker)
 		if err != nil || len(hs) != 1 || hs[0].Seq != 5 || len(hs[0].Gaps) != 0 {
 			return fmt.Errorf("b's head: %+v %v", hs, err)
@@ -257,7 +259,7 @@ func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 	relayCfg := fastConfig(filepath.Join(root, "relay"), a.GossipAddr())
 	relayCfg.Follow = FollowSet{Trackers: []topics.TrackerID{tr.ID}}
 	relay := startNode(t, relayCfg)
-	waitFor(t, 60*time.Second, func() error {
+	wait.For(t, 60*time.Second, func() error {
 		if hs, _ := relay.Log.TrackerHeads(tr.ID); len(hs) == 0 || hs[0].Seq != total+1 {
 			return fmt.Errorf("relay holds %v", hs)
 		}
@@ -281,7 +283,7 @@ func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 		}
 	}
 	n := startNode(t, newCfg)
-	waitFor(t, 120*time.Second, func() error {
+	wait.For(t, 120*time.Second, func() error {
 		hs, _ := n.Log.TrackerHeads(tr.ID)
 		if len(hs) == 0 || hs[0].Seq != total+1 || len(hs[0].Gaps) != 0 {
 			return fmt.Errorf("new node holds %v", hs)
@@ -319,7 +321,7 @@ func TestFollowNode(t *testing.T) {
 	if _, err := a.Publish(context.Background(), tr.ID, things); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, func() error {
 		hs, _ := f.Log.TrackerHeads(tr.ID)
 		if len(hs) == 0 || hs[0].Seq != 51 || len(hs[0].Gaps) != 0 {
 			return fmt.Errorf("follower holds %v of the new tracker", hs)

@@ -25,7 +25,7 @@ const maxInput = 256 << 20
 // command builds a subcommand with the common flags (--data, --config).
 func command(name, usage, short, long string, setup func(*flag.FlagSet), exec func(context.Context, *flags.Common, []string) error) *ffcli.Command {
 	fs := flag.NewFlagSet("announcer "+name, flag.ContinueOnError)
-	fs.SetOutput(&usageText)
+	fs.SetOutput(&flags.UsageText)
 	var common flags.Common
 	common.Register(fs)
 	if setup != nil {
@@ -51,7 +51,7 @@ func openDir(c *flags.Common) (node.Dir, error) {
 // input opens a FILE argument, "-" meaning standard input.
 func input(args []string, what string) (io.ReadCloser, error) {
 	if len(args) != 1 {
-		return nil, usagef("want one %s argument (a file, or - for standard input)", what)
+		return nil, flags.Usagef("want one %s argument (a file, or - for standard input)", what)
 	}
 	if args[0] == "-" {
 		return io.NopCloser(os.Stdin), nil
@@ -77,7 +77,7 @@ func readAll(args []string, what string) ([]byte, error) {
 
 func noArgs(args []string) error {
 	if len(args) > 0 {
-		return usagef("unexpected argument %q", args[0])
+		return flags.Usagef("unexpected argument %q", args[0])
 	}
 	return nil
 }
@@ -122,7 +122,7 @@ so creating the same name again prints the same ID and announces nothing.`,
 				return err
 			}
 			if name == "" {
-				return usagef("tracker create needs --name")
+				return flags.Usagef("tracker create needs --name")
 			}
 			d, err := openDir(c)
 			if err != nil {
@@ -157,11 +157,11 @@ Thing is checked first: if any is invalid, nothing is announced.`,
 		},
 		func(ctx context.Context, c *flags.Common, args []string) error {
 			if tracker == "" {
-				return usagef("publish needs --tracker")
+				return flags.Usagef("publish needs --tracker")
 			}
 			tid, err := topics.ParseTrackerID(tracker)
 			if err != nil {
-				return usagef("--tracker: %v", err)
+				return flags.Usagef("--tracker: %v", err)
 			}
 			r, err := input(args, "FILE")
 			if err != nil {
@@ -239,11 +239,11 @@ withdrawn: it disappears from the Thing's latest state. The announcement
 itself stays in every log.`,
 		nil, func(ctx context.Context, c *flags.Common, args []string) error {
 			if len(args) != 1 {
-				return usagef("retract needs one announcement ID")
+				return flags.Usagef("retract needs one announcement ID")
 			}
 			id, err := topics.ParseID(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return flags.Usagef("%v", err)
 			}
 			d, err := openDir(c)
 			if err != nil {
@@ -340,10 +340,10 @@ to verify it; text prints one line per entry.`,
 				return err
 			}
 			if err := output.CheckFormat(format); err != nil {
-				return usagef("%v", err)
+				return flags.Usagef("%v", err)
 			}
 			if limit < 0 {
-				return usagef("--limit %d: want 0 or more", limit)
+				return flags.Usagef("--limit %d: want 0 or more", limit)
 			}
 			d, err := openDir(c)
 			if err != nil {
@@ -384,7 +384,7 @@ overwritten, or to standard output with '-'. Keep it safe: whoever has it can
 announce as this node; whoever loses it loses authorship of its trackers.`,
 		nil, func(_ context.Context, c *flags.Common, args []string) error {
 			if len(args) != 1 {
-				return usagef("key export needs a FILE (or - for standard output)")
+				return flags.Usagef("key export needs a FILE (or - for standard output)")
 			}
 			if args[0] == "-" {
 				return node.ExportKey(c.Data, os.Stdout)

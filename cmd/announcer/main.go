@@ -9,72 +9,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/thingtracker/ttn/cmd/internal/flags"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root().ParseAndRun(ctx, os.Args[1:])
-	stop()
-	os.Exit(exitCode(err))
-}
-
-// usage collects what the flag package writes (help and usage text): it is
-// printed for -h, and replaced by one line for a mistake.
-var usageText bytes.Buffer
-
-// usageError marks a mistake in how the command was called (exit status 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-// exitCode prints err, if any, as one line on stderr and returns the exit
-// status: 0 for success or help, 2 for a usage mistake, 1 for any other
-// failure.
-func exitCode(err error) int {
-	var nx ffcli.NoExecError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		os.Stderr.Write(usageText.Bytes())
-		return 0
-	case errors.As(err, &nx):
-		fmt.Fprintf(os.Stderr, "announcer: %s needs a subcommand (see 'announcer %s -h')\n", nx.Command.Name, nx.Command.Name)
-		return 2
-	}
-	var ue usageError
-	if msg, ok := strings.CutPrefix(err.Error(), "error parsing commandline arguments: "); ok {
-		fmt.Fprintf(os.Stderr, "announcer: %s (see -h)\n", oneLine(msg))
-		return 2
-	}
-	fmt.Fprintf(os.Stderr, "announcer: %s\n", oneLine(err.Error()))
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
-}
-
-// oneLine keeps an error message on one line.
-func oneLine(s string) string {
-	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
-}
+func main() { flags.Main("announcer", root()) }
 
 func root() *ffcli.Command {
 	fs := flag.NewFlagSet("announcer", flag.ContinueOnError)
-	fs.SetOutput(&usageText)
+	fs.SetOutput(&flags.UsageText)
 	return &ffcli.Command{
 		Name:       "announcer",
 		ShortUsage: "announcer COMMAND [flags] [args]",

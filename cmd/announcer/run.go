@@ -40,7 +40,7 @@ SIGINT or SIGTERM stop it cleanly (it tells the other members it leaves).`,
 			}
 			cfg, err := nf.Config(c.Data)
 			if err != nil {
-				return usagef("%v", err)
+				return flags.Usagef("%v", err)
 			}
 			return node.Run(ctx, cfg, os.Stderr, nil)
 		})
@@ -60,7 +60,7 @@ forks), and the log's size.`,
 				return err
 			}
 			if err := output.CheckFormat(format); err != nil {
-				return usagef("%v", err)
+				return flags.Usagef("%v", err)
 			}
 			d, err := openDir(c)
 			if err != nil {

@@ -9,15 +9,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -27,42 +23,7 @@ import (
 	"github.com/thingtracker/ttn/topics"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root().ParseAndRun(ctx, os.Args[1:])
-	stop()
-	os.Exit(exitCode(err))
-}
-
-// usageText collects help and usage text: printed for -h only.
-var usageText bytes.Buffer
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-func exitCode(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		os.Stderr.Write(usageText.Bytes())
-		return 0
-	}
-	msg := strings.NewReplacer("\n", " ", "\r", " ").Replace(err.Error())
-	if m, ok := strings.CutPrefix(msg, "error parsing commandline arguments: "); ok {
-		fmt.Fprintf(os.Stderr, "subscriber: %s (see -h)\n", m)
-		return 2
-	}
-	fmt.Fprintf(os.Stderr, "subscriber: %s\n", msg)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
-}
+func main() { flags.Main("subscriber", root()) }
 
 // options are the subscriber's own flags.
 type options struct {
@@ -78,7 +39,7 @@ type options struct {
 func root() *ffcli.Command {
 	var o options
 	fs := flag.NewFlagSet("subscriber", flag.ContinueOnError)
-	fs.SetOutput(&usageText)
+	fs.SetOutput(&flags.UsageText)
 	o.common.Register(fs)
 	o.node.Register(fs)
 	fs.Var(&o.unfollow, "unfollow", "stop following a tracker or node `ID`, repeatable")
@@ -94,7 +55,7 @@ func root() *ffcli.Command {
 		FlagSet:    flag.NewFlagSet("subscriber follows", flag.ContinueOnError),
 	}
 	var fc flags.Common
-	follows.FlagSet.SetOutput(&usageText)
+	follows.FlagSet.SetOutput(&flags.UsageText)
 	fc.Register(follows.FlagSet)
 	follows.Options = fc.Options()
 	follows.Exec = func(context.Context, []string) error {
@@ -129,7 +90,7 @@ the configuration file DIR/config.`,
 		Subcommands: []*ffcli.Command{follows},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
-				return usagef("unexpected argument %q", args[0])
+				return flags.Usagef("unexpected argument %q", args[0])
 			}
 			return subscribe(ctx, &o)
 		},
@@ -138,7 +99,7 @@ the configuration file DIR/config.`,
 
 func subscribe(ctx context.Context, o *options) error {
 	if err := output.CheckFormat(o.format); err != nil {
-		return usagef("%v", err)
+		return flags.Usagef("%v", err)
 	}
 	dir := o.common.Data
 	since, err := node.ReadSubscriberCursor(dir)
@@ -164,7 +125,7 @@ func subscribe(ctx context.Context, o *options) error {
 	}
 	cfg, err := o.node.Config(dir)
 	if err != nil {
-		return usagef("%v", err)
+		return flags.Usagef("%v", err)
 	}
 	cfg.Promiscuous = o.promiscuous
 	if !o.quiet {

@@ -35,20 +35,3 @@ func Start(t testing.TB, cfg node.Config) *node.Node {
 	}
 	return n
 }
-
-// WaitFor calls cond until it returns nil, failing the test if it still
-// fails after d.
-func WaitFor(t testing.TB, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
