@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -359,6 +360,32 @@ func TestForkingAuthor(t *testing.T) {
 		t.Errorf("fork not reported: %+v", hs)
 	}
 	n.honestRound(t, 3)
+}
+
+// TestForgeriesSpendNoBudget: envelopes that carry an honest author's key
+// but not its signature, from many peers, do not use up that author's
+// budget: its announcements keep arriving.
+func TestForgeriesSpendNoBudget(t *testing.T) {
+	checkLeaks(t)
+	n := newNetwork(t, func(c *gossip.Config) { c.AuthorRate, c.AuthorBurst = 0.1, 10 })
+	prev := topics.IDOf([]byte("some earlier entry"))
+	for i := range 25 { // each attacker is graylisted after its first forgery
+		ann, err := topics.Sign(n.honest.key, &topics.Payload{V: 1, Kind: topics.KindThing, Tracker: n.tracker,
+			Seq: uint64(1000 + i), Prev: prev, Time: topics.FormatTime(time.Now()), Thing: &topics.Thing{ID: "f", Title: "forged", Version: "1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := slices.Clone(ann.Raw())
+		forged[len(forged)-1] ^= 1 // the signature is the envelope's last field
+		newAttacker(t, n.victim).send(topics.TrackerTopic(n.tracker), n.victim, forged)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if r := n.victim.node.Stats().Rejected; r < 25 {
+			return fmt.Errorf("victim rejected %d forgeries", r)
+		}
+		return nil
+	})
+	n.honestRound(t, 5)
 }
 
 // TestAuthorOverBudget: an author over its rate budget is ignored; an

@@ -35,7 +35,7 @@ func NewFetchRequest(h History, tracker topics.TrackerID) (FetchRequest, error) 
 	}
 	req := FetchRequest{Tracker: tracker, All: true}
 	for _, hd := range heads {
-		req.Chains = append(req.Chains, WireChain{Author: hd.Author, Seq: hd.Seq, ID: hd.ID, Max: hd.Max, Gaps: hd.Gaps})
+		req.Chains = append(req.Chains, WireChain{Author: hd.Author, Seq: hd.Seq, ID: hd.ID, Max: hd.Max, Gaps: hd.Gaps[:min(len(hd.Gaps), MaxWireGaps)]})
 	}
 	return req, nil
 }
@@ -59,6 +59,11 @@ func ServeFetch(ctx context.Context, w io.Writer, h History, req FetchRequest, c
 	}
 	asked := make(map[string]WireChain, len(req.Chains))
 	for _, c := range req.Chains {
+		if len(c.Gaps) > MaxWireGaps {
+			// Each served envelope is checked against the gaps: an honest
+			// log never has this many.
+			return 0, writeJSON(bw, &syncMsg{Type: "done", Error: fmt.Sprintf("over %d gaps in a chain", MaxWireGaps)})
+		}
 		asked[c.Author] = c
 	}
 	plan := 0

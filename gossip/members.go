@@ -317,7 +317,7 @@ func openPeerRecord(node *memberlist.Node) (peer.ID, []ma.Multiaddr, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("name is not a peer ID: %w", err)
 	}
-	_, rec, err := record.ConsumeEnvelope(node.Meta, peer.PeerRecordEnvelopeDomain)
+	env, rec, err := record.ConsumeEnvelope(node.Meta, peer.PeerRecordEnvelopeDomain)
 	if err != nil {
 		return "", nil, err
 	}
@@ -327,6 +327,11 @@ func openPeerRecord(node *memberlist.Node) (peer.ID, []ma.Multiaddr, error) {
 	}
 	if pr.PeerID != name {
 		return "", nil, fmt.Errorf("peer record of %s", pr.PeerID)
+	}
+	// The envelope proves who signed it, not that the signer is the peer
+	// the record names.
+	if signer, err := peer.IDFromPublicKey(env.PublicKey); err != nil || signer != name {
+		return "", nil, fmt.Errorf("peer record of %s not signed by it", name)
 	}
 	if len(pr.Addrs) > maxRecordAddrs {
 		pr.Addrs = pr.Addrs[:maxRecordAddrs]

@@ -60,9 +60,13 @@ type WireHead struct {
 	ID      topics.ID        `json:"id"`
 }
 
+// MaxWireGaps is how many missing ranges a fetch may name per chain (the
+// log keeps at most 64 per chain by default): a responder refuses more.
+const MaxWireGaps = 64
+
 // WireChain is what a requester holds of one chain: its contiguous head
 // (Seq, ID), the highest seq it holds (Max), and the ranges it misses
-// between them.
+// between them, the first MaxWireGaps of them.
 type WireChain struct {
 	Author string      `json:"author"`
 	Seq    uint64      `json:"seq"`

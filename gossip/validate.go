@@ -51,13 +51,20 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 		n.stat.dupes.Add(1)
 		return topics.Ignore
 	}
-	if !n.budgets.allow([32]byte(env.RawKey), n.cfg.Now()) {
+	// An author over its budget costs no verification; but only a message
+	// the author signed spends the budget, or anyone could silence it.
+	author, now := [32]byte(env.RawKey), n.cfg.Now()
+	if n.budgets.spent(author, now) {
 		n.stat.overBudget.Add(1)
 		return topics.Ignore
 	}
 	if err := env.Verify(); err != nil {
 		n.debug(msg, err)
 		return topics.Reject
+	}
+	if !n.budgets.allow(author, now) {
+		n.stat.overBudget.Add(1)
+		return topics.Ignore
 	}
 	a, err := topics.Check(env, id, msg.GetTopic(), n.cfg.Now())
 	if err != nil {
@@ -222,6 +229,16 @@ func newAuthorBudgets(r float64, burst int) *authorBudgets {
 	return &authorBudgets{rate: rate.Limit(r), burst: burst, keys: make(map[[32]byte]*rate.Limiter)}
 }
 
+// spent reports whether an author has no budget left, without taking any
+// (nor remembering an author it does not know).
+func (b *authorBudgets) spent(key [32]byte, now time.Time) bool {
+	b.mu.Lock()
+	lim := b.keys[key]
+	b.mu.Unlock()
+	return lim != nil && lim.TokensAt(now) < 1
+}
+
+// allow takes one announcement from an author's budget.
 func (b *authorBudgets) allow(key [32]byte, now time.Time) bool {
 	b.mu.Lock()
 	lim := b.keys[key]

@@ -224,6 +224,10 @@ func (c *checker) number(leaf string, f float64) {
 // ext accepts x*Metadata members only, with values that follow the JSON
 // rules of CheckStrictJSON and names that differ in more than case.
 func (c *checker) ext(e Extensions) {
+	var folded map[string]string // lower case → name; names are ASCII
+	if len(e) > 1 {
+		folded = make(map[string]string, len(e))
+	}
 	for name, v := range e {
 		if !IsExtensionName(name) {
 			c.failf("", ": unknown member %q", clip(name))
@@ -235,11 +239,14 @@ func (c *checker) ext(e Extensions) {
 		if err := CheckStrictJSON(v); err != nil {
 			c.failf(name, ": %v", err)
 		}
-		for other := range e {
-			if other != name && strings.EqualFold(other, name) {
-				c.failf("", ": object names %q and %q differ only in case", min(name, other), max(name, other))
-			}
+		if folded == nil {
+			continue
 		}
+		lower := strings.ToLower(name)
+		if other, ok := folded[lower]; ok {
+			c.failf("", ": object names %q and %q differ only in case", min(name, other), max(name, other))
+		}
+		folded[lower] = name
 	}
 }
 

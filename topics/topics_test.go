@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/record"
 )
@@ -372,4 +373,22 @@ func reframe(t *testing.T, raw []byte) []byte {
 	b = append(b, protowireBytes(2, e.PayloadType)...)
 	b = append(b, protowireBytes(1, key)...)
 	return b
+}
+
+// TestExtensionNamesDifferInCase: two x*Metadata members whose names differ
+// only in case are refused, however many members there are (the check
+// costs one map lookup a member).
+func TestExtensionNamesDifferInCase(t *testing.T) {
+	ext := Extensions{}
+	for i := range 3000 {
+		ext[fmt.Sprintf("xA%dMetadata", i)] = jsontext.Value(`{}`)
+	}
+	th := Thing{ID: "a", Title: "A", Version: "1", Ext: ext}
+	if err := th.Check(); err != nil {
+		t.Fatalf("distinct names: %v", err)
+	}
+	ext["xAbcMetadata"], ext["xABCMetadata"] = jsontext.Value(`1`), jsontext.Value(`2`)
+	if err := th.Check(); err == nil || !strings.Contains(err.Error(), "differ only in case") {
+		t.Fatalf("names differing in case: %v", err)
+	}
 }
