@@ -502,7 +502,7 @@ func TestTrackersAfter(t *testing.T) {
 	var got []TrackerState
 	var after *topics.TrackerID
 	for range 10 {
-		page, err := l.TrackersAfter(after, 3)
+		page, err := l.TrackersAfter(nil, after, 3)
 		if err != nil {
 			t.Fatal(err)
 		}

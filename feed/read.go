@@ -381,28 +381,7 @@ func (l *Log) Thing(tracker topics.TrackerID, id string) (*ThingState, error) {
 // Things returns the state of every Thing of a tracker, ordered by the
 // length of their ids, then by id.
 func (l *Log) Things(tracker topics.TrackerID) ([]*ThingState, error) {
-	var out []*ThingState
-	err := l.view(func() error {
-		var ids []string
-		err := l.scan(thingPrefix(prefixThing, tracker, "", false), nil, func(k, _ []byte) (bool, error) {
-			thing, _, _, err := parseThingVersionKey(k)
-			if err == nil && (len(ids) == 0 || ids[len(ids)-1] != thing) {
-				ids = append(ids, thing)
-			}
-			return err == nil, err
-		})
-		for _, id := range ids {
-			if err != nil {
-				break
-			}
-			var rows []thingRow
-			if rows, err = scanThingRows(l, tracker, id); err == nil {
-				out = append(out, buildThing(tracker, id, rows))
-			}
-		}
-		return err
-	})
-	return out, err
+	return l.ThingsAfter(tracker[:], nil, math.MaxInt)
 }
 
 // ThingKey names a Thing: a page of Things continues after one.
@@ -473,18 +452,23 @@ func (l *Log) Tracker(id topics.TrackerID) (*TrackerState, error) {
 }
 
 // Trackers returns every tracker the log knows, ordered by ID.
-func (l *Log) Trackers() ([]TrackerState, error) { return l.TrackersAfter(nil, math.MaxInt) }
+func (l *Log) Trackers() ([]TrackerState, error) { return l.TrackersAfter(nil, nil, math.MaxInt) }
 
-// TrackersAfter returns up to limit trackers, ordered by ID, after the
-// tracker after (from the first when nil).
-func (l *Log) TrackersAfter(after *topics.TrackerID, limit int) ([]TrackerState, error) {
+// TrackersAfter returns up to limit trackers, ordered by ID: those whose ID
+// starts with prefix (all when empty; topics.OwnerPrefix selects one
+// owner's), after the tracker after (from the first when nil).
+func (l *Log) TrackersAfter(prefix []byte, after *topics.TrackerID, limit int) ([]TrackerState, error) {
+	keys := append([]byte{prefixTracker}, prefix...)
 	var start []byte
 	if after != nil {
 		start = prefixEnd(trackerKey(*after))
+		if bytes.Compare(start, keys) < 0 {
+			start = nil
+		}
 	}
 	var out []TrackerState
 	err := l.view(func() error {
-		return l.scan([]byte{prefixTracker}, start, func(_, v []byte) (bool, error) {
+		return l.scan(keys, start, func(_, v []byte) (bool, error) {
 			if len(out) >= limit {
 				return false, nil
 			}

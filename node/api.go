@@ -73,7 +73,7 @@ type TrackersPage struct {
 }
 
 func (a api) Trackers(_ context.Context, after *topics.TrackerID, limit int) (any, error) {
-	ts, err := a.n.Log.TrackersAfter(after, limit+1)
+	ts, err := a.n.Log.TrackersAfter(nil, after, limit+1)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,7 +122,7 @@ func (c *Core) CreateTracker(ctx context.Context, info topics.TrackerInfo, updat
 // ownTrackers lists the trackers this node has announced, besides its node
 // tracker.
 func (c *Core) ownTrackers() ([]topics.TrackerID, error) {
-	all, err := c.Log.Trackers()
+	all, err := c.Log.TrackersAfter(topics.OwnerPrefix(c.ID.RawKey), nil, math.MaxInt)
 	if err != nil {
 		return nil, err
 	}

@@ -61,14 +61,7 @@ func (n *Node) refreshNode(nt topics.TrackerID) error {
 	return errors.Join(errs...)
 }
 
-func (n *Node) followsNode(id string) bool {
-	for _, f := range n.follows.get().Nodes {
-		if f == id {
-			return true
-		}
-	}
-	return false
-}
+func (n *Node) followsNode(id string) bool { return n.follows.hasNode(id) }
 
 // unfollowNodes forgets the trackers followed through nodes no longer
 // followed, and leaves their topics unless followed otherwise.
@@ -94,9 +87,9 @@ func (n *Node) unfollowNodes(ids []string) {
 }
 
 // watchNodes follows the trackers new node records of followed nodes list.
-func (n *Node) watchNodes() {
+func (n *Node) watchNodes(from uint64) {
 	defer n.wg.Done()
-	r := n.Log.NewReader(n.Log.Last())
+	r := n.Log.NewReader(from)
 	for {
 		e, err := r.Next(n.ctx)
 		if err != nil {

@@ -180,6 +180,7 @@ func (n *Node) start(ctx context.Context) error {
 	for _, t := range n.follows.list() {
 		n.follow(t)
 	}
+	watchFrom := n.Log.Last() // node records from here on are watched
 	for _, id := range n.follows.get().Nodes {
 		if err := n.followNode(id); err != nil {
 			n.cfg.Logger.Warn("not following node", "node", id, "err", err)
@@ -203,7 +204,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	n.wg.Add(4 + syncWorkers)
-	go n.watchNodes()
+	go n.watchNodes(watchFrom)
 	go n.announce()
 	go n.rediscover()
 	go n.antiEntropy()
@@ -483,9 +484,9 @@ func (n *Node) announceTracker(t topics.TrackerID) error {
 		return err
 	}
 	d := &topics.Discovery{Tracker: t, Title: st.Name, Time: topics.FormatTime(time.Now())}
-	if hs, err := n.Log.Heads(); err == nil {
+	if hs, err := n.Log.TrackerHeads(t); err == nil {
 		for _, h := range hs {
-			if h.Tracker == t && h.Author == n.ID.ID {
+			if h.Author == n.ID.ID {
 				d.HeadSeq, d.HeadID = h.Seq, h.ID
 			}
 		}

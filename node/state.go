@@ -154,6 +154,13 @@ func (f *follows) getLocked() FollowSet {
 // list returns the followed trackers, sorted.
 func (f *follows) list() []topics.TrackerID { return f.get().Trackers }
 
+func (f *follows) hasNode(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.nodes[id]
+	return ok
+}
+
 func (f *follows) has(t topics.TrackerID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -57,11 +57,15 @@ func (s *Status) Forks() int {
 
 // Status reports the data dir: identity, follows, chain heads, log.
 func (c *Core) Status(context.Context) (*Status, error) {
-	heads, err := c.Log.Heads()
+	follows, err := Follows(c.Dir)
 	if err != nil {
 		return nil, err
 	}
-	follows, err := Follows(c.Dir)
+	return c.status(follows)
+}
+
+func (c *Core) status(follows FollowSet) (*Status, error) {
+	heads, err := c.Log.Heads()
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +76,8 @@ func (c *Core) Status(context.Context) (*Status, error) {
 }
 
 // Status reports the running node: the data dir's status plus the network.
-func (n *Node) Status(ctx context.Context) (*Status, error) {
-	s, err := n.Core.Status(ctx)
+func (n *Node) Status(context.Context) (*Status, error) {
+	s, err := n.status(n.follows.get())
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +85,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	s.Addrs, s.GossipAddr, s.Control = n.Addrs(), n.GossipAddr(), n.ControlPath()
 	s.Peers = n.Peers()
 	s.Members, s.Events = n.net.Members(), n.net.MemberEvents()
-	s.Follows, s.Following = n.follows.get(), n.Following()
+	s.Following = n.Following()
 	s.Known = len(n.Known())
 	s.Net = n.net.Stats()
 	s.Sync, s.SyncPending = n.net.SyncStats(), n.syncQ.pending()

@@ -92,7 +92,9 @@ func (q *syncQueue) done(t topics.TrackerID, j *syncJob, ok bool) (gaveUp bool) 
 	}
 	j.tries++
 	if j.tries >= syncRetries {
-		delete(q.jobs, t)
+		// Stay queued, at the longest backoff: a gap no peer can fill
+		// must not be asked for again at every live entry.
+		j.next = time.Now().Add(syncBackoffMax)
 		return true
 	}
 	backoff := min(syncBackoffMin<<(j.tries-1), syncBackoffMax)
@@ -182,15 +184,22 @@ func (n *Node) compareWith(ctx context.Context, p peer.ID) {
 // learn follows (when promiscuous) and schedules the trackers of heads
 // that this node lacks or holds less of.
 func (n *Node) learn(heads []gossip.WireHead) {
+	if n.cfg.Promiscuous {
+		var fs FollowSet
+		seen := make(map[topics.TrackerID]bool)
+		for _, h := range heads {
+			if !seen[h.Tracker] && !n.followsOrOwns(h.Tracker) {
+				seen[h.Tracker] = true
+				fs.Trackers = append(fs.Trackers, h.Tracker)
+			}
+		}
+		if err := n.Follow(fs); err != nil { // one write of the follows file
+			n.cfg.Logger.Debug("not following every tracker from inventory", "err", err)
+		}
+	}
 	for _, h := range heads {
 		if !n.followsOrOwns(h.Tracker) {
-			if !n.cfg.Promiscuous {
-				continue
-			}
-			if err := n.Follow(FollowSet{Trackers: []topics.TrackerID{h.Tracker}}); err != nil {
-				n.cfg.Logger.Debug("not following tracker from inventory", "tracker", h.Tracker.String(), "err", err)
-				continue
-			}
+			continue
 		}
 		mine, err := n.Log.TrackerHeads(h.Tracker)
 		if err != nil {

@@ -99,6 +99,11 @@ func TestGapRepair(t *testing.T) {
 		if c.net.MeshPeers(tracker) == 0 {
 			return errors.New("no mesh yet")
 		}
+		// The sync following queued is over (c held nothing yet): only
+		// the gap can bring seq 3 now.
+		if p := b.syncQ.pending(); p != 0 {
+			return fmt.Errorf("%d syncs pending", p)
+		}
 		return nil
 	})
 	appendAll(t, c.log, anns)
