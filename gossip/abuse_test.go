@@ -317,11 +317,11 @@ func TestForkingAuthor(t *testing.T) {
 	s2a := sign(t, key, "forked", 2, s1.ID, "two")
 	s2b := sign(t, key, "forked", 2, s1.ID, "two, again")
 	s3 := sign(t, key, "forked", 3, s2a.ID, "three")
-	// Each must know the other is on the topic: a message relayed before
-	// the victim knows the observer subscribed never reaches it.
+	// The victim relays to its mesh: a message relayed before the
+	// observer is grafted never reaches it.
 	wait.For(t, 10*time.Second, func() error {
-		if n.observer.node.TopicPeers(tracker) == 0 || n.victim.node.TopicPeers(tracker) == 0 {
-			return fmt.Errorf("victim and observer not both on the topic yet")
+		if n.observer.node.MeshPeers(tracker) == 0 || n.victim.node.MeshPeers(tracker) == 0 {
+			return fmt.Errorf("victim and observer not meshed on the topic yet")
 		}
 		return nil
 	})

@@ -60,8 +60,8 @@ type Config struct {
 	// directly, besides members.
 	Bootstrap []string
 
-	// MaxPeers bounds the libp2p connections the node keeps to members
-	// (owners of followed trackers are kept beyond it). Zero means 64.
+	// MaxPeers bounds the libp2p connections the node dials to members.
+	// Zero means 64.
 	MaxPeers int
 	// MaxTrackers bounds the tracker topics the node joins. Zero means
 	// DefaultMaxTrackers; at most MaxTrackersLimit.

@@ -513,8 +513,12 @@ func (m *members) leave(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	time.Sleep(2 * m.gossipInterval()) // and for the relays to relay it
-	return m.ml.Leave(timeout - time.Since(start))
+	select { // and for the relays to relay it
+	case <-time.After(2 * m.gossipInterval()):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return m.ml.Leave(max(timeout-time.Since(start), m.gossipInterval()))
 }
 
 func (m *members) gossipInterval() time.Duration {

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -80,6 +81,9 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 }
 
 func (n *Node) debug(msg *pubsub.Message, err error) {
+	if !n.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		return // refused messages are counted; their details cost only when asked for
+	}
 	n.cfg.Logger.Debug("message refused", "topic", msg.GetTopic(), "peer", msg.ReceivedFrom.String(),
 		"outcome", topics.OutcomeOf(err).String(), "reason", err.Error())
 }

@@ -2,7 +2,6 @@ package topics
 
 import (
 	"bytes"
-	"fmt"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -102,8 +101,4 @@ func ValidateDiscovery(data []byte, now time.Time) (*Discovery, error) {
 		return nil, ignoref("discovery: time %s is in the future", d.Time)
 	}
 	return &d, nil
-}
-
-func (d *Discovery) String() string {
-	return fmt.Sprintf("tracker %s of %s at seq %d", d.Tracker, d.Owner, d.HeadSeq)
 }

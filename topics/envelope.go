@@ -161,12 +161,7 @@ var signedPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 func (e *Envelope) Signature() []byte { return e.signature }
 
 // SignedBytes returns what the envelope's signature covers.
-func (e *Envelope) SignedBytes() []byte { return signedBytes(e.PayloadType, e.Payload) }
-
-// signedBytes returns what an envelope's signature covers.
-func signedBytes(payloadType, payload []byte) []byte {
-	return appendSigned(nil, payloadType, payload)
-}
+func (e *Envelope) SignedBytes() []byte { return appendSigned(nil, e.PayloadType, e.Payload) }
 
 // appendSigned appends the uvarint-length-prefixed domain, payload type and
 // payload: what libp2p's record package signs.

@@ -3,12 +3,13 @@ package topics
 import (
 	"bytes"
 
-	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
-	recordpb "github.com/libp2p/go-libp2p/core/record/pb"
-	"google.golang.org/protobuf/proto"
 	"reflect"
 	"testing"
 	"time"
+
+	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
+	recordpb "github.com/libp2p/go-libp2p/core/record/pb"
+	"google.golang.org/protobuf/proto"
 )
 
 // FuzzEnvelope: whatever Validate accepts re-encodes to identical bytes with

@@ -46,12 +46,6 @@ func ignoref(format string, args ...any) error {
 	return &Error{Outcome: Ignore, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Rejectf returns a validation error with outcome Reject.
-func Rejectf(format string, args ...any) error { return rejectf(format, args...) }
-
-// Ignoref returns a validation error with outcome Ignore.
-func Ignoref(format string, args ...any) error { return ignoref(format, args...) }
-
 // OutcomeOf maps an error onto an outcome: nil is Accept, an *Error carries
 // its own, and anything else (a local failure, such as a closed log) is Ignore,
 // because it says nothing about the message.

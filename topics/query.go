@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -32,6 +33,8 @@ type ThingsQuery struct {
 	// Limit is the most Things a page holds: DefaultThingsLimit when 0, at
 	// most MaxThingsLimit.
 	Limit int `json:"limit,omitempty"`
+
+	lowerText string // Text in lower case, once per query
 }
 
 // Check validates the query and fills in the default limit.
@@ -53,29 +56,21 @@ func (q *ThingsQuery) Check() error {
 	case q.Limit == 0:
 		q.Limit = DefaultThingsLimit
 	}
+	q.lowerText = strings.ToLower(q.Text)
 	return nil
 }
 
 // Match reports whether a Thing passes the query's tag and text filters.
+// Call it on a checked query.
 func (q *ThingsQuery) Match(t *Thing) bool {
-	if q.Tag != "" && !containsFold(t.Tags, q.Tag) {
+	if q.Tag != "" && !slices.ContainsFunc(t.Tags, func(tag string) bool { return strings.EqualFold(tag, q.Tag) }) {
 		return false
 	}
 	if q.Text == "" {
 		return true
 	}
-	text := strings.ToLower(q.Text)
 	for _, s := range []string{t.ID, t.Title, t.Description} {
-		if strings.Contains(strings.ToLower(s), text) {
-			return true
-		}
-	}
-	return false
-}
-
-func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, s) {
+		if strings.Contains(strings.ToLower(s), q.lowerText) {
 			return true
 		}
 	}

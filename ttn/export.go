@@ -38,8 +38,8 @@ type schemaInstruction struct {
 
 var exportOptions = json.JoinOptions(
 	json.Deterministic(true),
-	json.WithMarshalers(json.MarshalFunc(func(in topics.Instruction) ([]byte, error) {
-		return json.Marshal(schemaInstruction(in), json.Deterministic(true))
+	json.WithMarshalers(json.MarshalToFunc(func(enc *jsontext.Encoder, in topics.Instruction) error {
+		return json.MarshalEncode(enc, schemaInstruction(in))
 	})),
 )
 
@@ -54,9 +54,6 @@ func Export(info topics.TrackerInfo, things []topics.Thing) ([]byte, error) {
 		Updated: info.Updated, ThingsCount: len(things), TrackersCount: len(info.Trackers),
 		TraversalDepth: info.TraversalDepth, Maintainers: info.Maintainers, Things: things,
 		ThingsCache: info.ThingsCache, Trackers: info.Trackers, Ext: info.Ext,
-	}
-	if d.Things == nil {
-		d.Things = []topics.Thing{}
 	}
 	var err error
 	if v := info.Version; v != "" {

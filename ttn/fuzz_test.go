@@ -86,8 +86,14 @@ func roundTrip(t *testing.T, doc *Document) []byte {
 	if err != nil {
 		t.Fatalf("the export does not import: %v\n%s", err, out)
 	}
-	a, _ := json.Marshal(doc, json.Deterministic(true))
-	b, _ := json.Marshal(again, json.Deterministic(true))
+	a, err := json.Marshal(doc, json.Deterministic(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(again, json.Deterministic(true))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(a, b) {
 		t.Fatalf("import → export → import changed the document:\n%s\n%s", a, b)
 	}
