@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/thingtracker/ttn/internal/nodetest"
+	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
@@ -205,17 +205,11 @@ func BenchmarkStuckPlugin(b *testing.B) {
 		envs[i] = s.raw
 	}
 	ingest := func(stuck bool) (rate float64, st natsapi.Stats) {
-		n, err := node.Start(context.Background(), node.Config{
-			Dir: b.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0",
-			NATS: &natsapi.Config{Addr: "0"},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer n.Shutdown(context.Background())
+		cfg := nodetest.Config(b)
+		cfg.NATS = &natsapi.Config{Addr: "0"}
+		n := nodetest.Start(b, cfg)
 		if stuck {
-			c := stuckPlugin(b, n.NATSAddr())
-			defer c.Close()
+			nodetest.StuckPlugin(b, n.NATSAddr())
 		}
 		start := time.Now()
 		if _, err := n.Ingest(context.Background(), envs); err != nil {
@@ -223,17 +217,12 @@ func BenchmarkStuckPlugin(b *testing.B) {
 		}
 		rate = float64(len(envs)) / time.Since(start).Seconds()
 		var s *node.Status
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-			if s, err = n.Status(context.Background()); err != nil {
-				b.Fatal(err)
+		wait.For(b, time.Minute, func() (err error) {
+			if s, err = n.Status(context.Background()); err == nil && s.NATS.Lag != 0 {
+				err = fmt.Errorf("fan-out behind: %+v", s.NATS)
 			}
-			if s.NATS.Lag == 0 {
-				break // everything went out, or was dropped with the plugin
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("fan-out stuck: %+v", s.NATS)
-			}
-		}
+			return err // nil: everything went out, or was dropped with the plugin
+		})
 		if s.Log.Entries != uint64(len(envs)) {
 			b.Fatalf("log holds %d of %d", s.Log.Entries, len(envs))
 		}
@@ -248,23 +237,4 @@ func BenchmarkStuckPlugin(b *testing.B) {
 	b.ReportMetric(stuck/free, "ratio")
 	b.ReportMetric(float64(st.SlowConsumers), "cut")
 	b.Logf("%d 1 KB announcements ingested with a plugin that never reads, against none", len(envs))
-}
-
-// stuckPlugin connects to a NATS server, subscribes to every announcement
-// and never reads again.
-func stuckPlugin(b *testing.B, addr string) net.Conn {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.(*net.TCPConn).SetReadBuffer(4096)
-	r := bufio.NewReader(c)
-	if _, err := r.ReadString('\n'); err != nil {
-		b.Fatal(err)
-	}
-	fmt.Fprintf(c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true}\r\nSUB %s> 1\r\nPING\r\n", natsapi.AnnouncePrefix)
-	if line, err := r.ReadString('\n'); err != nil || line != "PONG\r\n" {
-		b.Fatalf("after SUB: %q: %v", line, err)
-	}
-	return c
 }

@@ -65,12 +65,9 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 		}
 	}()
 	rc := http.NewResponseController(w)
-	send := func(m *sse.Message) error {
-		rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		return sess.Send(m)
-	}
+	deadline := func() { rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)) }
 	// The headers go out at once, so the client knows it is connected.
-	rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	deadline()
 	if err := sess.Flush(); err != nil {
 		return nil
 	}
@@ -84,7 +81,8 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			m := &sse.Message{}
 			m.AppendComment("keep-alive")
-			if send(m) != nil || sess.Flush() != nil {
+			deadline()
+			if sess.Send(m) != nil || sess.Flush() != nil {
 				return nil
 			}
 			continue
@@ -97,6 +95,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 			s.cfg.Logger.Warn("feed: reading the log", "cursor", cursor, "err", err)
 			return nil
 		}
+		deadline() // for the batch: a client that reads keeps up
 		for i := range es {
 			cursor = es[i].Cursor
 			if len(only) > 0 && !only[es[i].Tracker] {
@@ -108,7 +107,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 			}
 			m := &sse.Message{ID: sse.ID(strconv.FormatUint(cursor, 10))}
 			m.AppendData(string(b))
-			if send(m) != nil {
+			if sess.Send(m) != nil {
 				return nil // the client went away, or stopped reading
 			}
 		}

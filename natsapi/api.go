@@ -83,8 +83,10 @@ func (s *Server) handle(req micro.Request, fn func(context.Context, []byte) (any
 	var b []byte
 	if err == nil {
 		if b, err = json.Marshal(result); err == nil {
-			req.Respond(b)
-			return
+			if err = req.Respond(b); err == nil {
+				return
+			}
+			// Over the requester's max payload, say: tell it why.
 		}
 	}
 	code := 500
@@ -205,11 +207,11 @@ func (s *Server) history(_ context.Context, data []byte) (any, error) {
 	case req.Limit == 0:
 		req.Limit = defaultHistoryLimit
 	}
-	page := HistoryPage{Entries: []jsontext.Value{}, Next: req.After, Last: s.b.Last()}
 	es, err := s.b.Entries(req.After, req.Limit)
 	if err != nil {
 		return nil, err
 	}
+	page := HistoryPage{Entries: []jsontext.Value{}, Next: req.After, Last: s.b.Last()} // after: Next ≤ Last
 	budget := min(int(s.nc.MaxPayload()), maxReply) - replyHeadroom
 	for i := range es {
 		b, err := topics.MarshalEntry(&es[i])

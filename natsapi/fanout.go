@@ -15,6 +15,10 @@ const fanBatch = 256
 // ttn.ann.<tracker id>.<kind>. A kind that is not a plain NATS token (only
 // a future payload version could carry one) goes out as "unknown".
 func Subject(tracker topics.TrackerID, kind string) string {
+	return string(appendSubject(nil, tracker, kind))
+}
+
+func appendSubject(b []byte, tracker topics.TrackerID, kind string) []byte {
 	for i := 0; i < len(kind); i++ {
 		if c := kind[i]; c <= ' ' || c == 0x7f || c == '.' || c == '*' || c == '>' {
 			kind = "unknown"
@@ -24,7 +28,10 @@ func Subject(tracker topics.TrackerID, kind string) string {
 	if kind == "" {
 		kind = "unknown"
 	}
-	return AnnouncePrefix + tracker.String() + "." + kind
+	b = append(b, AnnouncePrefix...)
+	b, _ = tracker.AppendText(b)
+	b = append(b, '.')
+	return append(b, kind...)
 }
 
 // fanOut publishes every entry appended to the log, live or synced, in log
@@ -55,32 +62,38 @@ func (s *Server) fanOut(ctx context.Context, p *publisher) {
 			}
 		}
 		es, err := s.b.Entries(cursor, fanBatch)
-		if err != nil {
+		if err != nil || len(es) == 0 {
 			s.cfg.Logger.Error("fan-out: reading the log", "cursor", cursor, "err", err)
 			if !sleep(ctx, time.Second) {
 				return
 			}
 			continue
 		}
-		for i := range es {
-			err := p.publish(&es[i])
-			if err != nil && !errors.Is(err, errTooLarge) {
-				break // the connection broke: again from this entry
-			}
-			if err != nil {
+		// A batch counts once flushed; if the connection breaks, the whole
+		// batch goes again on a new one.
+		sent := 0
+		for i := 0; i < len(es) && err == nil; i++ {
+			switch err = p.publish(&es[i]); {
+			case err == nil:
+				sent++
+			case errors.Is(err, errTooLarge):
 				s.fanErrors.Add(1)
 				s.cfg.Logger.Warn("fan-out: announcement not published", "cursor", es[i].Cursor, "err", err)
-			} else {
-				s.fanned.Add(1)
+				err = nil
 			}
-			cursor = es[i].Cursor
 		}
-		if err := p.flush(); err != nil {
+		if err == nil {
+			err = p.flush()
+		}
+		if err != nil {
 			s.fanErrors.Add(1)
 			s.cfg.Logger.Warn("fan-out: connection to the server lost", "cursor", cursor, "err", err)
 			p.close()
 			p = nil
+			continue
 		}
+		cursor = es[len(es)-1].Cursor
+		s.fanned.Add(uint64(sent))
 		s.cursor.Store(cursor)
 	}
 }

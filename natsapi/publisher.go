@@ -180,8 +180,7 @@ func (p *publisher) publish(e *topics.Entry) error {
 		return errTooLarge
 	}
 	w := p.w
-	w.WriteString("HPUB ")
-	w.WriteString(Subject(e.Tracker, e.Kind))
+	w.Write(appendSubject(append(w.AvailableBuffer(), "HPUB "...), e.Tracker, e.Kind))
 	w.WriteByte(' ')
 	w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(len(h)), 10))
 	w.WriteByte(' ')

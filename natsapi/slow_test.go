@@ -1,10 +1,8 @@
 package natsapi_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,27 +15,6 @@ import (
 	"github.com/thingtracker/ttn/natsapi"
 )
 
-// stuckPlugin connects to a NATS server, subscribes to every announcement
-// and never reads again.
-func stuckPlugin(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.(*net.TCPConn).SetReadBuffer(4096)
-	r := bufio.NewReader(c)
-	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "INFO ") {
-		t.Fatalf("server greeting %q: %v", line, err)
-	}
-	fmt.Fprintf(c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true}\r\nSUB %s> 1\r\nPING\r\n", natsapi.AnnouncePrefix)
-	if line, err := r.ReadString('\n'); err != nil || line != "PONG\r\n" {
-		t.Fatalf("after SUB: %q: %v", line, err)
-	}
-	return c
-}
-
 // TestSlowPlugin: a plugin that never reads does not hold the node back:
 // the server cuts it (a slow consumer, counted), the fan-out goes on to
 // the end of the log, a healthy plugin receives everything, and history
@@ -46,7 +23,7 @@ func TestSlowPlugin(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "nats.conf")
 	os.WriteFile(conf, []byte("max_payload: 128KB\nmax_pending: 256KB\nwrite_deadline: \"500ms\"\n"), 0o600)
 	n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
-	stuckPlugin(t, n.NATSAddr())
+	nodetest.StuckPlugin(t, n.NATSAddr())
 	healthy := connect(t, n)
 	sub, err := healthy.SubscribeSync(natsapi.AnnouncePrefix + ">")
 	if err != nil {

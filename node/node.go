@@ -250,6 +250,9 @@ func (n *Node) ControlPath() string { return n.ctl.path }
 // Peers returns how many libp2p peers the node is connected to.
 func (n *Node) Peers() int { return len(n.net.Peers()) }
 
+// TopicPeers returns how many peers the node knows on a tracker's topic.
+func (n *Node) TopicPeers(t topics.TrackerID) int { return n.net.TopicPeers(t) }
+
 // Following returns the trackers whose topics the node has joined.
 func (n *Node) Following() []topics.TrackerID { return n.net.Following() }
 

@@ -101,6 +101,11 @@ func (t TrackerID) IsZero() bool { return t == TrackerID{} }
 // MarshalText implements encoding.TextMarshaler.
 func (t TrackerID) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
+// AppendText implements encoding.TextAppender.
+func (t TrackerID) AppendText(b []byte) ([]byte, error) {
+	return trackerEncoding.AppendEncode(b, t[:]), nil
+}
+
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (t *TrackerID) UnmarshalText(b []byte) error {
 	v, err := ParseTrackerID(string(b))

@@ -64,11 +64,11 @@ Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
 
 // demoNode starts one demo node; with plugins, it runs a NATS server and
 // the HTTP API on ephemeral loopback ports.
-func demoNode(ctx context.Context, dir string, join []string, follow node.FollowSet, promiscuous, plugins bool) (*node.Node, error) {
+func demoNode(ctx context.Context, dir string, join []string, promiscuous, plugins bool) (*node.Node, error) {
 	cfg := node.Config{
 		Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
-		Follow: follow, Promiscuous: promiscuous,
-		Heartbeat: 200 * time.Millisecond, ProbeInterval: 500 * time.Millisecond,
+		Promiscuous: promiscuous,
+		Heartbeat:   200 * time.Millisecond, ProbeInterval: 500 * time.Millisecond,
 		DiscoveryInterval: 5 * time.Second, ReadyTimeout: 5 * time.Second,
 	}
 	if plugins {
@@ -116,20 +116,25 @@ func demo(ctx context.Context, root string) error {
 	tracker := topics.DeriveTrackerID(id.RawKey, doc.Info.Name)
 
 	fmt.Println("== three nodes on loopback")
-	a, err := demoNode(ctx, adir, nil, node.FollowSet{}, false, false)
+	a, err := demoNode(ctx, adir, nil, false, false)
 	if err != nil {
 		return err
 	}
 	defer a.Shutdown(context.Background())
 	fmt.Printf("  announcer %s  gossip %s\n", a.ID.ID, a.GossipAddr())
-	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, node.FollowSet{Trackers: []topics.TrackerID{tracker}}, false, true)
+	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, false, true)
 	if err != nil {
 		return err
 	}
 	defer f.Shutdown(context.Background())
+	// Followed once ready: a tracker nobody announces yet has no peers to
+	// wait for.
+	if err := f.Follow(node.FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+		return err
+	}
 	fmt.Printf("  follower  %s  joined the announcer; follows tracker %s\n", f.ID.ID, tracker)
 	fmt.Printf("            plugins reach it on nats://%s, browsers on http://%s\n", f.NATSAddr(), f.HTTPAddr())
-	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, node.FollowSet{}, true, false)
+	ix, err := demoNode(ctx, filepath.Join(root, "indexer"), []string{f.GossipAddr()}, true, false)
 	if err != nil {
 		return err
 	}
@@ -160,7 +165,11 @@ func demo(ctx context.Context, root string) error {
 		return errors.New("the indexer did not discover the tracker")
 	}
 	fmt.Printf("  indexer   follows %s now\n", tracker)
-	time.Sleep(time.Second) // let the indexer's subscription reach the announcer
+	// The announcer sends to the peers it knows on the topic: wait until
+	// it knows both.
+	if err := waitUntil(ctx, 10*time.Second, func() bool { return a.TopicPeers(tracker) >= 2 }); err != nil {
+		return errors.New("the follower and the indexer did not reach the announcer's topic")
+	}
 
 	fmt.Println("\n== the announcer imports the TTN example tracker")
 	r, err := a.Import(ctx, doc)

@@ -110,7 +110,7 @@ func subscribe(ctx context.Context, o *options) error {
 		since = uint64(o.since)
 	}
 	p := &printer{dir: dir, format: o.format, last: since, w: bufio.NewWriter(os.Stdout)}
-	defer p.save()
+	defer p.save(true)
 
 	if c, err := node.Dial(dir); err == nil {
 		return attach(ctx, c, o, p)
@@ -147,7 +147,7 @@ func subscribe(ctx context.Context, o *options) error {
 				}
 			}
 			if e.Cursor == n.Log.Last() {
-				p.save()
+				p.save(false) // caught up: show it
 			}
 		}
 	})
@@ -176,8 +176,6 @@ func attach(ctx context.Context, c *node.Client, o *options, p *printer) error {
 		return err
 	}
 	defer s.Close()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
 	for {
 		e, err := s.Next()
 		if err != nil {
@@ -189,22 +187,23 @@ func attach(ctx context.Context, c *node.Client, o *options, p *printer) error {
 		if err := p.print(&e); err != nil {
 			return err
 		}
-		select {
-		case <-tick.C:
-			p.save()
-		default:
-		}
+		p.save(false)
 	}
 }
 
 // printer prints entries and remembers the last printed cursor in the dir.
 type printer struct {
-	dir    string
-	format string
-	w      *bufio.Writer
-	last   uint64
-	saved  uint64
+	dir     string
+	format  string
+	w       *bufio.Writer
+	last    uint64
+	saved   uint64
+	savedAt time.Time
 }
+
+// cursorEvery bounds how often the printed cursor is written (and synced)
+// while entries keep coming; a stop writes it at once.
+const cursorEvery = 200 * time.Millisecond
 
 func (p *printer) print(e *topics.Entry) error {
 	if p.format == output.JSON || e.Kind == topics.KindThing || e.Kind == topics.KindRetract {
@@ -216,15 +215,15 @@ func (p *printer) print(e *topics.Entry) error {
 	return nil
 }
 
-// save flushes what was printed, then records its cursor: an entry is
-// never marked printed before it is.
-func (p *printer) save() {
+// save flushes what was printed, then records its cursor, at most every
+// cursorEvery unless final: an entry is never marked printed before it is.
+func (p *printer) save(final bool) {
 	if err := p.w.Flush(); err != nil {
 		return
 	}
-	if p.last != p.saved {
+	if p.last != p.saved && (final || time.Since(p.savedAt) >= cursorEvery) {
 		if err := node.WriteSubscriberCursor(p.dir, p.last); err == nil {
-			p.saved = p.last
+			p.saved, p.savedAt = p.last, time.Now()
 		}
 	}
 }

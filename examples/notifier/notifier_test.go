@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/thingtracker/ttn/internal/nodetest"
+	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -53,22 +55,25 @@ func TestRestartMidStream(t *testing.T) {
 
 	var mu sync.Mutex
 	printed := map[string]int{}
-	lines := 0
 	thingID := regexp.MustCompile(`\(thing (t\d+) on `)
 	cursor := filepath.Join(t.TempDir(), "cursor")
-	start := func() *exec.Cmd {
+	// start runs the notifier; stop kills it and returns once all it
+	// printed is counted.
+	start := func() (stop func()) {
 		cmd := exec.Command(bin, "--nats", "nats://"+n.NATSAddr(), "--tag", "fun", "--cursor", cursor)
 		out, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { cmd.Process.Kill() }) // if the test stops early
+		drained := make(chan struct{})
 		go func() {
+			defer close(drained)
 			s := bufio.NewScanner(out)
 			for s.Scan() {
 				m := thingID.FindStringSubmatch(s.Text())
 				mu.Lock()
-				lines++
 				if m == nil {
 					t.Errorf("unexpected line %q", s.Text())
 				} else {
@@ -77,42 +82,46 @@ func TestRestartMidStream(t *testing.T) {
 				mu.Unlock()
 			}
 		}()
-		return cmd
+		return func() {
+			cmd.Process.Kill()
+			<-drained // before Wait, which closes the pipe
+			cmd.Wait()
+		}
 	}
-	waitLines := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+	distinct := func(want int) func() error {
+		return func() error {
 			mu.Lock()
-			got := lines
-			mu.Unlock()
-			if got >= want {
-				return
+			defer mu.Unlock()
+			if len(printed) < want {
+				return fmt.Errorf("notifier printed %d Things, want %d", len(printed), want)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("notifier printed %d lines, want %d", got, want)
-			}
-			time.Sleep(10 * time.Millisecond)
+			return nil
 		}
 	}
 
-	first := start()
+	stop := start()
 	done := make(chan struct{})
 	go func() { // Things keep coming, before, during and after the restart
 		defer close(done)
 		for i := 100; i < 400; i += 10 {
 			publish(i, i+10)
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // spread them over the restart
 		}
 	}()
-	waitLines(80)
-	first.Process.Kill()
-	first.Wait()
-	second := start()
-	t.Cleanup(func() { second.Process.Kill(); second.Wait() })
+	wait.For(t, 20*time.Second, distinct(40))
+	stop()
+	stop = start()
 	<-done
-	waitLines(len(wanted))
-	time.Sleep(200 * time.Millisecond) // anything more would be a duplicate
+	wait.For(t, 20*time.Second, distinct(len(wanted)))
+	// Done when its cursor reaches the end of the log: nothing more comes.
+	wait.For(t, 20*time.Second, func() error {
+		b, _ := os.ReadFile(cursor)
+		if got, want := strings.TrimSpace(string(b)), fmt.Sprint(n.Log.Last()); got != want {
+			return fmt.Errorf("cursor %q, log at %s", got, want)
+		}
+		return nil
+	})
+	stop()
 
 	mu.Lock()
 	defer mu.Unlock()

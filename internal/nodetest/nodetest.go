@@ -4,10 +4,15 @@
 package nodetest
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 )
 
@@ -34,4 +39,25 @@ func Start(t testing.TB, cfg node.Config) *node.Node {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// StuckPlugin connects to a NATS server at addr, subscribes to every
+// announcement and never reads again. The connection closes when the test
+// ends.
+func StuckPlugin(t testing.TB, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	r := bufio.NewReader(c)
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "INFO ") {
+		t.Fatalf("server greeting %q: %v", line, err)
+	}
+	fmt.Fprintf(c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true}\r\nSUB %s> 1\r\nPING\r\n", natsapi.AnnouncePrefix)
+	if line, err := r.ReadString('\n'); err != nil || line != "PONG\r\n" {
+		t.Fatalf("after SUB: %q: %v", line, err)
+	}
 }

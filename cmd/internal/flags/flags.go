@@ -109,7 +109,7 @@ func (l *List) Set(v string) error {
 // comma-separated).
 type FollowList struct{ IDs node.FollowSet }
 
-func (l *FollowList) String() string { return fmt.Sprint(len(l.IDs.Trackers) + len(l.IDs.Nodes)) }
+func (l *FollowList) String() string { return "" } // no default to show
 
 // Set adds IDs.
 func (l *FollowList) Set(v string) error {
