@@ -2,6 +2,7 @@ package topics
 
 import (
 	"bytes"
+	"fmt"
 
 	"reflect"
 	"testing"
@@ -32,6 +33,10 @@ func FuzzEnvelope(f *testing.F) {
 			t.Fatalf("fast decoder says %v, protobuf round trip says %v", fastErr, ok)
 		}
 		a, err := Validate("", data, time.Time{})
+		// A batch (of two, so it really batches) decides as Validate does.
+		if _, errs := ValidateAll("", [][]byte{data, data}, time.Time{}); fmt.Sprint(errs[1]) != fmt.Sprint(err) {
+			t.Fatalf("ValidateAll says %v, Validate says %v", errs[1], err)
+		}
 		if err != nil {
 			if OutcomeOf(err) == Accept {
 				t.Fatalf("error with outcome accept: %v", err)

@@ -141,3 +141,31 @@ func Validate(topic string, data []byte, now time.Time) (*Announcement, error) {
 	}
 	return Check(e, IDOf(data), topic, now)
 }
+
+// ValidateAll validates many announcements received on topic, as Validate
+// does each one, but checks their signatures in one batch (VerifyAll).
+// errs[i] is the error for data[i]; anns[i] is nil when errs[i] is not.
+func ValidateAll(topic string, data [][]byte, now time.Time) (anns []*Announcement, errs []error) {
+	anns = make([]*Announcement, len(data))
+	errs = make([]error, len(data))
+	envs := make([]*Envelope, 0, len(data))
+	at := make([]int, 0, len(data))
+	for i, d := range data {
+		e, err := DecodeAnnouncement(d)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		envs = append(envs, e)
+		at = append(at, i)
+	}
+	for j, err := range VerifyAll(envs) {
+		i := at[j]
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		anns[i], errs[i] = Check(envs[j], IDOf(data[i]), topic, now)
+	}
+	return anns, errs
+}
