@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/go-json-experiment/json"
 	"github.com/klauspost/compress/zstd"
@@ -137,10 +138,12 @@ func readJSON(r *bufio.Reader, want string) (*syncMsg, error) {
 	return &m, nil
 }
 
-// zstd coders, shared: EncodeAll and DecodeAll may be called concurrently.
-// The decoder's memory and window are capped at one batch.
+// zstd coders, shared: EncodeAll and DecodeAll may be called concurrently,
+// each holding one of the coder's inner encoders or decoders, so there is
+// one per core (with fewer, the batcher's compressors take turns). The
+// decoder's memory and window are capped at one batch.
 var (
-	zEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+	zEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithEncoderCRC(false), zstd.WithWindowSize(maxBatchRaw))
 	zDec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBatchRaw), zstd.WithDecoderMaxWindow(maxBatchRaw),
 		zstd.WithDecoderConcurrency(0))
