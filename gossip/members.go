@@ -141,13 +141,36 @@ func (m *members) start(ctx context.Context) error {
 			join = append(join, a)
 		}
 	}
-	if len(join) > 0 {
-		joined, err := m.ml.Join(join)
-		if err != nil && joined == 0 {
-			m.n.cfg.Logger.Warn("could not join any member; running alone until found", "tried", len(join), "err", err)
-		}
+	if len(join) > 0 && m.join(join) == 0 {
+		m.n.cfg.Logger.Warn("could not join any member; running alone until found", "tried", len(join))
 	}
 	return nil
+}
+
+// join tries every address at once and returns once one has answered (with
+// the members it brought) or all have failed (0). memberlist's own Join
+// tries them one after the other, each for up to its TCP timeout (10 s), so
+// a list of saved peers that no longer answer held a start for minutes. The
+// attempts still under way go on in the background; shutdown waits for them.
+func (m *members) join(addrs []string) int {
+	results := make(chan int, len(addrs))
+	for _, a := range addrs {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			n, err := m.ml.Join([]string{a})
+			if err != nil {
+				m.n.cfg.Logger.Debug("join", "addr", a, "err", err)
+			}
+			results <- n
+		}()
+	}
+	for range addrs {
+		if n := <-results; n > 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 // peerRecord returns this node's signed libp2p peer record with at most
@@ -404,7 +427,7 @@ func (m *members) reconnect(dead []string) {
 		return
 	}
 	rand.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
-	if n, _ := m.ml.Join(dead[:min(len(dead), reconnectBatch)]); n > 0 {
+	if n := m.join(dead[:min(len(dead), reconnectBatch)]); n > 0 {
 		m.n.cfg.Logger.Info("rejoined members after a failure", "members", n)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,6 +106,72 @@ func TestDeadNodeNoticed(t *testing.T) {
 	wait.For(t, 10*time.Second, func() error {
 		if st := a.node.Stats(); st.Leaves != 1 || st.Deaths != 1 {
 			return fmt.Errorf("a saw %d leaves, %d deaths", st.Leaves, st.Deaths)
+		}
+		return nil
+	})
+}
+
+// tarpit accepts TCP connections and never answers, as a saved peer's
+// address now taken by something else, or filtered, can: memberlist waits
+// its whole TCP timeout (10 s) on each. close ends it and its connections.
+func tarpit(t *testing.T) (addr string, close func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return ln.Addr().String(), func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+}
+
+// TestJoinDoesNotWaitOnDeadAddresses: a node given four addresses that never
+// answer and one live member starts and joins the member without waiting
+// for the others one after the other (4 × 10 s).
+func TestJoinDoesNotWaitOnDeadAddresses(t *testing.T) {
+	checkLeaks(t)
+	a := start(t, nil, nil)
+	var join []string
+	var closers []func()
+	for range 4 {
+		addr, close := tarpit(t)
+		join, closers = append(join, addr), append(closers, close)
+	}
+	join = append(join, a.node.GossipAddr())
+	began := time.Now()
+	b := start(t, join, nil)
+	took := time.Since(began)
+	t.Cleanup(func() { // before b closes, so that its joins end at once
+		for _, close := range closers {
+			close()
+		}
+	})
+	// Sequential joins would take at least 40 s; a generous bound that
+	// noise cannot reach.
+	if took > 20*time.Second {
+		t.Fatalf("start took %v with four dead addresses", took)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if len(b.node.Members()) != 1 || len(a.node.Members()) != 1 {
+			return fmt.Errorf("b has %d members, a %d", len(b.node.Members()), len(a.node.Members()))
 		}
 		return nil
 	})
