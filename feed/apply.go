@@ -25,8 +25,10 @@ type txn struct {
 	rows     map[string][]thingRow              // Thing rows written by this group, by thingPrefix
 	trackers map[topics.TrackerID]*TrackerState // tracker states changed by this group
 	retracts map[topics.ID]topics.ID            // pending retractions by target; zero = consumed
+	usage    usage                              // envelope bytes this group stores
+	quotaErr error                              // why the last OverQuota was refused
 
-	appended, duplicates, forks, frozen, gapLimited uint64
+	appended, duplicates, forks, frozen, gapLimited, overQuota uint64
 }
 
 func (l *Log) newTxn() *txn {
@@ -41,6 +43,7 @@ func (l *Log) newTxn() *txn {
 		rows:     make(map[string][]thingRow),
 		trackers: make(map[topics.TrackerID]*TrackerState),
 		retracts: make(map[topics.ID]topics.ID),
+		usage:    newUsage(),
 	}
 }
 
@@ -56,6 +59,7 @@ func (t *txn) apply() (bool, error) {
 	st.duplicates.Add(t.duplicates)
 	st.frozen.Add(t.frozen)
 	st.gapLimited.Add(t.gapLimited)
+	st.overQuota.Add(t.overQuota)
 	if t.last == t.l.applied {
 		return false, nil // only duplicates and refusals: nothing to write
 	}
@@ -95,6 +99,7 @@ func (t *txn) apply() (bool, error) {
 			t.l.retracts[target] = id
 		}
 	}
+	t.l.usage.merge(t.usage)
 	t.l.applied = t.last
 	st.appended.Add(t.appended)
 	st.forks.Add(t.forks)
@@ -237,6 +242,13 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 		t.gapLimited++
 		return Result{Status: GapLimited, Gaps: true}, nil
 	}
+	size := uint64(len(a.Env.Raw))
+	if t.quotaErr = t.checkQuota(k, size); t.quotaErr != nil {
+		t.overQuota++
+		return Result{Status: OverQuota}, nil
+	}
+	c.Bytes += size
+	t.usage.add(k, size)
 
 	t.last++
 	cursor := t.last

@@ -23,6 +23,12 @@ var (
 	ErrClosed   = errors.New("feed: log closed")
 	ErrNotFound = fmt.Errorf("feed: %w", topics.ErrNotFound)
 	ErrNotOwner = errors.New("feed: author does not own the tracker")
+	// ErrDiskFull: the disk has less free space than Config.MinFree;
+	// nothing was stored. Reads go on.
+	ErrDiskFull = errors.New("feed: disk nearly full")
+	// ErrOverQuota: storing a publish would pass its author's or tracker's
+	// quota; nothing was stored.
+	ErrOverQuota = errors.New("feed: over quota")
 )
 
 // Config configures a Log. The zero value of each field means its default.
@@ -40,6 +46,15 @@ type Config struct {
 	Now func() time.Time
 	// CacheSize is Pebble's block cache in bytes. Zero means 64 MiB.
 	CacheSize int64
+	// MinFree is the free space, in bytes, the log leaves on its disk:
+	// below it appends and publishes are refused with ErrDiskFull (reads go
+	// on) until space is freed. Zero means 256 MiB; negative, no check.
+	MinFree int64
+	// AuthorQuota and TrackerQuota bound the envelope bytes stored for one
+	// author (all its trackers) and for one tracker: an append that would
+	// pass either is refused (OverQuota). Zero means 1 GiB and 512 MiB;
+	// negative, no quota.
+	AuthorQuota, TrackerQuota int64
 
 	fs vfs.FS // tests: Pebble's in-memory and crashable file systems
 }
@@ -52,7 +67,11 @@ func DefaultConfig() Config {
 		MaxGaps:   64,   // missing ranges per chain
 		Now:       time.Now,
 		CacheSize: 64 << 20, // keeps index, filter and recent blocks in memory
-		fs:        vfs.Default,
+		// Room for Pebble's compactions and the rest of the machine.
+		MinFree:      256 << 20,
+		AuthorQuota:  1 << 30,   // a million 1 KB announcements
+		TrackerQuota: 512 << 20, // half a million
+		fs:           vfs.Default,
 	}
 }
 
@@ -72,6 +91,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = d.CacheSize
+	}
+	for _, f := range []struct{ v, d *int64 }{{&c.MinFree, &d.MinFree}, {&c.AuthorQuota, &d.AuthorQuota}, {&c.TrackerQuota, &d.TrackerQuota}} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
 	}
 	if c.fs == nil {
 		c.fs = d.fs
@@ -97,6 +121,7 @@ func (c Config) withDefaults() (Config, error) {
 // group), so many concurrent appends share one fsync.
 type Log struct {
 	cfg Config
+	dir string
 	db  *pebble.DB
 
 	reqs    chan *request
@@ -118,12 +143,18 @@ type Log struct {
 	applied  uint64                   // the last cursor applied (maybe not yet durable)
 	chains   map[chainKey]*chainState // applied chain states
 	retracts map[topics.ID]topics.ID  // applied pending retractions: target → retraction
+	usage    usage                    // applied envelope bytes by author and tracker
+	checked  time.Time                // when the free space was last read
+
+	diskFull atomic.Bool   // free space is below MinFree
+	free     atomic.Uint64 // free space when last read
 
 	stats stats
 }
 
 type stats struct {
 	appended, duplicates, forks, frozen, gapLimited atomic.Uint64
+	overQuota, diskRefused                          atomic.Uint64
 	commits, maxGroup                               atomic.Uint64
 }
 
@@ -161,6 +192,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	l := &Log{
 		cfg:     cfg,
+		dir:     dir,
 		db:      db,
 		reqs:    make(chan *request, cfg.MaxBatch),
 		syncs:   make(chan *pending, syncDepth),
@@ -178,6 +210,11 @@ func Open(dir string, cfg Config) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	if l.usage, err = l.readUsage(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	l.checkDisk() // so that Stats tells from the start
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); l.writer() }()
@@ -249,6 +286,9 @@ const (
 	// GapLimited: storing it would open more missing ranges than the chain
 	// may have; not stored.
 	GapLimited
+	// OverQuota: storing it would pass its author's or its tracker's quota
+	// (Config.AuthorQuota, TrackerQuota); not stored.
+	OverQuota
 )
 
 func (s Status) String() string {
@@ -263,6 +303,8 @@ func (s Status) String() string {
 		return "frozen"
 	case GapLimited:
 		return "gap-limited"
+	case OverQuota:
+		return "over-quota"
 	}
 	return fmt.Sprintf("status(%d)", int(s))
 }
@@ -409,6 +451,11 @@ func (l *Log) applyGroup(group []*request) {
 	l.mu.Lock()
 	failed := l.failed
 	l.mu.Unlock()
+	if failed == nil {
+		if failed = l.checkDisk(); failed != nil {
+			l.stats.diskRefused.Add(uint64(len(group)))
+		}
+	}
 	if failed != nil {
 		for _, r := range group {
 			r.reply <- reply{err: failed}
@@ -552,23 +599,33 @@ type Stats struct {
 	Forks      uint64 `json:"forks"`       // forks detected since open
 	Frozen     uint64 `json:"frozen"`      // appends refused because their chain is frozen
 	GapLimited uint64 `json:"gap_limited"` // appends refused by the per-chain gap cap
-	Commits    uint64 `json:"commits"`     // group commits (fsyncs) since open
-	MaxGroup   uint64 `json:"max_group"`   // the largest group committed at once
-	DiskBytes  uint64 `json:"disk_bytes"`  // the store's size on disk, write-ahead log included
-	DataBytes  uint64 `json:"data_bytes"`  // the size of the store's tables and blob files
+	OverQuota  uint64 `json:"over_quota"`  // appends refused by an author's or tracker's quota
+	// DiskFull says the disk has less free space than the log leaves
+	// (MinFree): appends and publishes are refused, reads go on.
+	DiskFull    bool   `json:"disk_full"`
+	DiskFree    uint64 `json:"disk_free"`    // free bytes on the log's disk, when last read
+	DiskRefused uint64 `json:"disk_refused"` // appends and publishes refused for want of space
+	Commits     uint64 `json:"commits"`      // group commits (fsyncs) since open
+	MaxGroup    uint64 `json:"max_group"`    // the largest group committed at once
+	DiskBytes   uint64 `json:"disk_bytes"`   // the store's size on disk, write-ahead log included
+	DataBytes   uint64 `json:"data_bytes"`   // the size of the store's tables and blob files
 }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
 	s := Stats{
-		Entries:    l.Last(),
-		Appended:   l.stats.appended.Load(),
-		Duplicates: l.stats.duplicates.Load(),
-		Forks:      l.stats.forks.Load(),
-		Frozen:     l.stats.frozen.Load(),
-		GapLimited: l.stats.gapLimited.Load(),
-		Commits:    l.stats.commits.Load(),
-		MaxGroup:   l.stats.maxGroup.Load(),
+		Entries:     l.Last(),
+		Appended:    l.stats.appended.Load(),
+		Duplicates:  l.stats.duplicates.Load(),
+		Forks:       l.stats.forks.Load(),
+		Frozen:      l.stats.frozen.Load(),
+		GapLimited:  l.stats.gapLimited.Load(),
+		OverQuota:   l.stats.overQuota.Load(),
+		DiskFull:    l.diskFull.Load(),
+		DiskFree:    l.free.Load(),
+		DiskRefused: l.stats.diskRefused.Load(),
+		Commits:     l.stats.commits.Load(),
+		MaxGroup:    l.stats.maxGroup.Load(),
 	}
 	l.rw.RLock()
 	if !l.closed {

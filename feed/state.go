@@ -32,6 +32,7 @@ type chainState struct {
 	MaxID    topics.ID `json:"max_id,omitzero"`
 	Gaps     []Range   `json:"gaps,omitempty"` // missing below Max, sorted, disjoint
 	Fork     *Fork     `json:"fork,omitempty"`
+	Bytes    uint64    `json:"bytes,omitempty"` // envelope bytes stored, for the quotas
 }
 
 func (c *chainState) clone() *chainState {

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,8 +17,10 @@ import (
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/go-json-experiment/json"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	ttnfeed "github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/internal/ttnschema"
@@ -59,6 +62,47 @@ func getJSON(t *testing.T, n *node.Node, path string, out any) {
 	if err := json.Unmarshal(b, out); err != nil {
 		t.Fatalf("GET %s: %v\n%s", path, err, b)
 	}
+}
+
+// scrape reads /metrics, and returns a lookup of one sample's value by name
+// and labels (name, value, …), and the parsed families.
+func scrape(t *testing.T, n *node.Node) (func(name string, labels ...string) float64, map[string]*dto.MetricFamily) {
+	t.Helper()
+	code, b := get(t, n, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	value := func(name string, labels ...string) float64 {
+		t.Helper()
+		f, ok := fams[name]
+		if !ok {
+			t.Fatalf("no %s", name)
+		}
+	metrics:
+		for _, m := range f.Metric {
+			for i := 0; i < len(labels); i += 2 {
+				found := false
+				for _, l := range m.Label {
+					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue metrics
+				}
+			}
+			if m.Gauge != nil {
+				return m.Gauge.GetValue()
+			}
+			return m.Counter.GetValue()
+		}
+		t.Fatalf("no %s%v", name, labels)
+		return 0
+	}
+	return value, fams
 }
 
 // specDoc is the TTN specification's example tracker.
@@ -217,39 +261,7 @@ func TestEndpoints(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		code, b := get(t, n, "/metrics")
-		if code != http.StatusOK {
-			t.Fatalf("/metrics: %d", code)
-		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
-		if err != nil {
-			t.Fatalf("/metrics does not parse: %v", err)
-		}
-		value := func(name string, labels ...string) float64 {
-			f, ok := fams[name]
-			if !ok {
-				t.Fatalf("no %s", name)
-			}
-		metrics:
-			for _, m := range f.Metric {
-				for i := 0; i < len(labels); i += 2 {
-					found := false
-					for _, l := range m.Label {
-						found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-					}
-					if !found {
-						continue metrics
-					}
-				}
-				if m.Gauge != nil {
-					return m.Gauge.GetValue()
-				}
-				return m.Counter.GetValue()
-			}
-			t.Fatalf("no %s%v", name, labels)
-			return 0
-		}
+		value, fams := scrape(t, n)
 		if v := value("ttn_log_entries"); v != float64(n.Log.Last()) {
 			t.Errorf("ttn_log_entries %v, want %d", v, n.Log.Last())
 		}
@@ -440,5 +452,37 @@ func TestFeedResume(t *testing.T) {
 	}
 	if code, b := get(t, n, "/v1/feed"); code != http.StatusServiceUnavailable {
 		t.Fatalf("a third feed client: %d %s, want 503", code, b)
+	}
+}
+
+// TestDiskFull: a node whose disk has less free space than --min-free stores
+// nothing, refuses a publish with the reason, says so in /metrics, and goes
+// on serving.
+func TestDiskFull(t *testing.T) {
+	cfg := nodeConfig(t)
+	cfg.MinFree = 1 << 62 // more than any disk has: full from the start
+	n := nodetest.Start(t, cfg)
+	last := n.Log.Last()
+	_, err := n.CreateTracker(context.Background(), topics.TrackerInfo{Name: "full"}, false)
+	if !errors.Is(err, ttnfeed.ErrDiskFull) || !strings.Contains(err.Error(), "nothing stored") {
+		t.Fatalf("publishing on a full disk: %v", err)
+	}
+	if n.Log.Last() != last {
+		t.Fatalf("a refused publish stored something")
+	}
+	value, _ := scrape(t, n)
+	if v := value("ttn_disk_full"); v != 1 {
+		t.Errorf("ttn_disk_full %v, want 1", v)
+	}
+	if v := value("ttn_disk_free_bytes"); v <= 0 {
+		t.Errorf("ttn_disk_free_bytes %v", v)
+	}
+	if v := value("ttn_log_refused_total", "why", "disk_full"); v < 1 {
+		t.Errorf("refused for want of disk space: %v", v)
+	}
+	var h node.Health
+	getJSON(t, n, "/healthz", &h)
+	if code, b := get(t, n, "/v1/trackers"); code != http.StatusOK {
+		t.Fatalf("/v1/trackers on a full disk: %d %s", code, b)
 	}
 }

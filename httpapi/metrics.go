@@ -34,6 +34,13 @@ type Metrics struct {
 
 	GapRanges, MissingAnnouncements, FrozenChains int
 	LogEntries, LogDiskBytes, LogCommits          uint64
+	// DiskFull: the log's disk has less free space than the log keeps
+	// (--min-free), so nothing is stored; DiskFree is that free space.
+	DiskFull bool
+	DiskFree uint64
+	// Refused counts appends the log refused since start, by why:
+	// over_quota, disk_full.
+	Refused map[string]uint64
 	// PerTracker counts the announcements the log holds of each tracker.
 	PerTracker map[string]uint64
 
@@ -75,6 +82,9 @@ var (
 	descLogEntries   = desc("log_entries", "Entries in the log.")
 	descLogBytes     = desc("log_disk_bytes", "The log's size on disk.")
 	descLogCommits   = desc("log_commits_total", "Group commits (fsyncs) of the log since start.")
+	descDiskFull     = desc("disk_full", "1 while the log's disk has less free space than --min-free: nothing is stored, reads go on.")
+	descDiskFree     = desc("disk_free_bytes", "Free space on the log's disk.")
+	descRefused      = desc("log_refused_total", "Appends the log refused since start, by why.", "why")
 	descPerTracker   = desc("tracker_announcements", "Announcements the log holds, by tracker (the largest; the rest as \"other\").", "tracker")
 	descSyncPending  = desc("sync_pending_trackers", "Trackers waiting to be synced.")
 	descSync         = desc("sync_total", "Sync protocol counters.", "what")
@@ -90,7 +100,7 @@ var (
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPeers, descMembers, descFollowing, descKnown, descMessages,
 		descDiscovery, descIgnored, descSeen, descDrops, descMemberEvents, descGaps, descMissing, descForks,
-		descLogEntries, descLogBytes, descLogCommits, descPerTracker, descSyncPending, descSync,
+		descLogEntries, descLogBytes, descLogCommits, descDiskFull, descDiskFree, descRefused, descPerTracker, descSyncPending, descSync,
 		descNATSFanned, descNATSLag, descNATSErrors, descNATSSlow, descNATSClients, descNATSLeaf, descNATSRequests} {
 		ch <- d
 	}
@@ -131,6 +141,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLogEntries, float64(m.LogEntries))
 	gauge(descLogBytes, float64(m.LogDiskBytes))
 	counter(descLogCommits, float64(m.LogCommits))
+	full := 0.0
+	if m.DiskFull {
+		full = 1
+	}
+	gauge(descDiskFull, full)
+	gauge(descDiskFree, float64(m.DiskFree))
+	counters(descRefused, m.Refused)
 	for t, v := range boundTrackers(m.PerTracker) {
 		gauge(descPerTracker, float64(v), t)
 	}

@@ -233,6 +233,8 @@ func (a api) Metrics(ctx context.Context) (*httpapi.Metrics, error) {
 		MemberEvents: map[string]uint64{"join": net.Joins, "leave": net.Leaves, "death": net.Deaths},
 		GapRanges:    st.Gaps(), FrozenChains: st.Forks(),
 		LogEntries: st.Log.Entries, LogDiskBytes: st.Log.DiskBytes, LogCommits: st.Log.Commits,
+		DiskFull: st.Log.DiskFull, DiskFree: st.Log.DiskFree,
+		Refused:     map[string]uint64{"over_quota": st.Log.OverQuota, "disk_full": st.Log.DiskRefused},
 		PerTracker:  map[string]uint64{},
 		SyncPending: st.SyncPending,
 		Sync: map[string]uint64{"fetches": sy.Fetches, "fetch_failures": sy.FetchFailures, "received": sy.Received,

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,8 +27,14 @@ var (
 
 func (s LogStore) Has(id topics.ID) (bool, error) { return s.Log.Has(id) }
 
+// A live announcement the log cannot store for want of disk space is
+// ignored (not forwarded), without an error: the log said so once, and
+// anti-entropy brings it back once space is freed.
 func (s LogStore) Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error) {
 	r, err := s.Log.Append(ctx, a)
+	if errors.Is(err, feed.ErrDiskFull) {
+		return topics.Ignore, nil
+	}
 	if err == nil && r.Gaps && s.OnGap != nil {
 		s.OnGap(a.Payload.Tracker)
 	}

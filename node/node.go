@@ -52,6 +52,9 @@ type Config struct {
 	// ReadyTimeout bounds how long WaitReady waits for peers. Zero means
 	// ten seconds.
 	ReadyTimeout time.Duration
+	// MinFree, AuthorQuota and TrackerQuota bound the log's storage (see
+	// feed.Config): zero means their defaults, negative none.
+	MinFree, AuthorQuota, TrackerQuota int64
 	// NATS, if set, runs the embedded NATS server for plugins.
 	NATS *natsapi.Config
 	// HTTP, if set, serves the HTTP API.
@@ -125,7 +128,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if _, _, err := InitIdentity(cfg.Dir); err != nil {
 		return nil, err
 	}
-	core, err := OpenCore(cfg.Dir, feed.Config{Logger: cfg.Logger.With("component", "log")})
+	core, err := OpenCore(cfg.Dir, feed.Config{Logger: cfg.Logger.With("component", "log"),
+		MinFree: cfg.MinFree, AuthorQuota: cfg.AuthorQuota, TrackerQuota: cfg.TrackerQuota})
 	if err != nil {
 		return nil, err
 	}

@@ -125,4 +125,10 @@ func printStatus(s *node.Status) {
 		fmt.Fprintf(w, "  chain\t%s\n", line)
 	}
 	fmt.Fprintf(w, "log\t%d entries, %d bytes on disk\n", s.Log.Entries, s.Log.DiskBytes)
+	if s.Log.DiskFull {
+		fmt.Fprintf(w, "disk\tFULL: %.1f MiB free, under --min-free; storing nothing until space is freed\n", float64(s.Log.DiskFree)/(1<<20))
+	}
+	if s.Log.OverQuota > 0 || s.Log.DiskRefused > 0 {
+		fmt.Fprintf(w, "refused\t%d over quota, %d for want of disk space\n", s.Log.OverQuota, s.Log.DiskRefused)
+	}
 }

@@ -139,6 +139,9 @@ type Node struct {
 	MaxPeers          int
 	DiscoveryInterval time.Duration
 	AntiEntropy       time.Duration
+	MinFree           int64
+	QuotaAuthor       int64
+	QuotaTracker      int64
 	LogLevel          string
 	Heartbeat         time.Duration
 	ProbeInterval     time.Duration
@@ -161,6 +164,9 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultMaxPeers, "most libp2p connections to members")
 	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", 5*time.Minute, "how often own trackers' discovery records are re-announced")
 	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", time.Minute, "how often followed chains are compared with a random peer's, to repair what was missed")
+	fs.Int64Var(&f.MinFree, "min-free", 256, "`MiB` to leave free on the data dir's disk: below it the node stores nothing (live, synced or published) and says so, but goes on serving; 0: no check")
+	fs.Int64Var(&f.QuotaAuthor, "quota-author", 1024, "`MiB` of announcements kept per author, all its trackers together; past it more are ignored; 0: no quota")
+	fs.Int64Var(&f.QuotaTracker, "quota-tracker", 512, "`MiB` of announcements kept per tracker; past it more are ignored; 0: no quota")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error (messages go to stderr)")
 	fs.StringVar(&f.NATS, "nats", natsapi.DefaultAddr, "embedded NATS server for plugins: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
 	fs.StringVar(&f.NATSToken, "nats-token", "", "`TOKEN` every NATS client must present; token holders may publish through the node (prefer TTN_NATS_TOKEN or the config file: a flag shows in ps)")
@@ -169,6 +175,14 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.HTTP, "http", httpapi.DefaultAddr, "HTTP API, live feed and metrics: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", time.Second, "GossipSub heartbeat (advanced)")
 	fs.DurationVar(&f.ProbeInterval, "probe-interval", time.Second, "memberlist failure-detection interval (advanced)")
+}
+
+// mib turns a MiB flag into bytes for feed.Config, where 0 is none.
+func mib(v int64) int64 {
+	if v <= 0 {
+		return -1
+	}
+	return v << 20
 }
 
 // Config returns the node configuration the flags describe for dir.
@@ -188,8 +202,16 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		MaxPeers:            f.MaxPeers,
 		DiscoveryInterval:   f.DiscoveryInterval,
 		AntiEntropyInterval: f.AntiEntropy,
+		MinFree:             mib(f.MinFree),
+		AuthorQuota:         mib(f.QuotaAuthor),
+		TrackerQuota:        mib(f.QuotaTracker),
 		Heartbeat:           f.Heartbeat,
 		ProbeInterval:       f.ProbeInterval,
+	}
+	for name, v := range map[string]int64{"min-free": f.MinFree, "quota-author": f.QuotaAuthor, "quota-tracker": f.QuotaTracker} {
+		if v < 0 {
+			return node.Config{}, fmt.Errorf("--%s %d: want a number of MiB, or 0 for none", name, v)
+		}
 	}
 	var err error
 	if cfg.NATS, err = f.natsConfig(); err != nil {

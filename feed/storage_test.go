@@ -1,0 +1,193 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/thingtracker/ttn/internal/wait"
+	"github.com/thingtracker/ttn/topics"
+)
+
+func size(c []*topics.Announcement) int64 {
+	var n int64
+	for _, a := range c {
+		n += int64(len(a.Env.Raw))
+	}
+	return n
+}
+
+// TestQuotas: an author, and a tracker, stop at their quotas; duplicates
+// cost nothing; other authors and trackers go on; the counts survive a
+// reopen; a publish over quota is refused with the reason and changes
+// nothing.
+func TestQuotas(t *testing.T) {
+	fs := vfs.NewMem()
+	a, b, c := newAuthor(t, 1), newAuthor(t, 2), newAuthor(t, 3)
+	chainA := a.chain(a.tracker("x"), 5, "a")
+	chainC := c.chain(c.tracker("y"), 3, "c")
+	// Three envelopes for an author, two for a tracker (a first envelope,
+	// with no prev, is a little smaller than the others).
+	cfg := Config{AuthorQuota: size(chainA[:3]), TrackerQuota: size(chainC[:2])}
+	l := openMem(t, fs, cfg)
+
+	// a's tracker x: the tracker quota bites first.
+	mustAppend(t, l, chainA[0], Stored)
+	mustAppend(t, l, chainA[0], Duplicate)
+	mustAppend(t, l, chainA[1], Stored)
+	mustAppend(t, l, chainA[2], OverQuota)
+	// b is another author, on its own tracker.
+	for _, ann := range b.chain(b.tracker("z"), 2, "b") {
+		mustAppend(t, l, ann, Stored)
+	}
+	// c: two fit its tracker y; a third does not; its other tracker does.
+	mustAppend(t, l, chainC[0], Stored)
+	mustAppend(t, l, chainC[1], Stored)
+	mustAppend(t, l, chainC[2], OverQuota)
+	mustAppend(t, l, c.chain(c.tracker("w"), 1, "w")[0], Stored)
+	// c's author quota now bites on a new tracker.
+	other := c.chain(c.tracker("v"), 2, "v")
+	mustAppend(t, l, other[0], OverQuota)
+	if s := l.Stats(); s.OverQuota != 3 || s.Entries != 7 {
+		t.Fatalf("stats %+v, want 3 over quota and 7 entries", s)
+	}
+
+	last := l.Last()
+	_, err := l.Publish(context.Background(), c.key, []Draft{thingDraft(c.tracker("y"), "new", "1", "New")})
+	if !errors.Is(err, ErrOverQuota) || !strings.Contains(err.Error(), "quota") {
+		t.Fatalf("publish over quota: %v", err)
+	}
+	if l.Last() != last {
+		t.Fatalf("a refused publish stored something: last %d, was %d", l.Last(), last)
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMem(t, fs, cfg)
+	mustAppend(t, l, chainA[2], OverQuota)
+	mustAppend(t, l, chainC[2], OverQuota)
+	mustAppend(t, l, b.chain(b.tracker("z"), 3, "b")[2], OverQuota)
+	mustAppend(t, l, b.chain(b.tracker("z2"), 1, "b")[0], Stored)
+}
+
+// TestNoQuota: a negative quota is none.
+func TestNoQuota(t *testing.T) {
+	a := newAuthor(t, 1)
+	chain := a.chain(a.tracker("x"), 3, "a")
+	l := openMem(t, vfs.NewMem(), Config{AuthorQuota: -1, TrackerQuota: -1})
+	for _, ann := range chain {
+		mustAppend(t, l, ann, Stored)
+	}
+}
+
+// TestDiskFull: below MinFree free space, appends and publishes are refused
+// with ErrDiskFull and change nothing, reads go on, and storing resumes once
+// space is freed.
+func TestDiskFull(t *testing.T) {
+	fs := vfs.NewMem()
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 30, TotalBytes: 4 << 30})
+	a := newAuthor(t, 1)
+	chain := a.chain(a.tracker("x"), 3, "a")
+	l := openMem(t, fs, Config{MinFree: 256 << 20})
+	mustAppend(t, l, chain[0], Stored)
+
+	// The free space is read every 100 ms: an append may still go in
+	// before the writer notices.
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 100 << 20, TotalBytes: 4 << 30})
+	refused(t, l, chain[1])
+	last := l.Last()
+	_, err := l.Publish(context.Background(), a.key, []Draft{thingDraft(a.tracker("x"), "p", "1", "P")})
+	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "100.0 MiB free") {
+		t.Fatalf("publish on a full disk: %v", err)
+	}
+	if _, err := l.Append(context.Background(), chain[2]); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	if es, err := l.Entries(0, 10); err != nil || uint64(len(es)) != last {
+		t.Fatalf("reads on a full disk: %d entries, %v", len(es), err)
+	}
+	if s := l.Stats(); !s.DiskFull || s.DiskFree != 100<<20 || s.DiskRefused < 3 || s.Entries != last {
+		t.Fatalf("stats %+v", s)
+	}
+
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 30, TotalBytes: 4 << 30})
+	resumed(t, l, chain[1])
+	mustAppend(t, l, chain[2], Stored)
+	if s := l.Stats(); s.DiskFull || s.Entries != 3 {
+		t.Fatalf("stats after space was freed: %+v", s)
+	}
+}
+
+// refused appends a until the log refuses it for want of space.
+func refused(t *testing.T, l *Log, a *topics.Announcement) {
+	t.Helper()
+	wait.For(t, 10*time.Second, func() error {
+		if _, err := l.Append(context.Background(), a); !errors.Is(err, ErrDiskFull) {
+			return fmt.Errorf("append with the disk full: %v", err)
+		}
+		return nil
+	})
+}
+
+// resumed appends a until the log takes it again.
+func resumed(t *testing.T, l *Log, a *topics.Announcement) {
+	t.Helper()
+	wait.For(t, 10*time.Second, func() error {
+		_, err := l.Append(context.Background(), a)
+		return err
+	})
+}
+
+// TestDiskFullOnTmpfs fills a real, small file system (a tmpfs this test
+// mounts; root only) past the log's MinFree.
+func TestDiskFullOnTmpfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+
+	a := newAuthor(t, 1)
+	chain := a.chain(a.tracker("x"), 3, "a")
+	l, err := Open(filepath.Join(dir, "log"), Config{MinFree: 24 << 20, CacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	mustAppend(t, l, chain[0], Stored)
+
+	// Fill the disk until less than MinFree is left.
+	filler := filepath.Join(dir, "filler")
+	free := l.Stats().DiskFree
+	if free < 24<<20 {
+		t.Fatalf("only %d bytes free on a fresh 64 MiB tmpfs", free)
+	}
+	if err := os.WriteFile(filler, make([]byte, free-16<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, l, chain[1])
+	last := l.Last()
+	if _, err := l.Append(context.Background(), chain[2]); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	if es, err := l.Entries(0, 10); err != nil || uint64(len(es)) != last {
+		t.Fatalf("reads on a full disk: %d entries, %v", len(es), err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	resumed(t, l, chain[1])
+	mustAppend(t, l, chain[2], Stored)
+}
