@@ -148,6 +148,8 @@ type Log struct {
 
 	diskFull atomic.Bool   // free space is below MinFree
 	free     atomic.Uint64 // free space when last read
+	// Authors ([32]byte) and trackers an append was refused for, by quota.
+	fullAuthors, fullTrackers sync.Map
 
 	stats stats
 }

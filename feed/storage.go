@@ -54,21 +54,34 @@ func (l *Log) readUsage() (usage, error) {
 }
 
 // checkQuota says why storing n more bytes in chain k would pass a quota, or
-// returns nil.
+// returns nil. An author or tracker found at its quota is remembered, for
+// OverQuota.
 func (t *txn) checkQuota(k chainKey, n uint64) error {
 	cfg := &t.l.cfg
 	author := [32]byte(k.author())
 	if q := cfg.AuthorQuota; q >= 0 {
 		if has := t.l.usage.authors[author] + t.usage.authors[author]; has+n > uint64(q) {
+			t.l.fullAuthors.Store(author, true)
 			return fmt.Errorf("%w: author has %s stored, quota %s", ErrOverQuota, mib(has), mib(uint64(q)))
 		}
 	}
 	if q := cfg.TrackerQuota; q >= 0 {
 		if has := t.l.usage.trackers[k.tracker()] + t.usage.trackers[k.tracker()]; has+n > uint64(q) {
+			t.l.fullTrackers.Store(k.tracker(), true)
 			return fmt.Errorf("%w: tracker %s has %s stored, quota %s", ErrOverQuota, k.tracker(), mib(has), mib(uint64(q)))
 		}
 	}
 	return nil
+}
+
+// OverQuota reports whether an append of author (its raw key) on tracker
+// has been refused for a quota since the log opened: what is above it is
+// not worth fetching. The log only grows, so this stays true until a
+// restart with other quotas.
+func (l *Log) OverQuota(tracker topics.TrackerID, author []byte) bool {
+	_, a := l.fullAuthors.Load([32]byte(author))
+	_, t := l.fullTrackers.Load(tracker)
+	return a || t
 }
 
 // diskCheckEvery is how often the writer reads the free space: at the most

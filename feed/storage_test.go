@@ -58,6 +58,21 @@ func TestQuotas(t *testing.T) {
 	if s := l.Stats(); s.OverQuota != 3 || s.Entries != 7 {
 		t.Fatalf("stats %+v, want 3 over quota and 7 entries", s)
 	}
+	for _, q := range []struct {
+		tracker topics.TrackerID
+		author  []byte
+		want    bool
+	}{
+		{a.tracker("x"), a.raw, true},      // tracker x is full
+		{c.tracker("w"), c.raw, true},      // author c is full
+		{b.tracker("z"), b.raw, false},     // neither
+		{a.tracker("x"), b.raw, true},      // x is full, whoever writes
+		{a.tracker("other"), a.raw, false}, // a itself is under its quota
+	} {
+		if got := l.OverQuota(q.tracker, q.author); got != q.want {
+			t.Errorf("OverQuota(%s, …) = %v, want %v", q.tracker, got, q.want)
+		}
+	}
 
 	last := l.Last()
 	_, err := l.Publish(context.Background(), c.key, []Draft{thingDraft(c.tracker("y"), "new", "1", "New")})

@@ -211,10 +211,18 @@ func (n *Node) learn(heads []gossip.WireHead) {
 				behind = false
 			}
 		}
-		if behind {
+		if behind && !n.overQuota(h) {
 			n.scheduleSync(h.Tracker)
 		}
 	}
+}
+
+// overQuota reports whether the log refuses what h holds more of, for its
+// author's or its tracker's quota: fetching it again at every comparison
+// would only be refused again.
+func (n *Node) overQuota(h gossip.WireHead) bool {
+	key, err := topics.NodeKey(h.Author)
+	return err == nil && n.Log.OverQuota(h.Tracker, key)
 }
 
 // syncOwn learns this node's own chains from its peers before it lets a

@@ -344,3 +344,50 @@ func TestFollowNode(t *testing.T) {
 		t.Error("still following the node's tracker after unfollowing the node")
 	}
 }
+
+// TestOverQuotaNotFetchedAgain: once a tracker's quota refused what a peer
+// holds more of, comparing heads with that peer schedules no new fetch:
+// each would be refused again.
+func TestOverQuotaNotFetchedAgain(t *testing.T) {
+	c := newNetPeer(t, nil)
+	anns := chain(t, c.key, "big", 5, "a")
+	appendAll(t, c.log, anns)
+	tracker := anns[0].Payload.Tracker
+	cfg := fastConfig(filepath.Join(t.TempDir(), "b"))
+	cfg.TrackerQuota = int64(len(anns[0].Raw()) + len(anns[1].Raw()))
+	b := startNode(t, cfg)
+	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	author, err := topics.NodeID(c.key.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := []gossip.WireHead{{Tracker: tracker, Author: author, Seq: 5, ID: anns[4].ID}}
+	b.learn(heads) // c is ahead: fetch
+	wait.For(t, 10*time.Second, func() error {
+		if !b.Log.OverQuota(tracker, anns[0].Env.RawKey) || b.syncQ.pending() != 0 {
+			return fmt.Errorf("the fetch is not over: %d pending, head %+v", b.syncQ.pending(), head(t, b, tracker))
+		}
+		return nil
+	})
+	if h := head(t, b, tracker); h.Seq != 2 {
+		t.Fatalf("b holds up to seq %d, want 2 (its quota)", h.Seq)
+	}
+	b.learn(heads) // c is still ahead, but b would refuse it
+	if p := b.syncQ.pending(); p != 0 {
+		t.Fatalf("%d syncs scheduled for a tracker over its quota", p)
+	}
+}
+
+func head(t *testing.T, n *Node, tracker topics.TrackerID) feed.Head {
+	t.Helper()
+	hs, err := n.Log.TrackerHeads(tracker)
+	if err != nil || len(hs) != 1 {
+		return feed.Head{}
+	}
+	return hs[0]
+}

@@ -209,8 +209,8 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		ProbeInterval:       f.ProbeInterval,
 	}
 	for name, v := range map[string]int64{"min-free": f.MinFree, "quota-author": f.QuotaAuthor, "quota-tracker": f.QuotaTracker} {
-		if v < 0 {
-			return node.Config{}, fmt.Errorf("--%s %d: want a number of MiB, or 0 for none", name, v)
+		if v < 0 || v > 1<<40 {
+			return node.Config{}, fmt.Errorf("--%s %d: want a number of MiB (at most 2^40), or 0 for none", name, v)
 		}
 	}
 	var err error
