@@ -411,10 +411,23 @@ func (m *members) maintain() {
 				}
 			}
 			m.reconnect(dead)
+			m.forget(time.Now().Add(-reconnectFor))
 		case <-save.C:
 			m.savePeers()
 		case <-m.stop:
 			return
+		}
+	}
+}
+
+// forget drops the members dead or gone since before cutoff: they are no
+// longer retried, and a long-running node's list would otherwise only grow.
+func (m *members) forget(cutoff time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, k := range m.known {
+		if k.State != "alive" && k.Since.Before(cutoff) {
+			delete(m.known, id)
 		}
 	}
 }

@@ -62,6 +62,7 @@ const (
 	banFor            = 10 * time.Minute // a peer that sent bad data is not asked or served
 	syncPenalty       = -1000            // added to the GossipSub score of such a peer
 	maxServeBudget    = 4096             // peers whose budgets are remembered
+	maxBanned         = 1024             // bans kept before expired ones are swept
 )
 
 // SyncStats counts the sync protocol's work.
@@ -124,12 +125,25 @@ func (s *syncer) isBanned(p peer.ID) bool {
 // penalize bans p from sync, lowers its GossipSub score below the graylist
 // and drops its connections.
 func (s *syncer) penalize(p peer.ID, why error) {
-	s.mu.Lock()
-	s.banned[p] = time.Now().Add(banFor)
-	s.mu.Unlock()
+	s.ban(p, time.Now())
 	s.count(func(st *SyncStats) { st.Violations++ })
 	s.n.cfg.Logger.Warn("peer sent bad sync data; dropped", "peer", p.String(), "err", why)
 	s.n.host.Network().ClosePeer(p)
+}
+
+// ban bans p from now on. Bans of peers never heard from again are swept
+// once there are many, or a stream of fresh keys would grow the map forever.
+func (s *syncer) ban(p peer.ID, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.banned) >= maxBanned {
+		for q, until := range s.banned {
+			if now.After(until) {
+				delete(s.banned, q)
+			}
+		}
+	}
+	s.banned[p] = now.Add(banFor)
 }
 
 // appScore is GossipSub's application-specific score: a penalty for peers
