@@ -33,19 +33,22 @@ import (
 var demoTracker []byte
 
 func demoCmd() *ffcli.Command {
-	var keep bool
-	return command("demo", "announcer demo [--keep]", "Run a small network on loopback and show it at work.",
-		`Starts three nodes in temporary data dirs, on loopback with ephemeral ports:
+	// The demo's nodes live in temporary dirs: it takes no --data or
+	// --config, unlike the other commands.
+	fs := flag.NewFlagSet("announcer demo", flag.ContinueOnError)
+	fs.SetOutput(&flags.UsageText)
+	keep := fs.Bool("keep", false, "keep the temporary data dirs")
+	return &ffcli.Command{
+		Name: "demo", ShortUsage: "announcer demo [--keep]", FlagSet: fs,
+		ShortHelp: "Run a small network on loopback and show it at work.",
+		LongHelp: `Starts three nodes in temporary data dirs, on loopback with ephemeral ports:
 an announcer; a follower, which joins it and follows one tracker; and an
 indexer, which joins the follower and follows every tracker it discovers.
 The announcer imports the TTN specification's example tracker, announces a
 new version and an edit of one of its Things, and retracts the version; the
 follower and the indexer print what reaches them, each envelope verified.
 Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
-		func(fs *flag.FlagSet) {
-			fs.BoolVar(&keep, "keep", false, "keep the temporary data dirs")
-		},
-		func(ctx context.Context, _ *flags.Common, args []string) error {
+		Exec: func(ctx context.Context, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
 			}
@@ -53,13 +56,14 @@ Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
 			if err != nil {
 				return err
 			}
-			if keep {
+			if *keep {
 				defer fmt.Printf("\ndata dirs kept in %s (try: announcer log --data %s/announcer)\n", root, root)
 			} else {
 				defer os.RemoveAll(root)
 			}
 			return demo(ctx, root)
-		})
+		},
+	}
 }
 
 // demoNode starts one demo node; with plugins, it runs a NATS server and
