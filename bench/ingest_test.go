@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -91,11 +90,9 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
-// ruleVerify is the network's signature rule (topics.VerifyOptions) alone,
-// one signature at a time.
-func ruleVerify(pub, msg, sig []byte) bool {
-	return voi.VerifyWithOptions(pub, msg, sig, topics.VerifyOptions)
-}
+// ruleVerify is the network's signature rule alone, one signature at a
+// time.
+func ruleVerify(pub, msg, sig []byte) bool { return topics.VerifySignature(pub, msg, sig) }
 
 // rawVerifyRate measures verify (crypto/ed25519.Verify: the bound of our own
 // code; or our rule alone) over the announcements' signed bytes on every core.

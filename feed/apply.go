@@ -26,7 +26,6 @@ type txn struct {
 	trackers map[topics.TrackerID]*TrackerState // tracker states changed by this group
 	retracts map[topics.ID]topics.ID            // pending retractions by target; zero = consumed
 	usage    usage                              // envelope bytes this group stores
-	quotaErr error                              // why the last OverQuota was refused
 
 	appended, duplicates, forks, frozen, gapLimited, overQuota uint64
 }
@@ -100,6 +99,7 @@ func (t *txn) apply() (bool, error) {
 		}
 	}
 	t.l.usage.merge(t.usage)
+	t.l.markFull(t.usage)
 	t.l.applied = t.last
 	st.appended.Add(t.appended)
 	st.forks.Add(t.forks)
@@ -242,10 +242,15 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 		t.gapLimited++
 		return Result{Status: GapLimited, Gaps: true}, nil
 	}
+	// Quotas bound what others make this node store: not its own publishes,
+	// nor fork evidence (at most one more envelope, and then the chain is
+	// frozen).
 	size := uint64(len(a.Env.Raw))
-	if t.quotaErr = t.checkQuota(k, size); t.quotaErr != nil {
-		t.overQuota++
-		return Result{Status: OverQuota}, nil
+	if hash.IsZero() && fork == nil {
+		if t.atQuota(k, size) {
+			t.overQuota++
+			return Result{Status: OverQuota}, nil
+		}
 	}
 	c.Bytes += size
 	t.usage.add(k, size)

@@ -26,9 +26,6 @@ var (
 	// ErrDiskFull: the disk has less free space than Config.MinFree;
 	// nothing was stored. Reads go on.
 	ErrDiskFull = errors.New("feed: disk nearly full")
-	// ErrOverQuota: storing a publish would pass its author's or tracker's
-	// quota; nothing was stored.
-	ErrOverQuota = errors.New("feed: over quota")
 )
 
 // Config configures a Log. The zero value of each field means its default.
@@ -52,8 +49,8 @@ type Config struct {
 	MinFree int64
 	// AuthorQuota and TrackerQuota bound the envelope bytes stored for one
 	// author (all its trackers) and for one tracker: an append that would
-	// pass either is refused (OverQuota). Zero means 1 GiB and 512 MiB;
-	// negative, no quota.
+	// pass either is refused (OverQuota), but for the log's own publishes
+	// and fork evidence. Zero means 1 GiB and 512 MiB; negative, no quota.
 	AuthorQuota, TrackerQuota int64
 
 	fs vfs.FS // tests: Pebble's in-memory and crashable file systems
@@ -144,8 +141,9 @@ type Log struct {
 	chains   map[chainKey]*chainState // applied chain states
 	retracts map[topics.ID]topics.ID  // applied pending retractions: target → retraction
 	usage    usage                    // applied envelope bytes by author and tracker
-	checked  time.Time                // when the free space was last read
 
+	diskMu   sync.Mutex
+	checked  time.Time     // when the free space was last read
 	diskFull atomic.Bool   // free space is below MinFree
 	free     atomic.Uint64 // free space when last read
 	// Authors ([32]byte) and trackers an append was refused for, by quota.
@@ -216,7 +214,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
-	l.checkDisk() // so that Stats tells from the start
+	l.markFull(l.usage)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); l.writer() }()
@@ -455,7 +453,9 @@ func (l *Log) applyGroup(group []*request) {
 	l.mu.Unlock()
 	if failed == nil {
 		if failed = l.checkDisk(); failed != nil {
-			l.stats.diskRefused.Add(uint64(len(group)))
+			for _, r := range group {
+				l.stats.diskRefused.Add(uint64(max(len(r.anns), len(r.drafts))))
+			}
 		}
 	}
 	if failed != nil {
@@ -606,7 +606,7 @@ type Stats struct {
 	// (MinFree): appends and publishes are refused, reads go on.
 	DiskFull    bool   `json:"disk_full"`
 	DiskFree    uint64 `json:"disk_free"`    // free bytes on the log's disk, when last read
-	DiskRefused uint64 `json:"disk_refused"` // appends and publishes refused for want of space
+	DiskRefused uint64 `json:"disk_refused"` // announcements refused for want of space
 	Commits     uint64 `json:"commits"`      // group commits (fsyncs) since open
 	MaxGroup    uint64 `json:"max_group"`    // the largest group committed at once
 	DiskBytes   uint64 `json:"disk_bytes"`   // the store's size on disk, write-ahead log included
@@ -623,7 +623,7 @@ func (l *Log) Stats() Stats {
 		Frozen:      l.stats.frozen.Load(),
 		GapLimited:  l.stats.gapLimited.Load(),
 		OverQuota:   l.stats.overQuota.Load(),
-		DiskFull:    l.diskFull.Load(),
+		DiskFull:    l.DiskFull(), // read again when due, even on an idle log
 		DiskFree:    l.free.Load(),
 		DiskRefused: l.stats.diskRefused.Load(),
 		Commits:     l.stats.commits.Load(),

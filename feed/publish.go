@@ -197,9 +197,6 @@ func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) 
 		if err != nil {
 			return nil, err
 		}
-		if res.Status == OverQuota {
-			return nil, t.quotaErr
-		}
 		if res.Status != Stored {
 			return nil, fmt.Errorf("feed: own announcement not stored: %v", res.Status)
 		}

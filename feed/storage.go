@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -36,9 +38,12 @@ func (u usage) merge(v usage) {
 	}
 }
 
-// readUsage sums the bytes of every chain, from the chain states.
+// readUsage sums the bytes of every chain, from the chain states. A chain
+// stored before its state counted bytes is counted from its envelopes, once,
+// and its state rewritten.
 func (l *Log) readUsage() (usage, error) {
 	u := newUsage()
+	uncounted := make(map[chainKey]*chainState)
 	err := l.scan([]byte{prefixHead}, nil, func(k, v []byte) (bool, error) {
 		var c chainState
 		if len(k) != 1+len(chainKey{}) {
@@ -47,77 +52,128 @@ func (l *Log) readUsage() (usage, error) {
 		if err := decodeState(v, &c); err != nil {
 			return false, fmt.Errorf("feed: chain state: %w", err)
 		}
+		if c.Bytes == 0 && c.Max > 0 {
+			uncounted[chainKey(k[1:])] = &c
+		}
 		u.add(chainKey(k[1:]), c.Bytes)
 		return true, nil
 	})
-	return u, err
+	if err != nil || len(uncounted) == 0 {
+		return u, err
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	for k, c := range uncounted {
+		err := l.scan(append([]byte{prefixChain}, k[:]...), nil, func(_, v []byte) (bool, error) {
+			c.Bytes += uint64(len(v) - 64) // id, prev, then the envelope
+			return true, nil
+		})
+		if err != nil {
+			return u, err
+		}
+		v, err := encodeState(c)
+		if err == nil {
+			err = b.Set(headKey(k), v, nil)
+		}
+		if err != nil {
+			return u, err
+		}
+		u.add(k, c.Bytes)
+	}
+	if err := l.db.Apply(b, pebble.Sync); err != nil {
+		return u, fmt.Errorf("feed: count chain bytes: %w", err)
+	}
+	l.cfg.Logger.Info("counted the bytes of chains stored before quotas", "chains", len(uncounted))
+	return u, nil
 }
 
-// checkQuota says why storing n more bytes in chain k would pass a quota, or
-// returns nil. An author or tracker found at its quota is remembered, for
-// OverQuota.
-func (t *txn) checkQuota(k chainKey, n uint64) error {
+// atQuota reports whether storing n more bytes in chain k would pass its
+// author's or its tracker's quota, and remembers which, for OverQuota.
+func (t *txn) atQuota(k chainKey, n uint64) bool {
 	cfg := &t.l.cfg
 	author := [32]byte(k.author())
-	if q := cfg.AuthorQuota; q >= 0 {
-		if has := t.l.usage.authors[author] + t.usage.authors[author]; has+n > uint64(q) {
-			t.l.fullAuthors.Store(author, true)
-			return fmt.Errorf("%w: author has %s stored, quota %s", ErrOverQuota, mib(has), mib(uint64(q)))
-		}
+	if q := cfg.AuthorQuota; q >= 0 && t.l.usage.authors[author]+t.usage.authors[author]+n > uint64(q) {
+		t.l.fullAuthors.Store(author, true)
+		return true
 	}
-	if q := cfg.TrackerQuota; q >= 0 {
-		if has := t.l.usage.trackers[k.tracker()] + t.usage.trackers[k.tracker()]; has+n > uint64(q) {
-			t.l.fullTrackers.Store(k.tracker(), true)
-			return fmt.Errorf("%w: tracker %s has %s stored, quota %s", ErrOverQuota, k.tracker(), mib(has), mib(uint64(q)))
-		}
+	if q := cfg.TrackerQuota; q >= 0 && t.l.usage.trackers[k.tracker()]+t.usage.trackers[k.tracker()]+n > uint64(q) {
+		t.l.fullTrackers.Store(k.tracker(), true)
+		return true
 	}
-	return nil
+	return false
 }
 
-// OverQuota reports whether an append of author (its raw key) on tracker
-// has been refused for a quota since the log opened: what is above it is
-// not worth fetching. The log only grows, so this stays true until a
-// restart with other quotas.
+// fullMargin is how close to its quota an author or tracker counts as
+// full for OverQuota: about four announcements, or a sixteenth of a small
+// quota.
+const fullMargin = 4 << 10
+
+// markFull remembers, for OverQuota, the authors and trackers of u that
+// have less than fullMargin left: at Open for all, after each group for
+// those it stored for.
+func (l *Log) markFull(u usage) {
+	full := func(has uint64, q int64) bool { return q >= 0 && has+min(fullMargin, uint64(q)/16) >= uint64(q) }
+	for a := range u.authors {
+		if full(l.usage.authors[a], l.cfg.AuthorQuota) {
+			l.fullAuthors.Store(a, true)
+		}
+	}
+	for t := range u.trackers {
+		if full(l.usage.trackers[t], l.cfg.TrackerQuota) {
+			l.fullTrackers.Store(t, true)
+		}
+	}
+}
+
+// OverQuota reports whether author (its raw key) or tracker is at its quota:
+// what a peer holds above it is not worth fetching. The log only grows, so
+// this stays true until a restart with other quotas.
 func (l *Log) OverQuota(tracker topics.TrackerID, author []byte) bool {
+	if len(author) != 32 {
+		return false
+	}
 	_, a := l.fullAuthors.Load([32]byte(author))
 	_, t := l.fullTrackers.Load(tracker)
 	return a || t
 }
 
-// diskCheckEvery is how often the writer reads the free space: at the most
-// an ingest can write in that time (some tens of MB) MinFree keeps room.
+// diskCheckEvery is how often the free space is read: at the most an
+// ingest can write in that time (some tens of MB) MinFree keeps room.
 const diskCheckEvery = 100 * time.Millisecond
 
 // checkDisk reads the free space when it is due and returns ErrDiskFull
 // while it is below MinFree, saying so in a log line when that changes.
-// Called by the writer (and by Open, before it starts).
 func (l *Log) checkDisk() error {
 	if l.cfg.MinFree < 0 {
 		return nil
 	}
+	l.diskMu.Lock()
 	if now := time.Now(); now.Sub(l.checked) >= diskCheckEvery {
 		l.checked = now
-		u, err := l.cfg.fs.GetDiskUsage(l.dir)
-		if err != nil {
-			return nil // a file system that cannot tell (tests' in-memory one)
-		}
-		l.free.Store(u.AvailBytes)
-		full := u.AvailBytes < uint64(l.cfg.MinFree)
-		if full != l.diskFull.Swap(full) {
-			if full {
-				l.cfg.Logger.Warn("disk nearly full: storing nothing until space is freed; reads go on",
-					"free", mib(u.AvailBytes), "min_free", mib(uint64(l.cfg.MinFree)), "dir", l.dir)
-			} else {
-				l.cfg.Logger.Info("disk space freed: storing again", "free", mib(u.AvailBytes), "dir", l.dir)
+		if u, err := l.cfg.fs.GetDiskUsage(l.dir); err == nil { // else a file system that cannot tell
+			l.free.Store(u.AvailBytes)
+			full := u.AvailBytes < uint64(l.cfg.MinFree)
+			if full != l.diskFull.Swap(full) {
+				if full {
+					l.cfg.Logger.Warn("disk nearly full: storing nothing until space is freed; reads go on",
+						"free", mib(u.AvailBytes), "min_free", mib(uint64(l.cfg.MinFree)), "dir", l.dir)
+				} else {
+					l.cfg.Logger.Info("disk space freed: storing again", "free", mib(u.AvailBytes), "dir", l.dir)
+				}
 			}
 		}
 	}
+	l.diskMu.Unlock()
 	if l.diskFull.Load() {
 		return fmt.Errorf("%w: %s free, under the %s kept free (--min-free); nothing stored",
 			ErrDiskFull, mib(l.free.Load()), mib(uint64(l.cfg.MinFree)))
 	}
 	return nil
 }
+
+// DiskFull reports whether the log's disk has less free space than MinFree:
+// appends are refused until space is freed.
+func (l *Log) DiskFull() bool { return l.checkDisk() != nil }
 
 // mib formats a byte count in MiB.
 func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -333,6 +333,10 @@ func (b *batcher) close() (int, error) {
 	return b.sent, err
 }
 
+// ErrStore marks a fetch that failed on this side: what arrived could not
+// be stored (a full disk, say). Another peer would fare no better.
+var ErrStore = errors.New("gossip: sync: storing failed")
+
 // ErrBadPeer marks a response that breaks the protocol: invalid or
 // unrequested data. The peer that sent it should be dropped.
 var ErrBadPeer = errors.New("gossip: sync: peer sent bad data")
@@ -388,7 +392,7 @@ func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, pr
 			}
 			outs, err := h.AppendAll(ctx, b.anns)
 			if err != nil {
-				appendErr = err
+				appendErr = fmt.Errorf("%w: %w", ErrStore, err)
 				cancel()
 				continue
 			}

@@ -60,6 +60,7 @@ type MemberEvent struct {
 type members struct {
 	n    *Node
 	ml   *memberlist.Memberlist
+	tr   *transport
 	meta []byte
 	dial chan peer.ID
 	stop chan struct{}
@@ -126,8 +127,17 @@ func (m *members) start(ctx context.Context) error {
 		}
 		conf.Keyring = kr
 	}
+	if m.tr, err = newTransport(host, port, conf.Logger); err != nil {
+		return fmt.Errorf("gossip: memberlist on %s: %w", m.n.cfg.GossipAddr, err)
+	}
+	conf.Transport = m.tr
+	if port == 0 {
+		conf.BindPort = m.tr.GetAutoBindPort()
+		conf.AdvertisePort = conf.BindPort
+	}
 	m.ml, err = memberlist.Create(conf)
 	if err != nil {
+		m.tr.Shutdown()
 		return fmt.Errorf("gossip: memberlist on %s: %w", m.n.cfg.GossipAddr, err)
 	}
 	m.bq = &memberlist.TransmitLimitedQueue{NumNodes: m.ml.NumMembers, RetransmitMult: conf.RetransmitMult}
@@ -565,6 +575,7 @@ func (m *members) gossipInterval() time.Duration {
 func (m *members) shutdown() error {
 	m.savePeers()
 	close(m.stop)
+	m.tr.stop() // joins under way end now
 	m.wg.Wait()
 	return m.ml.Shutdown()
 }

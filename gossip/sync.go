@@ -82,6 +82,7 @@ type syncer struct {
 	mu      sync.Mutex
 	budgets map[peer.ID]*rate.Limiter
 	banned  map[peer.ID]time.Time
+	sweepAt int // bans held when expired ones are next swept
 
 	stats struct {
 		sync.Mutex
@@ -132,16 +133,18 @@ func (s *syncer) penalize(p peer.ID, why error) {
 }
 
 // ban bans p from now on. Bans of peers never heard from again are swept
-// once there are many, or a stream of fresh keys would grow the map forever.
+// once there are many, or a stream of fresh keys would grow the map
+// forever; the next sweep waits until the map has doubled.
 func (s *syncer) ban(p peer.ID, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.banned) >= maxBanned {
+	if len(s.banned) >= max(s.sweepAt, maxBanned) {
 		for q, until := range s.banned {
 			if now.After(until) {
 				delete(s.banned, q)
 			}
 		}
+		s.sweepAt = 2 * len(s.banned)
 	}
 	s.banned[p] = now.Add(banFor)
 }
@@ -377,6 +380,9 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 			return total, nil
 		}
 		errs = append(errs, err)
+		if errors.Is(err, ErrStore) {
+			break // no other peer would fare better
+		}
 	}
 	if len(candidates) == 0 {
 		return total, errors.New("gossip: no peer to sync from")

@@ -140,10 +140,11 @@ func readJSON(r *bufio.Reader, want string) (*syncMsg, error) {
 
 // zstd coders, shared: EncodeAll and DecodeAll may be called concurrently,
 // each holding one of the coder's inner encoders or decoders, so there is
-// one per core (with fewer, the batcher's compressors take turns). The
-// decoder's memory and window are capped at one batch.
+// one per core (with fewer, the batcher's compressors take turns), up to 8
+// (each keeps about 2 MiB). The decoder's memory and window are capped at
+// one batch.
 var (
-	zEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+	zEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(min(runtime.GOMAXPROCS(0), 8)),
 		zstd.WithEncoderCRC(false), zstd.WithWindowSize(maxBatchRaw))
 	zDec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBatchRaw), zstd.WithDecoderMaxWindow(maxBatchRaw),
 		zstd.WithDecoderConcurrency(0))

@@ -482,6 +482,9 @@ func TestDiskFull(t *testing.T) {
 	}
 	var h node.Health
 	getJSON(t, n, "/healthz", &h)
+	if h.Status != "ok" || h.Log != last {
+		t.Errorf("health on a full disk: %+v", h)
+	}
 	if code, b := get(t, n, "/v1/trackers"); code != http.StatusOK {
 		t.Fatalf("/v1/trackers on a full disk: %d %s", code, b)
 	}

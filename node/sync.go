@@ -21,6 +21,7 @@ const (
 	syncBackoffMin = time.Second
 	syncBackoffMax = time.Minute
 	ownSyncTimeout = 30 * time.Second // bound on learning own heads at start
+	diskFullWait   = 5 * time.Second  // how often a full disk is looked at again
 )
 
 // syncJob is a tracker waiting to be synced.
@@ -81,6 +82,15 @@ func (q *syncQueue) take() (topics.TrackerID, *syncJob, time.Duration) {
 	return topics.TrackerID{}, nil, wait
 }
 
+// postpone ends work on a job without counting a try: it is due again
+// after d.
+func (q *syncQueue) postpone(t topics.TrackerID, j *syncJob, d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.busy, t)
+	j.next = time.Now().Add(d)
+}
+
 // done ends work on a job: it is removed, or retried later after a failure.
 func (q *syncQueue) done(t topics.TrackerID, j *syncJob, ok bool) (gaveUp bool) {
 	q.mu.Lock()
@@ -114,6 +124,12 @@ func (n *Node) syncWorker() {
 	defer n.wg.Done()
 	for {
 		t, j, wait := n.syncQ.take()
+		if j != nil && n.Log.DiskFull() {
+			// Nothing could be stored: the job waits, its tries unspent,
+			// until space is freed (the log said so once).
+			n.syncQ.postpone(t, j, diskFullWait)
+			j, wait = nil, diskFullWait
+		}
 		if j == nil {
 			timer := time.NewTimer(wait)
 			select {

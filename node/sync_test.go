@@ -391,3 +391,37 @@ func head(t *testing.T, n *Node, tracker topics.TrackerID) feed.Head {
 	}
 	return hs[0]
 }
+
+// TestDiskFullPostponesSync: on a full disk a sync job is put off, its tries
+// unspent, and no peer is asked for what could not be stored.
+func TestDiskFullPostponesSync(t *testing.T) {
+	c := newNetPeer(t, nil)
+	anns := chain(t, c.key, "later", 3, "a")
+	appendAll(t, c.log, anns)
+	tracker := anns[0].Payload.Tracker
+	cfg := fastConfig(filepath.Join(t.TempDir(), "b"))
+	cfg.MinFree = 1 << 62 // more than any disk has
+	b := startNode(t, cfg)
+	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		q := b.syncQ
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		j := q.jobs[tracker]
+		if j == nil || q.busy[tracker] || !j.next.After(time.Now()) {
+			return errors.New("the sync job has not been put off yet")
+		}
+		if j.tries != 0 {
+			return fmt.Errorf("the job spent %d tries", j.tries)
+		}
+		return nil
+	})
+	if st := b.net.SyncStats(); st.Fetches != 0 || st.FetchFailures != 0 {
+		t.Fatalf("peers were asked on a full disk: %+v", st)
+	}
+}

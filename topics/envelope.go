@@ -138,26 +138,32 @@ func marshalEnvelope(rawKey, payloadType, payload, sig []byte) ([]byte, error) {
 	})
 }
 
-// VerifyOptions is the network's one signature rule: ZIP-215 (cofactored;
+// verifyOptions is the network's one signature rule: ZIP-215 (cofactored;
 // non-canonical encodings of A and R accepted; S must be canonical), except
 // that a public key of small order is refused, since anyone can sign for it.
 // Every RFC 8032 signature crypto/ed25519 makes passes. It is also the rule
 // batch verification computes, so a node that batches and one that does not
 // accept exactly the same envelopes: every path on every node verifies with
 // it (docs/PROTOCOL.md, "Signatures").
-var VerifyOptions = &ed25519.Options{Verify: &ed25519.VerifyOptions{
+var verifyOptions = &ed25519.Options{Verify: &ed25519.VerifyOptions{
 	AllowSmallOrderR:   true,
 	AllowNonCanonicalA: true,
 	AllowNonCanonicalR: true,
 }}
 
+// VerifySignature checks sig over msg by pub with the network's signature
+// rule, as Verify does for an envelope's signed bytes.
+func VerifySignature(pub, msg, sig []byte) bool {
+	return len(pub) == ed25519.PublicKeySize && ed25519.VerifyWithOptions(pub, msg, sig, verifyOptions)
+}
+
 // Verify checks the envelope's signature over the domain-separated bytes
 // (uvarint-length-prefixed domain, payload type and payload, as libp2p's
-// record package signs them), by VerifyOptions.
+// record package signs them), by the network's signature rule.
 func (e *Envelope) Verify() error {
 	buf := signedPool.Get().(*[]byte)
 	*buf = appendSigned((*buf)[:0], e.PayloadType, e.Payload)
-	ok := ed25519.VerifyWithOptions(e.RawKey, *buf, e.signature, VerifyOptions)
+	ok := VerifySignature(e.RawKey, *buf, e.signature)
 	if cap(*buf) <= 2*MaxEnvelopeSize {
 		signedPool.Put(buf)
 	}
@@ -219,9 +225,9 @@ func Seal(key crypto.PrivKey, payloadType, payload []byte) ([]byte, error) {
 }
 
 // VerifyAll checks the signatures of envs in one batch: the same rule as
-// Verify (VerifyOptions), at about half the cost per signature when the
-// batch holds many envelopes of few keys, as a fetched chain does. errs[i]
-// is Verify's error for envs[i].
+// Verify, at about half the cost per signature when the batch holds many
+// envelopes of few keys, as a fetched chain does. errs[i] is Verify's error
+// for envs[i].
 func VerifyAll(envs []*Envelope) (errs []error) {
 	errs = make([]error, len(envs))
 	if len(envs) < 2 {
@@ -230,8 +236,9 @@ func VerifyAll(envs []*Envelope) (errs []error) {
 		}
 		return errs
 	}
-	// A key's expanded form (~1.5 KiB of tables) pays for itself from its
-	// second signature on.
+	// A key used more than once is expanded (~1.5 KiB of tables) once, not
+	// for each signature: 14 µs a signature against 19 µs in a batch of a
+	// hundred of one key.
 	seen := make(map[string]int, 4)
 	for _, e := range envs {
 		seen[string(e.RawKey)]++
@@ -248,7 +255,7 @@ func VerifyAll(envs []*Envelope) (errs []error) {
 		signed = appendSigned(signed, e.PayloadType, e.Payload)
 		msg := signed[start:len(signed):len(signed)]
 		if seen[string(e.RawKey)] < 2 {
-			v.AddWithOptions(e.RawKey, msg, e.signature, VerifyOptions)
+			v.AddWithOptions(e.RawKey, msg, e.signature, verifyOptions)
 			continue
 		}
 		x, ok := expanded[string(e.RawKey)]
@@ -260,9 +267,9 @@ func VerifyAll(envs []*Envelope) (errs []error) {
 			expanded[string(e.RawKey)] = x
 		}
 		if x == nil {
-			v.AddWithOptions(e.RawKey, msg, e.signature, VerifyOptions)
+			v.AddWithOptions(e.RawKey, msg, e.signature, verifyOptions)
 		} else {
-			v.AddExpandedWithOptions(x, msg, e.signature, VerifyOptions)
+			v.AddExpandedWithOptions(x, msg, e.signature, verifyOptions)
 		}
 	}
 	if ok, valid := v.Verify(nil); !ok {

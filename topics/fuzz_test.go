@@ -25,6 +25,12 @@ func FuzzEnvelope(f *testing.F) {
 		f.Add(a.Raw())
 	}
 	f.Add([]byte{})
+	other := testKey(f, 2)
+	h, err := Sign(other, thingPayload(f, other, 1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	honest := h.Raw()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The fast decoder accepts exactly what protobuf decoding followed
 		// by go-libp2p's re-encoding gives back byte for byte.
@@ -33,9 +39,14 @@ func FuzzEnvelope(f *testing.F) {
 			t.Fatalf("fast decoder says %v, protobuf round trip says %v", fastErr, ok)
 		}
 		a, err := Validate("", data, time.Time{})
-		// A batch (of two, so it really batches) decides as Validate does.
-		if _, errs := ValidateAll("", [][]byte{data, data}, time.Time{}); fmt.Sprint(errs[1]) != fmt.Sprint(err) {
-			t.Fatalf("ValidateAll says %v, Validate says %v", errs[1], err)
+		// In a batch, beside an honest envelope of another key, it is
+		// decided as Validate decides it, and the honest one still passes.
+		anns, errs := ValidateAll("", [][]byte{honest, data, data}, time.Time{})
+		if fmt.Sprint(errs[1]) != fmt.Sprint(err) || fmt.Sprint(errs[2]) != fmt.Sprint(err) || errs[0] != nil {
+			t.Fatalf("ValidateAll says %v, Validate says %v", errs, err)
+		}
+		if err == nil && anns[1].ID != IDOf(data) {
+			t.Fatalf("ValidateAll gave ID %s", anns[1].ID)
 		}
 		if err != nil {
 			if OutcomeOf(err) == Accept {

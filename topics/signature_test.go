@@ -94,7 +94,7 @@ func batchAgrees(t *testing.T, pub, msg, sig []byte, single bool) {
 	t.Helper()
 	v := ed25519.NewBatchVerifier()
 	for range 4 {
-		v.AddWithOptions(pub, msg, sig, VerifyOptions)
+		v.AddWithOptions(pub, msg, sig, verifyOptions)
 	}
 	all, each := v.Verify(nil)
 	if all != single {
@@ -107,7 +107,7 @@ func batchAgrees(t *testing.T, pub, msg, sig []byte, single bool) {
 	}
 }
 
-// TestSignatureRule pins the network's one signature rule (VerifyOptions):
+// TestSignatureRule pins the network's one signature rule (verifyOptions):
 // the cases where ZIP-215 and crypto/ed25519 differ, and the small-order
 // key refused by both our rule and, for batches, the batch verifier.
 func TestSignatureRule(t *testing.T) {
@@ -198,8 +198,30 @@ func TestValidateAllAgreesWithValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	data = append(data, shifted, smallKey, []byte("not an envelope"), data[0])
+	// A key that is not a point, twice (its expansion fails).
+	var offCurve []byte
+	for y := byte(2); offCurve == nil; y++ {
+		k := append([]byte{y}, make([]byte, 31)...)
+		if _, err := ed25519.NewExpandedPublicKey(k); err != nil {
+			offCurve = k
+		}
+	}
+	notPoint, err := marshalEnvelope(offCurve, AnnouncementType, payload, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, notPoint, notPoint)
+	// Past 94 entries the batch equation is computed another way.
+	k := testKey(t, 4)
+	for seq := range uint64(100) {
+		a, err := Sign(k, thingPayload(t, k, seq+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, a.Raw())
+	}
 
-	for _, batch := range [][][]byte{data, data[:1], data[7:9], nil} {
+	for _, batch := range [][][]byte{data, data[:1], data[7:9], data[:14], nil} {
 		anns, errs := ValidateAll("", batch, testNow)
 		for i, d := range batch {
 			want, wantErr := Validate("", d, testNow)
@@ -222,7 +244,7 @@ func TestValidateAllAgreesWithValidate(t *testing.T) {
 			sigErrs++
 		}
 	}
-	if ok != 8 || sigErrs != 2 {
-		t.Fatalf("%d accepted and %d bad signatures, want 8 and 2: %v", ok, sigErrs, errs)
+	if ok != 108 || sigErrs != 4 {
+		t.Fatalf("%d accepted and %d bad signatures, want 108 and 4: %v", ok, sigErrs, errs)
 	}
 }
