@@ -349,19 +349,12 @@ func TestFollowNode(t *testing.T) {
 // holds more of, comparing heads with that peer schedules no new fetch:
 // each would be refused again.
 func TestOverQuotaNotFetchedAgain(t *testing.T) {
-	c := newNetPeer(t, nil)
-	anns := chain(t, c.key, "big", 5, "a")
-	appendAll(t, c.log, anns)
+	var anns []*topics.Announcement
+	c, b := holderAndFollower(t, 5, func(cfg *Config, held []*topics.Announcement) {
+		anns = held
+		cfg.TrackerQuota = int64(len(held[0].Raw()) + len(held[1].Raw()))
+	})
 	tracker := anns[0].Payload.Tracker
-	cfg := fastConfig(filepath.Join(t.TempDir(), "b"))
-	cfg.TrackerQuota = int64(len(anns[0].Raw()) + len(anns[1].Raw()))
-	b := startNode(t, cfg)
-	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {
-		t.Fatal(err)
-	}
 	author, err := topics.NodeID(c.key.GetPublic())
 	if err != nil {
 		t.Fatal(err)
@@ -395,19 +388,11 @@ func head(t *testing.T, n *Node, tracker topics.TrackerID) feed.Head {
 // TestDiskFullPostponesSync: on a full disk a sync job is put off, its tries
 // unspent, and no peer is asked for what could not be stored.
 func TestDiskFullPostponesSync(t *testing.T) {
-	c := newNetPeer(t, nil)
-	anns := chain(t, c.key, "later", 3, "a")
-	appendAll(t, c.log, anns)
-	tracker := anns[0].Payload.Tracker
-	cfg := fastConfig(filepath.Join(t.TempDir(), "b"))
-	cfg.MinFree = 1 << 62 // more than any disk has
-	b := startNode(t, cfg)
-	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {
-		t.Fatal(err)
-	}
+	var tracker topics.TrackerID
+	_, b := holderAndFollower(t, 3, func(cfg *Config, held []*topics.Announcement) {
+		tracker = held[0].Payload.Tracker
+		cfg.MinFree = 1 << 62 // more than any disk has
+	})
 	wait.For(t, 10*time.Second, func() error {
 		q := b.syncQ
 		q.mu.Lock()
@@ -424,4 +409,24 @@ func TestDiskFullPostponesSync(t *testing.T) {
 	if st := b.net.SyncStats(); st.Fetches != 0 || st.FetchFailures != 0 {
 		t.Fatalf("peers were asked on a full disk: %+v", st)
 	}
+}
+
+// holderAndFollower starts a network peer holding a chain of n on a tracker
+// of its own, and a node, configured by tweak, that follows the tracker and
+// is connected to the peer.
+func holderAndFollower(t *testing.T, n int, tweak func(*Config, []*topics.Announcement)) (*netPeer, *Node) {
+	t.Helper()
+	c := newNetPeer(t, nil)
+	anns := chain(t, c.key, "held", n, "a")
+	appendAll(t, c.log, anns)
+	cfg := fastConfig(filepath.Join(t.TempDir(), "b"))
+	tweak(&cfg, anns)
+	b := startNode(t, cfg)
+	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{anns[0].Payload.Tracker}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	return c, b
 }
