@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/thingtracker/ttn/internal/wait"
 
+	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 )
 
@@ -180,4 +182,35 @@ func TestJoinDoesNotWaitOnDeadAddresses(t *testing.T) {
 	if took := time.Since(began); took > 5*time.Second {
 		t.Fatalf("Close took %v while joins waited on dead addresses", took)
 	}
+}
+
+// TestBootstrapWithoutMembership: with memberlist off, a node reaches the
+// network through its bootstrap peer, and reconnects when that peer comes
+// back after a restart.
+func TestBootstrapWithoutMembership(t *testing.T) {
+	checkLeaks(t)
+	off := func(c *gossip.Config) { c.GossipAddr = "off" }
+	a := start(t, nil, off)
+	addr := a.node.Addrs()[0]
+	b := start(t, nil, func(c *gossip.Config) { off(c); c.Bootstrap = []string{addr} })
+	connected := func() error {
+		if len(b.node.Peers()) != 1 || b.node.Peers()[0] != a.node.ID() {
+			return fmt.Errorf("b's peers: %v", b.node.Peers())
+		}
+		return nil
+	}
+	wait.For(t, 10*time.Second, connected)
+
+	// a restarts on the same address, with the same key.
+	a.stop()
+	listen, _, _ := strings.Cut(addr, "/p2p/")
+	l, err := feed.Open(filepath.Join(t.TempDir(), "log"), feed.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2 := launch(t, a.key, l, nil, func(c *gossip.Config) { off(c); c.Listen = []string{listen} })
+	if a2.node.ID() != a.node.ID() {
+		t.Fatal("restarted with another ID")
+	}
+	wait.For(t, 20*time.Second, connected)
 }

@@ -161,20 +161,59 @@ func (n *Node) start(ctx context.Context) error {
 	n.wg.Add(1)
 	go n.dispatchDiscoveries()
 
+	var boot []peer.AddrInfo
 	for _, b := range n.cfg.Bootstrap {
 		ai, err := peer.AddrInfoFromString(b)
 		if err != nil {
 			return fmt.Errorf("gossip: bootstrap peer %q: %w", b, err)
 		}
-		if err := n.host.Connect(ctx, *ai); err != nil {
-			n.cfg.Logger.Warn("bootstrap peer unreachable", "peer", ai.ID.String(), "err", err)
-		}
+		boot = append(boot, *ai)
+	}
+	if len(boot) > 0 {
+		n.wg.Add(1)
+		go n.bootstrap(boot)
 	}
 	if n.cfg.GossipAddr == "off" {
 		return nil
 	}
 	n.mem = newMembers(n)
 	return n.mem.start(ctx)
+}
+
+// bootstrap connects to the Bootstrap peers, all at once, and again
+// whenever a connection has dropped (looked at every reconnectEvery),
+// until the node stops: with membership off they are its only peers.
+func (n *Node) bootstrap(peers []peer.AddrInfo) {
+	defer n.wg.Done()
+	t := time.NewTicker(reconnectEvery)
+	defer t.Stop()
+	for round := 0; ; round++ {
+		var wg sync.WaitGroup
+		for _, ai := range peers {
+			if n.host.Network().Connectedness(ai.ID) == network.Connected {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+				defer cancel()
+				if err := n.host.Connect(ctx, ai); err != nil && n.ctx.Err() == nil {
+					level := slog.LevelDebug
+					if round == 0 {
+						level = slog.LevelWarn
+					}
+					n.cfg.Logger.Log(n.ctx, level, "bootstrap peer unreachable", "peer", ai.ID.String(), "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // routerOptions are our GossipSub settings (the propagation benchmark runs

@@ -29,6 +29,7 @@ type Config struct {
 	Listen      []string
 	GossipAddr  string
 	Join        []string
+	Bootstrap   []string
 	Keyring     [][]byte
 	MaxPeers    int
 	MaxTrackers int
@@ -162,6 +163,7 @@ func (n *Node) start(ctx context.Context) error {
 		Listen:        n.cfg.Listen,
 		GossipAddr:    n.cfg.GossipAddr,
 		Join:          n.cfg.Join,
+		Bootstrap:     n.cfg.Bootstrap,
 		Keyring:       n.cfg.Keyring,
 		PeersFile:     filepath.Join(n.Dir, peersFile),
 		MaxPeers:      n.cfg.MaxPeers,

@@ -134,6 +134,7 @@ type Node struct {
 	Listen            List
 	GossipAddr        string
 	Join              List
+	Bootstrap         List
 	KeyringFile       string
 	MaxTrackers       int
 	MaxPeers          int
@@ -159,6 +160,7 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.Var(&f.Listen, "listen", "libp2p listen `MULTIADDR`, repeatable (default "+gossip.DefaultListen+"; tcp/0: ephemeral)")
 	fs.StringVar(&f.GossipAddr, "gossip-addr", gossip.DefaultGossipAddr, "memberlist `HOST:PORT` (port 0: ephemeral; off: no membership)")
 	fs.Var(&f.Join, "join", "memberlist `HOST:PORT` of a member to join, repeatable")
+	fs.Var(&f.Bootstrap, "bootstrap", "libp2p `MULTIADDR` with /p2p/ID of a peer to connect to directly, besides members (with --gossip-addr off, the only peers); repeatable")
 	fs.StringVar(&f.KeyringFile, "keyring", "", "`FILE` of base64 memberlist keys (16, 24 or 32 bytes), one per line, the first encrypting; mode 0600. Only nodes with a key in common can join")
 	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultMaxTrackers, fmt.Sprintf("most tracker topics to join (at most %d: GossipSub's subscription hello must fit its 512 KiB control limit)", gossip.MaxTrackersLimit))
 	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultMaxPeers, "most libp2p connections to members")
@@ -198,6 +200,7 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		Listen:              f.Listen,
 		GossipAddr:          f.GossipAddr,
 		Join:                f.Join,
+		Bootstrap:           f.Bootstrap,
 		MaxTrackers:         f.MaxTrackers,
 		MaxPeers:            f.MaxPeers,
 		DiscoveryInterval:   f.DiscoveryInterval,
