@@ -262,15 +262,28 @@ type Head struct {
 }
 
 // Heads returns every chain's head, ordered by tracker then author.
-func (l *Log) Heads() ([]Head, error) { return l.heads(nil) }
+func (l *Log) Heads() ([]Head, error) { return l.heads(nil, nil, math.MaxInt) }
 
 // TrackerHeads returns the heads of one tracker's chains, ordered by author.
-func (l *Log) TrackerHeads(t topics.TrackerID) ([]Head, error) { return l.heads(t[:]) }
+func (l *Log) TrackerHeads(t topics.TrackerID) ([]Head, error) { return l.heads(t[:], nil, math.MaxInt) }
 
-func (l *Log) heads(tracker []byte) ([]Head, error) {
+// HeadsAfter returns at most limit heads, in the order of Heads (tracker ID
+// bytes, then author key bytes), from the first chain after tracker and
+// author (a raw key), or from the first chain when author is nil: a page of
+// an inventory, read without going over the pages before it.
+func (l *Log) HeadsAfter(tracker topics.TrackerID, author []byte, limit int) ([]Head, error) {
+	var start []byte
+	if author != nil {
+		k := makeChainKey(tracker, author)
+		start = append(headKey(k), 0) // the first key after it
+	}
+	return l.heads(nil, start, limit)
+}
+
+func (l *Log) heads(tracker, start []byte, limit int) ([]Head, error) {
 	var out []Head
 	err := l.view(func() error {
-		return l.scan(append([]byte{prefixHead}, tracker...), nil, func(k, v []byte) (bool, error) {
+		return l.scan(append([]byte{prefixHead}, tracker...), start, func(k, v []byte) (bool, error) {
 			var c chainState
 			if err := decodeState(v, &c); err != nil {
 				return false, err
@@ -284,7 +297,7 @@ func (l *Log) heads(tracker []byte) ([]Head, error) {
 				Tracker: ck.tracker(), Author: author, AuthorKey: slices.Clone(ck.author()),
 				Seq: c.Contig, ID: c.ContigID, Max: c.Max, MaxID: c.MaxID, Gaps: c.Gaps, Fork: c.Fork,
 			})
-			return true, nil
+			return len(out) < limit, nil
 		})
 	})
 	return out, err

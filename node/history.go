@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,41 +54,63 @@ func (s LogStore) AppendAll(ctx context.Context, anns []*topics.Announcement) ([
 	return out, nil
 }
 
-// Heads pages through the chains' heads. A page token is "tracker/author".
+// Heads pages through the chains' heads, ordered by tracker ID bytes, then
+// author key bytes; a page token is "tracker/author" of the last head of
+// the previous page. A page is read from where the last one ended.
 func (s LogStore) Heads(after string, limit int, trackers []topics.TrackerID) ([]gossip.Head, string, error) {
-	var all []feed.Head
+	var from topics.TrackerID
+	var fromAuthor []byte
+	if after != "" {
+		tr, author, ok := strings.Cut(after, "/")
+		var err error
+		if from, err = topics.ParseTrackerID(tr); err == nil && ok {
+			fromAuthor, err = topics.NodeKey(author)
+		}
+		if err != nil || !ok {
+			return nil, "", fmt.Errorf("page token %q: want tracker/author", after)
+		}
+	}
+	var hs []feed.Head
 	if len(trackers) == 0 {
-		hs, err := s.Log.Heads()
-		if err != nil {
+		var err error
+		if hs, err = s.Log.HeadsAfter(from, fromAuthor, limit+1); err != nil {
 			return nil, "", err
 		}
-		all = hs
 	} else {
+		trackers = slices.Clone(trackers)
+		slices.SortFunc(trackers, func(a, b topics.TrackerID) int { return bytes.Compare(a[:], b[:]) })
 		for _, t := range trackers {
-			hs, err := s.Log.TrackerHeads(t)
+			if len(hs) > limit {
+				break
+			}
+			if fromAuthor != nil && bytes.Compare(t[:], from[:]) < 0 {
+				continue
+			}
+			ths, err := s.Log.TrackerHeads(t)
 			if err != nil {
 				return nil, "", err
 			}
-			all = append(all, hs...)
+			for _, h := range ths {
+				if fromAuthor != nil && t == from && bytes.Compare(h.AuthorKey, fromAuthor) <= 0 {
+					continue
+				}
+				hs = append(hs, h)
+			}
 		}
 	}
-	token := func(h feed.Head) string { return h.Tracker.String() + "/" + h.Author }
-	slices.SortFunc(all, func(a, b feed.Head) int { return strings.Compare(token(a), token(b)) })
-	var out []gossip.Head
-	for _, h := range all {
-		if after != "" && token(h) <= after {
-			continue
-		}
-		if len(out) == limit {
-			return out, fmt.Sprintf("%s/%s", out[len(out)-1].Tracker, out[len(out)-1].Author), nil
-		}
-		g := gossip.Head{Tracker: h.Tracker, Author: h.Author, AuthorKey: h.AuthorKey, Seq: h.Seq, ID: h.ID, Max: h.Max}
+	next := ""
+	if len(hs) > limit {
+		hs = hs[:limit]
+		next = hs[limit-1].Tracker.String() + "/" + hs[limit-1].Author
+	}
+	out := make([]gossip.Head, len(hs))
+	for i, h := range hs {
+		out[i] = gossip.Head{Tracker: h.Tracker, Author: h.Author, AuthorKey: h.AuthorKey, Seq: h.Seq, ID: h.ID, Max: h.Max}
 		for _, r := range h.Gaps {
-			g.Gaps = append(g.Gaps, [2]uint64{r.From, r.To})
+			out[i].Gaps = append(out[i].Gaps, [2]uint64{r.From, r.To})
 		}
-		out = append(out, g)
 	}
-	return out, "", nil
+	return out, next, nil
 }
 
 func (s LogStore) Chain(tracker topics.TrackerID, author []byte, from uint64, limit int) ([]gossip.ChainEnvelope, error) {
