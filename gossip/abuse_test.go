@@ -507,7 +507,8 @@ func reframe(raw []byte) []byte {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		return append(b, v...)
 	}
-	key, _ := crypto.MarshalPublicKey(e.PublicKey)
+	pub, _ := e.PublicKey()
+	key, _ := crypto.MarshalPublicKey(pub)
 	var b []byte
 	b = append(b, field(5, e.Signature())...)
 	b = append(b, field(3, e.Payload)...)

@@ -33,7 +33,6 @@ const MaxEnvelopeSize = 64 << 10
 // signature. An Envelope is immutable and safe for concurrent use.
 type Envelope struct {
 	Raw         []byte // the canonical encoded bytes
-	PublicKey   crypto.PubKey
 	RawKey      []byte // the raw 32-byte Ed25519 public key
 	PayloadType []byte
 	Payload     []byte
@@ -90,12 +89,11 @@ func decodeCanonical(data []byte) (*Envelope, bool) {
 	if !ok1 || !ok2 || !ok3 || len(sig) != ed25519.SignatureSize || len(rest) != 0 {
 		return nil, false
 	}
-	pub, err := crypto.UnmarshalEd25519PublicKey(rawKey)
-	if err != nil {
-		return nil, false
-	}
-	return &Envelope{Raw: data, PublicKey: pub, RawKey: rawKey, PayloadType: typ, Payload: payload, signature: sig}, true
+	return &Envelope{Raw: data, RawKey: rawKey, PayloadType: typ, Payload: payload, signature: sig}, true
 }
+
+// PublicKey returns the signer's key as a libp2p key.
+func (e *Envelope) PublicKey() (crypto.PubKey, error) { return crypto.UnmarshalEd25519PublicKey(e.RawKey) }
 
 func uvarintLen(n uint64) int {
 	var b [binary.MaxVarintLen64]byte

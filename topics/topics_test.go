@@ -366,7 +366,8 @@ func reframe(t *testing.T, raw []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := crypto.MarshalPublicKey(e.PublicKey)
+	pub, _ := e.PublicKey()
+	key, _ := crypto.MarshalPublicKey(pub)
 	var b []byte
 	b = append(b, protowireBytes(5, e.signature)...)
 	b = append(b, protowireBytes(3, e.Payload)...)

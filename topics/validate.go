@@ -35,7 +35,11 @@ func signerOf(e *Envelope) (signer, error) {
 	if ok {
 		return s, nil
 	}
-	pid, err := peer.IDFromPublicKey(e.PublicKey)
+	pub, err := e.PublicKey()
+	if err != nil {
+		return signer{}, err
+	}
+	pid, err := peer.IDFromPublicKey(pub)
 	if err != nil {
 		return signer{}, err
 	}
