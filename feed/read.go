@@ -265,7 +265,9 @@ type Head struct {
 func (l *Log) Heads() ([]Head, error) { return l.heads(nil, nil, math.MaxInt) }
 
 // TrackerHeads returns the heads of one tracker's chains, ordered by author.
-func (l *Log) TrackerHeads(t topics.TrackerID) ([]Head, error) { return l.heads(t[:], nil, math.MaxInt) }
+func (l *Log) TrackerHeads(t topics.TrackerID) ([]Head, error) {
+	return l.heads(t[:], nil, math.MaxInt)
+}
 
 // HeadsAfter returns at most limit heads, in the order of Heads (tracker ID
 // bytes, then author key bytes), from the first chain after tracker and

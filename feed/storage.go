@@ -65,6 +65,9 @@ func (l *Log) readUsage() (usage, error) {
 	defer b.Close()
 	for k, c := range uncounted {
 		err := l.scan(append([]byte{prefixChain}, k[:]...), nil, func(_, v []byte) (bool, error) {
+			if len(v) < 64 {
+				return false, fmt.Errorf("feed: bad chain record")
+			}
 			c.Bytes += uint64(len(v) - 64) // id, prev, then the envelope
 			return true, nil
 		})

@@ -214,7 +214,7 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 func TestQuotaCountsOldChains(t *testing.T) {
 	fs := vfs.NewMem()
 	a := newAuthor(t, 1)
-	chain := a.chain(a.tracker("x"), 4, "a")
+	chain := a.chain(a.tracker("x"), 5, "a")
 	l := openMem(t, fs, Config{AuthorQuota: -1, TrackerQuota: -1})
 	for _, ann := range chain[:3] {
 		mustAppend(t, l, ann, Stored)
@@ -241,9 +241,19 @@ func TestQuotaCountsOldChains(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l = openMem(t, fs, Config{AuthorQuota: -1, TrackerQuota: size(chain[:3])})
+	// Room for exactly one more: the count must be exact.
+	cfg := Config{AuthorQuota: -1, TrackerQuota: size(chain[:4])}
+	l = openMem(t, fs, cfg)
+	mustAppend(t, l, chain[3], Stored)
+	mustAppend(t, l, chain[4], OverQuota)
 	if !l.OverQuota(a.tracker("x"), a.raw) {
-		t.Fatal("a tracker holding its quota, counted at open, is not over it")
+		t.Fatal("a tracker holding its quota is not over it")
 	}
-	mustAppend(t, l, chain[3], OverQuota)
+	// The count was written back: the chain is not counted again (which
+	// would start it from what the last append added, and lose the rest).
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMem(t, fs, cfg)
+	mustAppend(t, l, chain[4], OverQuota)
 }

@@ -392,7 +392,10 @@ func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, pr
 			}
 			outs, err := h.AppendAll(ctx, b.anns)
 			if err != nil {
-				appendErr = fmt.Errorf("%w: %w", ErrStore, err)
+				appendErr = err
+				if ctx.Err() == nil { // not the fetch's time running out
+					appendErr = fmt.Errorf("%w: %w", ErrStore, err)
+				}
 				cancel()
 				continue
 			}

@@ -137,7 +137,6 @@ func (m *members) start(ctx context.Context) error {
 	}
 	m.ml, err = memberlist.Create(conf)
 	if err != nil {
-		m.tr.Shutdown()
 		return fmt.Errorf("gossip: memberlist on %s: %w", m.n.cfg.GossipAddr, err)
 	}
 	m.bq = &memberlist.TransmitLimitedQueue{NumNodes: m.ml.NumMembers, RetransmitMult: conf.RetransmitMult}
@@ -382,10 +381,10 @@ func (m *members) dialer() {
 			if m.n.host.Network().Connectedness(id) == network.Connected || len(m.n.host.Network().Peers()) >= m.n.cfg.MaxPeers {
 				continue
 			}
-			if err := lim.Wait(m.n.ctx); err != nil {
+			if err := lim.Wait(m.tr.ctx); err != nil {
 				return
 			}
-			ctx, cancel := context.WithTimeout(m.n.ctx, dialTimeout)
+			ctx, cancel := context.WithTimeout(m.tr.ctx, dialTimeout) // ends with the members
 			err := m.n.host.Connect(ctx, peer.AddrInfo{ID: id})
 			cancel()
 			if err != nil {
@@ -572,10 +571,18 @@ func (m *members) gossipInterval() time.Duration {
 }
 
 // shutdown stops memberlist and the member goroutines.
+// It is safe after a start that failed part way.
 func (m *members) shutdown() error {
+	if m.ml == nil {
+		if m.tr != nil {
+			m.tr.stop()
+			return m.tr.Shutdown()
+		}
+		return nil
+	}
 	m.savePeers()
 	close(m.stop)
-	m.tr.stop() // joins under way end now
+	m.tr.stop() // joins and dials under way end now
 	m.wg.Wait()
 	return m.ml.Shutdown()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/thingtracker/ttn/internal/wait"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 )
@@ -213,4 +214,25 @@ func TestBootstrapWithoutMembership(t *testing.T) {
 		t.Fatal("restarted with another ID")
 	}
 	wait.For(t, 20*time.Second, connected)
+}
+
+// TestGossipPortInUse: a second node on a memberlist port already taken
+// fails to start with an error, and does not crash.
+func TestGossipPortInUse(t *testing.T) {
+	checkLeaks(t)
+	a := start(t, nil, nil)
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := feed.Open(filepath.Join(t.TempDir(), "log"), feed.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = gossip.New(context.Background(), gossip.Config{Key: key, Store: store{l},
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: a.node.GossipAddr()})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("a node on a taken gossip port: %v", err)
+	}
 }

@@ -66,7 +66,8 @@ func (t *transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, e
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
-// stop ends the dials under way and the outgoing connections, and refuses
+// stop ends the dials under way (the transport's and the members' libp2p
+// dials, which use its context) and the outgoing connections, and refuses
 // new ones.
 func (t *transport) stop() {
 	t.cancel()

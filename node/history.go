@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -58,6 +59,7 @@ func (s LogStore) AppendAll(ctx context.Context, anns []*topics.Announcement) ([
 // author key bytes; a page token is "tracker/author" of the last head of
 // the previous page. A page is read from where the last one ended.
 func (s LogStore) Heads(after string, limit int, trackers []topics.TrackerID) ([]gossip.Head, string, error) {
+	limit = min(max(limit, 1), math.MaxInt-1)
 	var from topics.TrackerID
 	var fromAuthor []byte
 	if after != "" {
@@ -79,6 +81,7 @@ func (s LogStore) Heads(after string, limit int, trackers []topics.TrackerID) ([
 	} else {
 		trackers = slices.Clone(trackers)
 		slices.SortFunc(trackers, func(a, b topics.TrackerID) int { return bytes.Compare(a[:], b[:]) })
+		trackers = slices.Compact(trackers)
 		for _, t := range trackers {
 			if len(hs) > limit {
 				break

@@ -93,7 +93,9 @@ func decodeCanonical(data []byte) (*Envelope, bool) {
 }
 
 // PublicKey returns the signer's key as a libp2p key.
-func (e *Envelope) PublicKey() (crypto.PubKey, error) { return crypto.UnmarshalEd25519PublicKey(e.RawKey) }
+func (e *Envelope) PublicKey() (crypto.PubKey, error) {
+	return crypto.UnmarshalEd25519PublicKey(e.RawKey)
+}
 
 func uvarintLen(n uint64) int {
 	var b [binary.MaxVarintLen64]byte
