@@ -169,6 +169,9 @@ func (n *Node) start(ctx context.Context) error {
 		}
 		boot = append(boot, *ai)
 	}
+	for _, ai := range boot {
+		n.host.ConnManager().Protect(ai.ID, "bootstrap") // never trimmed
+	}
 	if len(boot) > 0 {
 		n.wg.Add(1)
 		go n.bootstrap(boot)

@@ -172,7 +172,7 @@ func (n *Node) antiEntropy() {
 		case <-t.C:
 		}
 		peers := n.net.Peers()
-		if len(peers) == 0 {
+		if len(peers) == 0 || n.Log.DiskFull() { // nothing found could be stored
 			continue
 		}
 		n.compareWith(n.ctx, peers[rand.N(len(peers))])
