@@ -74,7 +74,9 @@ func compress(p *curve.EdwardsPoint) []byte {
 }
 
 // verifyEnvelope builds a canonical envelope of payload with the given key
-// and signature and runs Verify on it.
+// and signature and runs Verify on it, three times: with the key as first
+// seen, expanded at its second sighting, and expanded from the cache. All
+// three must agree.
 func verifyEnvelope(t *testing.T, pub, payload, sig []byte) error {
 	t.Helper()
 	raw, err := marshalEnvelope(pub, AnnouncementType, payload, sig)
@@ -85,7 +87,13 @@ func verifyEnvelope(t *testing.T, pub, payload, sig []byte) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.Verify()
+	first := e.Verify()
+	for range 2 {
+		if err := e.Verify(); fmt.Sprint(err) != fmt.Sprint(first) {
+			t.Fatalf("Verify says %v, then %v with the key expanded", first, err)
+		}
+	}
+	return first
 }
 
 // batchAgrees checks that a batch of n copies of one signature gives the
@@ -246,5 +254,29 @@ func TestValidateAllAgreesWithValidate(t *testing.T) {
 	}
 	if ok != 108 || sigErrs != 4 {
 		t.Fatalf("%d accepted and %d bad signatures, want 108 and 4: %v", ok, sigErrs, errs)
+	}
+}
+
+// TestExpandedKeys: a key is expanded at its second sighting only, so a
+// stream of fresh keys costs no expansion.
+func TestExpandedKeys(t *testing.T) {
+	pub := rawPub(t, testKey(t, 77))
+	if expandedKey(pub) != nil {
+		t.Fatal("a key seen once was expanded")
+	}
+	x := expandedKey(pub)
+	if x == nil || expandedKey(pub) != x {
+		t.Fatal("a key seen again was not expanded once and kept")
+	}
+	notPoint := make([]byte, 32)
+	for y := byte(2); ; y++ {
+		notPoint[0] = y
+		if _, err := ed25519.NewExpandedPublicKey(notPoint); err != nil {
+			break
+		}
+	}
+	expandedKey(notPoint)
+	if expandedKey(notPoint) != nil {
+		t.Fatal("a key that is not a point was expanded")
 	}
 }
