@@ -287,14 +287,6 @@ func VerifyAll(envs []*Envelope) (errs []error) {
 		}
 		return errs
 	}
-	// A key used more than once is expanded (~1.5 KiB of tables) once, not
-	// for each signature: 14 µs a signature against 19 µs in a batch of a
-	// hundred of one key.
-	seen := make(map[string]int, 4)
-	for _, e := range envs {
-		seen[string(e.RawKey)]++
-	}
-	expanded := make(map[string]*ed25519.ExpandedPublicKey, len(seen))
 	v := ed25519.NewBatchVerifierWithCapacity(len(envs))
 	size := 0
 	for _, e := range envs {
@@ -305,22 +297,13 @@ func VerifyAll(envs []*Envelope) (errs []error) {
 		start := len(signed)
 		signed = appendSigned(signed, e.PayloadType, e.Payload)
 		msg := signed[start:len(signed):len(signed)]
-		if seen[string(e.RawKey)] < 2 {
-			v.AddWithOptions(e.RawKey, msg, e.signature, verifyOptions)
-			continue
-		}
-		x, ok := expanded[string(e.RawKey)]
-		if !ok {
-			var err error
-			if x, err = ed25519.NewExpandedPublicKey(e.RawKey); err != nil {
-				x = nil // not a point: Add refuses it below
-			}
-			expanded[string(e.RawKey)] = x
-		}
-		if x == nil {
-			v.AddWithOptions(e.RawKey, msg, e.signature, verifyOptions)
-		} else {
+		// A key used more than once is expanded once, not for each of its
+		// signatures: 14 µs a signature against 19 µs in a batch of a
+		// hundred of one key.
+		if x := expandedKey(e.RawKey); x != nil {
 			v.AddExpandedWithOptions(x, msg, e.signature, verifyOptions)
+		} else {
+			v.AddWithOptions(e.RawKey, msg, e.signature, verifyOptions)
 		}
 	}
 	if ok, valid := v.Verify(nil); !ok {
