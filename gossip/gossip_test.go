@@ -37,15 +37,18 @@ type peer struct {
 // start starts a node on loopback with shrunk timings, joining join.
 func start(t *testing.T, join []string, tweak func(*gossip.Config)) *peer {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return launch(t, newKey(t), openLog(t), join, tweak)
+}
+
+// openLog opens a fresh log in a temporary dir (launch closes it with the
+// node).
+func openLog(t *testing.T) *feed.Log {
+	t.Helper()
 	l, err := feed.Open(filepath.Join(t.TempDir(), "log"), feed.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return launch(t, key, l, join, tweak)
+	return l
 }
 
 // launch starts a network node with key on log l.

@@ -13,8 +13,6 @@ import (
 
 	"github.com/thingtracker/ttn/internal/wait"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 )
 
@@ -205,11 +203,7 @@ func TestBootstrapWithoutMembership(t *testing.T) {
 	// a restarts on the same address, with the same key.
 	a.stop()
 	listen, _, _ := strings.Cut(addr, "/p2p/")
-	l, err := feed.Open(filepath.Join(t.TempDir(), "log"), feed.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a2 := launch(t, a.key, l, nil, func(c *gossip.Config) { off(c); c.Listen = []string{listen} })
+	a2 := launch(t, a.key, openLog(t), nil, func(c *gossip.Config) { off(c); c.Listen = []string{listen} })
 	if a2.node.ID() != a.node.ID() {
 		t.Fatal("restarted with another ID")
 	}
@@ -221,16 +215,9 @@ func TestBootstrapWithoutMembership(t *testing.T) {
 func TestGossipPortInUse(t *testing.T) {
 	checkLeaks(t)
 	a := start(t, nil, nil)
-	key, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := feed.Open(filepath.Join(t.TempDir(), "log"), feed.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t)
 	defer l.Close()
-	_, err = gossip.New(context.Background(), gossip.Config{Key: key, Store: store{l},
+	_, err := gossip.New(context.Background(), gossip.Config{Key: newKey(t), Store: store{l},
 		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: a.node.GossipAddr()})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("a node on a taken gossip port: %v", err)
