@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"time"
+
+	"github.com/thingtracker/ttn/internal/hostport"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
@@ -190,17 +191,11 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// splitHostPort is hostport.Split, for an IP address only.
 func splitHostPort(hp string) (string, int, error) {
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		return "", 0, fmt.Errorf("%q: want HOST:PORT", hp)
+	host, port, err := hostport.Split(hp)
+	if err == nil && net.ParseIP(host) == nil {
+		err = fmt.Errorf("%q: want an IP address", hp)
 	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
-		return "", 0, fmt.Errorf("%q: bad port", hp)
-	}
-	if net.ParseIP(host) == nil {
-		return "", 0, fmt.Errorf("%q: want an IP address", hp)
-	}
-	return host, p, nil
+	return host, port, err
 }

@@ -11,9 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"time"
+
+	"github.com/thingtracker/ttn/internal/hostport"
 
 	"github.com/thingtracker/ttn/topics"
 )
@@ -78,10 +78,8 @@ func (c Config) withDefaults() (Config, error) {
 	case "0":
 		c.Addr = "127.0.0.1:0"
 	}
-	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("httpapi: Addr %q: want HOST:PORT", c.Addr))
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		errs = append(errs, fmt.Errorf("httpapi: Addr %q: bad port", c.Addr))
+	if _, _, err := hostport.Split(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("httpapi: Addr %w", err))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -11,9 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
-	"strconv"
+
+	"github.com/thingtracker/ttn/internal/hostport"
 
 	"github.com/thingtracker/ttn/topics"
 )
@@ -116,7 +116,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Addr = "127.0.0.1:0"
 	}
 	if c.Addr != "off" {
-		if _, _, err := splitHostPort(c.Addr); err != nil {
+		if _, _, err := hostport.Split(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("natsapi: Addr %w", err))
 		}
 	}
@@ -138,18 +138,6 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("natsapi: PublishRate and PublishBurst must not be negative"))
 	}
 	return c, errors.Join(errs...)
-}
-
-func splitHostPort(hp string) (string, int, error) {
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		return "", 0, fmt.Errorf("%q: want HOST:PORT", hp)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
-		return "", 0, fmt.Errorf("%q: bad port", hp)
-	}
-	return host, p, nil
 }
 
 func leafURL(s string) (*url.URL, error) {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/hostport"
+
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -134,7 +136,7 @@ func options(cfg Config) (opts *server.Options, cr credentials, authed bool, err
 	if cfg.Addr == "off" {
 		opts.DontListen = true
 	} else {
-		host, port, _ := splitHostPort(cfg.Addr) // checked
+		host, port, _ := hostport.Split(cfg.Addr) // checked
 		if port == 0 {
 			port = server.RANDOM_PORT
 		}
