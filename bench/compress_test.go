@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/thingtracker/ttn/feed"
@@ -55,18 +53,10 @@ func diskRatio(b *testing.B, anns []signed) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
+	fill(b, l, anns)
 	raw := 0
-	var batch []*topics.Announcement
 	for _, s := range anns {
-		a, err := topics.Validate(s.topic, s.raw, time.Time{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		batch = append(batch, a)
 		raw += len(s.raw)
-	}
-	if _, err := l.AppendAll(context.Background(), batch); err != nil {
-		b.Fatal(err)
 	}
 	if err := l.Flush(); err != nil {
 		b.Fatal(err)

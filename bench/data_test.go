@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
 )
@@ -110,4 +112,23 @@ func oneKBThings(n int) []*topics.Thing {
 		}
 	}
 	return out
+}
+
+// fill validates anns and appends them to l, a thousand at a time.
+func fill(b *testing.B, l *feed.Log, anns []signed) {
+	b.Helper()
+	var batch []*topics.Announcement
+	for i, s := range anns {
+		a, err := topics.Validate(s.topic, s.raw, time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch = append(batch, a)
+		if len(batch) == 1024 || i == len(anns)-1 {
+			if _, err := l.AppendAll(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
 }

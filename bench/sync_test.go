@@ -25,23 +25,7 @@ func syncLog(b *testing.B, n int) (*feed.Log, []signed, topics.TrackerID, []byte
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { l.Close() })
-	var batch []*topics.Announcement
-	for _, s := range anns {
-		a, err := topics.Validate(s.topic, s.raw, time.Time{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		batch = append(batch, a)
-		if len(batch) == 1024 {
-			if _, err := l.AppendAll(context.Background(), batch); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-	}
-	if _, err := l.AppendAll(context.Background(), batch); err != nil {
-		b.Fatal(err)
-	}
+	fill(b, l, anns)
 	first, _ := topics.Validate(anns[0].topic, anns[0].raw, time.Time{})
 	return l, anns, first.Payload.Tracker, first.Env.RawKey
 }
