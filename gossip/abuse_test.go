@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -288,8 +289,22 @@ func TestReplayAfterSeenCacheExpiry(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(500 * time.Millisecond)
-	if got := observer.node.Stats(); got.Accepted+got.Ignored+got.SeenDuplicates != 0 || observer.log.Last() != 0 {
+	// A sentinel: a new honest announcement through the same victim. The
+	// victim's stream to the observer is in order, so once the sentinel is
+	// there, a forwarded replay would be too.
+	hs, err := victim.log.TrackerHeads(n.tracker)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("victim's heads: %v %v", hs, err)
+	}
+	sentinel := sign(t, n.honest.key, "honest", hs[0].Max+1, hs[0].MaxID, "sentinel")
+	a.send(topics.TrackerTopic(n.tracker), victim, sentinel.Raw())
+	wait.For(t, 10*time.Second, func() error {
+		if observer.log.Last() == 0 {
+			return errors.New("the sentinel has not reached the observer")
+		}
+		return nil
+	})
+	if got := observer.node.Stats(); got.Accepted != 1 || got.Ignored+got.SeenDuplicates != 0 || observer.log.Last() != 1 {
 		t.Errorf("the replay was forwarded: the observer saw %+v", got)
 	}
 	n.victim = victim
@@ -347,7 +362,9 @@ func TestForkingAuthor(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond)
+	// A sentinel through the same victim: its stream to the observer is in
+	// order, so anything it forwarded of the fork is there once this is.
+	n.honestRound(t, 1)
 	if got := n.observer.trackerIDs(t, tracker); len(got) != 2 || got[s2b.ID] != 0 || got[s3.ID] != 0 {
 		t.Fatalf("the observer got past the fork: %v", got)
 	}
