@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -56,13 +59,12 @@ func TestFollowerRestartCatchesUp(t *testing.T) {
 	s := startProc(t, "s", subscriberBin, args...)
 	s.waitReady()
 	cli(t, ndjson("live", 10), "publish", "--data", adir, "--tracker", t1, "-")
-	deadline := time.Now().Add(20 * time.Second)
-	for len(s.entries()) < 12 { // t1: tracker + 10; t3: tracker
-		if time.Now().After(deadline) {
-			t.Fatalf("first run printed %d entries", len(s.entries()))
+	wait.For(t, 20*time.Second, func() error {
+		if n := len(s.entries()); n < 12 { // t1: tracker + 10; t3: tracker
+			return fmt.Errorf("first run printed %d entries", n)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	s.stop()
 	first := s.entries()
 
@@ -79,14 +81,27 @@ func TestFollowerRestartCatchesUp(t *testing.T) {
 	}
 	again := startProc(t, "s again", subscriberBin, args...)
 	again.waitReady()
-	deadline = time.Now().Add(60 * time.Second)
-	for len(first)+len(again.entries()) < len(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("printed %d of %d", len(first)+len(again.entries()), len(want))
+	wait.For(t, 60*time.Second, func() error {
+		if n := len(first) + len(again.entries()); n < len(want) {
+			return fmt.Errorf("printed %d of %d", n, len(want))
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	// A sentinel, published last: the subscriber prints in log order, so
+	// anything printed twice or more would show before it.
+	sentinel := strings.TrimSpace(cli(t, ndjson("sentinel", 1), "publish", "--data", adir, "--tracker", t1, "-"))
+	var id topics.ID
+	if err := id.UnmarshalText([]byte(sentinel)); err != nil {
+		t.Fatalf("publish printed %q: %v", sentinel, err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	want[id] = true
+	wait.For(t, 20*time.Second, func() error {
+		es := again.entries()
+		if len(es) == 0 || es[len(es)-1].ID != id {
+			return errors.New("the sentinel is not printed yet")
+		}
+		return nil
+	})
 	printed := map[topics.ID]int{}
 	for _, e := range append(first, again.entries()...) {
 		printed[e.ID]++

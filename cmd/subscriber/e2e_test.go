@@ -225,30 +225,37 @@ func TestNetwork(t *testing.T) {
 	}
 	published["all"] = append(append([]string(nil), published["x"]...), published["y"]...)
 
-	for _, s := range subs {
-		p := procs[s.name]
-		want := map[string]bool{}
-		for _, id := range published[s.want] {
-			want[id] = true
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			got := 0
-			for _, e := range p.entries() {
-				if want[e.ID.String()] {
-					got++
+	// printedAll waits until every subscriber has printed what it follows.
+	printedAll := func() {
+		t.Helper()
+		for _, s := range subs {
+			want := map[string]bool{}
+			for _, id := range published[s.want] {
+				want[id] = true
+			}
+			wait.For(t, 30*time.Second, func() error {
+				got := 0
+				for _, e := range procs[s.name].entries() {
+					if want[e.ID.String()] {
+						got++
+					}
 				}
-			}
-			if got >= len(want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s printed %d of %d announcements", s.name, got, len(want))
-			}
-			time.Sleep(50 * time.Millisecond)
+				if got < len(want) {
+					return fmt.Errorf("%s printed %d of %d announcements", s.name, got, len(want))
+				}
+				return nil
+			})
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // anything extra would show now
+	printedAll()
+	// Sentinels, published once everything else is printed: once they are
+	// printed too, anything printed twice or from elsewhere would show.
+	for _, name := range []string{"x", "y"} {
+		id := strings.TrimSpace(cli(t, ndjson("sentinel", 1), "publish", "--data", adir, "--tracker", map[string]string{"x": x, "y": y}[name], "-"))
+		published[name] = append(published[name], id)
+		published["all"] = append(published["all"], id)
+	}
+	printedAll()
 	trackers := map[string]bool{x: true, y: true}
 	for _, s := range subs {
 		seen := map[topics.ID]bool{}
@@ -281,7 +288,7 @@ func TestNetwork(t *testing.T) {
 	// The announcer's status shows its peers, chains and log.
 	status := cli(t, "", "status", "--data", adir)
 	for _, want := range []string{"state           running", "peers           4 connected, 4 members",
-		"chains          3, 0 gaps, 0 forks", "log             204 entries", "follows         0 trackers, 0 nodes"} {
+		"chains          3, 0 gaps, 0 forks", "log             206 entries", "follows         0 trackers, 0 nodes"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}
