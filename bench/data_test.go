@@ -81,7 +81,7 @@ func signedAnnouncements(b testing.TB, authors, n int, things func(n int) []*top
 // specThings returns n Things cycling through the TTN specification's own
 // example tracker, each with its own id.
 func specThings(n int) []*topics.Thing {
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "ttn-spec", "example-tracker.json"))
+	b, err := os.ReadFile(filepath.Join("..", "internal", "ttnschema", "spec", "example-tracker.json"))
 	if err != nil {
 		panic(err)
 	}

@@ -108,7 +108,7 @@ func scrape(t *testing.T, n *node.Node) (func(name string, labels ...string) flo
 // specDoc is the TTN specification's example tracker.
 func specDoc(t *testing.T) *ttn.Document {
 	t.Helper()
-	b, err := os.ReadFile("../../shared/ttn-spec/example-tracker.json")
+	b, err := os.ReadFile("../internal/ttnschema/spec/example-tracker.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,7 +156,7 @@ func TestPublishChecks(t *testing.T) {
 func TestImportUpdatesTracker(t *testing.T) {
 	ctx := context.Background()
 	c := openCore(t)
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "ttn-spec", "example-tracker.json"))
+	b, err := os.ReadFile(filepath.Join("..", "internal", "ttnschema", "spec", "example-tracker.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

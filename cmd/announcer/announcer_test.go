@@ -133,7 +133,7 @@ func TestUserSession(t *testing.T) {
 	}
 
 	// A TTN document: the spec's own example, twice.
-	spec := filepath.Join("..", "..", "..", "shared", "ttn-spec", "example-tracker.json")
+	spec := filepath.Join("..", "..", "internal", "ttnschema", "spec", "example-tracker.json")
 	imported := ok(t, "", "import", "--data", dir, spec)
 	if len(lines(imported)) != 2 {
 		t.Fatalf("import printed %q, want two announcement IDs", imported)

@@ -1,6 +1,7 @@
-// Package ttnschema checks documents against the TTN specification's own
-// schema (../shared/ttn-spec/schema.json) with a JSON-schema library. Tests
-// use it; nothing the node runs does.
+// Package ttnschema holds the TTN specification's reference data (spec/,
+// copied unchanged from its public repository: see spec/README.md) and
+// checks documents against the specification's own schema with a
+// JSON-schema library. Tests use it; nothing the node runs does.
 //
 // The schema is written in draft 3 ("required": true on a property), which
 // current libraries no longer read: Load rewrites exactly that into draft 4
@@ -11,29 +12,26 @@ package ttnschema
 import (
 	"bytes"
 	"fmt"
+	_ "embed"
 	"maps"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// Path is where the specification's schema is, from this package's
-// directory.
-func Path() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "ttn-spec", "schema.json")
-}
+var (
+	//go:embed spec/schema.json
+	schemaJSON []byte
+	//go:embed spec/example-tracker.json
+	example []byte
+)
+
+// Example returns the specification's example tracker document (a copy).
+func Example() []byte { return bytes.Clone(example) }
 
 // Load compiles the specification's schema.
 func Load() (*jsonschema.Schema, error) {
-	b, err := os.ReadFile(Path())
-	if err != nil {
-		return nil, err
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
 	if err != nil {
 		return nil, err
 	}

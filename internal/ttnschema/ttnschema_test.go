@@ -1,10 +1,6 @@
 package ttnschema
 
-import (
-	"os"
-	"path/filepath"
-	"testing"
-)
+import "testing"
 
 // TestSpecExample: the specification's example validates against its
 // schema, and a document missing what the schema requires does not.
@@ -13,11 +9,7 @@ func TestSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example, err := os.ReadFile(filepath.Join(filepath.Dir(Path()), "example-tracker.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Validate(s, example); err != nil {
+	if err := Validate(s, Example()); err != nil {
 		t.Fatalf("the spec's example: %v", err)
 	}
 	for _, bad := range []string{
