@@ -11,8 +11,8 @@ package ttnschema
 
 import (
 	"bytes"
-	"fmt"
 	_ "embed"
+	"fmt"
 	"maps"
 	"slices"
 
