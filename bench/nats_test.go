@@ -16,10 +16,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/thingtracker/ttn/control"
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
-	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -297,7 +298,7 @@ func BenchmarkStuckPlugin(b *testing.B) {
 			b.Fatal(err)
 		}
 		rate = float64(len(envs)) / time.Since(start).Seconds()
-		var s *node.Status
+		var s *control.Status
 		wait.For(b, time.Minute, func() (err error) {
 			if s, err = n.Status(context.Background()); err == nil && s.NATS.Lag != 0 {
 				err = fmt.Errorf("fan-out behind: %+v", s.NATS)

@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/control"
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
+
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
@@ -135,12 +138,12 @@ func TestFanOut(t *testing.T) {
 	publish(t, author, tr, things("old", 20)) // before the follower exists: it syncs these
 
 	cfg := nodeConfig(t, &natsapi.Config{Addr: "127.0.0.1:0"}, author.GossipAddr())
-	cfg.Follow = node.FollowSet{Trackers: []topics.TrackerID{tr}}
-	n, err := node.Start(ctx, cfg)
+	cfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr}}
+	n, err := node.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Shutdown(ctx) })
+	t.Cleanup(func() { n.Leave(ctx) })
 	plugin := connect(t, n)
 	sub, err := plugin.SubscribeSync(natsapi.AnnouncePrefix + ">")
 	if err != nil {
@@ -248,7 +251,7 @@ func TestPublishAuth(t *testing.T) {
 		if _, err := reader.Request("ttn.api.publish", body(tr, "y"), 500*time.Millisecond); err == nil {
 			t.Fatal("reader published")
 		}
-		var st node.Status
+		var st control.Status
 		if code, reason := request(t, reader, "ttn.api.status", nil, &st); code != "" || st.Node != n.ID.ID {
 			t.Fatalf("reader's status: %s %s %+v", code, reason, st)
 		}

@@ -100,11 +100,11 @@ func (a api) Trackers(_ context.Context, after *topics.TrackerID, limit int) (an
 
 // trackerInfo returns the description of a tracker from its latest tracker
 // announcement, nil for a node tracker or when none is held.
-func (c *Core) trackerInfo(t *feed.TrackerState) (*topics.TrackerInfo, error) {
+func (n *Node) trackerInfo(t *feed.TrackerState) (*topics.TrackerInfo, error) {
 	if t.Info == nil || t.Node {
 		return nil, nil
 	}
-	an, err := c.Log.Announcement(t.Info.Cursor)
+	an, err := n.Log.Announcement(t.Info.Cursor)
 	if err != nil {
 		return nil, err
 	}

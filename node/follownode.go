@@ -61,7 +61,7 @@ func (n *Node) refreshNode(nt topics.TrackerID) error {
 	return errors.Join(errs...)
 }
 
-func (n *Node) followsNode(id string) bool { return n.follows.hasNode(id) }
+func (n *Node) followsNode(id string) bool { return n.follows.HasNode(id) }
 
 // unfollowNodes forgets the trackers followed through nodes no longer
 // followed, and leaves their topics unless followed otherwise.

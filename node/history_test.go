@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thingtracker/ttn/control"
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/httpapi"
@@ -36,7 +38,7 @@ type Config struct {
 
 	// Follow are trackers and nodes to follow besides those stored in the
 	// dir; they are added to the stored follows.
-	Follow FollowSet
+	Follow datadir.FollowSet
 	// Promiscuous makes the node follow every tracker it learns of from
 	// discovery records, up to MaxTrackers.
 	Promiscuous bool
@@ -88,14 +90,14 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// Node is a running node: a data dir (Core) on the network, serving its
-// control socket. Its methods may be called concurrently.
+// Node is a running node: a data dir on the network, serving its control
+// channel and its APIs. Its methods may be called concurrently.
 type Node struct {
-	*Core
+	*datadir.Dir
 	cfg     Config
 	net     *gossip.Node
-	follows *follows
-	ctl     *controlServer
+	follows *datadir.Follows
+	ctl     *control.Server
 	nats    *natsapi.Server // nil when off
 	http    *httpapi.Server // nil when off
 
@@ -116,31 +118,33 @@ type Node struct {
 	// them (its node tracker included), each with the node.
 	viaNodes map[topics.TrackerID]string
 	pokeDis  chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Start opens the data dir (creating a missing identity), joins the network
-// and serves the control socket. Call WaitReady to wait for peers, and
-// Shutdown to stop.
-func Start(ctx context.Context, cfg Config) (*Node, error) {
+// New opens the data dir (creating a missing identity), joins the network
+// and serves the control channel. Call WaitReady to wait for peers, and
+// Leave (or Close) to stop.
+func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := InitIdentity(cfg.Dir); err != nil {
+	if _, _, err := datadir.InitIdentity(cfg.Dir); err != nil {
 		return nil, err
 	}
-	core, err := OpenCore(cfg.Dir, feed.Config{Logger: cfg.Logger.With("component", "log"),
+	dir, err := datadir.Open(cfg.Dir, feed.Config{Logger: cfg.Logger.With("component", "log"),
 		MinFree: cfg.MinFree, AuthorQuota: cfg.AuthorQuota, TrackerQuota: cfg.TrackerQuota})
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Core: core, cfg: cfg, known: make(map[topics.TrackerID]topics.Discovery),
+	n := &Node{Dir: dir, cfg: cfg, known: make(map[topics.TrackerID]topics.Discovery),
 		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), ready: make(chan struct{}),
 		ownSynced: make(chan struct{}), syncQ: newSyncQueue(), viaNodes: make(map[topics.TrackerID]string)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
-		n.cancel()
-		n.close()
+		n.Close()
 		return nil, err
 	}
 	return n, nil
@@ -148,10 +152,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context) error {
 	var err error
-	if n.follows, err = loadFollows(n.Dir); err != nil {
+	if n.follows, err = datadir.LoadFollows(n.Path); err != nil {
 		return err
 	}
-	if err := n.follows.change(n.cfg.Follow, FollowSet{}); err != nil {
+	if err := n.follows.Change(n.cfg.Follow, datadir.FollowSet{}); err != nil {
 		return err
 	}
 	store := LogStore{Log: n.Log, OnGap: n.scheduleSync}
@@ -165,7 +169,7 @@ func (n *Node) start(ctx context.Context) error {
 		Join:          n.cfg.Join,
 		Bootstrap:     n.cfg.Bootstrap,
 		Keyring:       n.cfg.Keyring,
-		PeersFile:     filepath.Join(n.Dir, peersFile),
+		PeersFile:     filepath.Join(n.Path, "peers"), // TODO(datadir): Peers
 		MaxPeers:      n.cfg.MaxPeers,
 		MaxTrackers:   n.cfg.MaxTrackers,
 		OnDiscovery:   n.discovered,
@@ -176,23 +180,23 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	own, err := n.ownTrackers()
+	own, err := n.OwnTrackers()
 	if err != nil {
 		return err
 	}
 	for _, t := range append(own, n.ID.NodeTracker()) {
 		n.follow(t)
 	}
-	for _, t := range n.follows.list() {
+	for _, t := range n.follows.Trackers() {
 		n.follow(t)
 	}
 	watchFrom := n.Log.Last() // node records from here on are watched
-	for _, id := range n.follows.get().Nodes {
+	for _, id := range n.follows.Get().Nodes {
 		if err := n.followNode(id); err != nil {
 			n.cfg.Logger.Warn("not following node", "node", id, "err", err)
 		}
 	}
-	if n.ctl, err = serveControl(n); err != nil {
+	if n.ctl, err = control.Serve(n.Path, controlHandler{n}, n.cfg.Logger.With("component", "control")); err != nil {
 		return err
 	}
 	if n.cfg.NATS != nil {
@@ -250,8 +254,8 @@ func (n *Node) HTTPAddr() string {
 // GossipAddr returns memberlist's HOST:PORT ("" when off).
 func (n *Node) GossipAddr() string { return n.net.GossipAddr() }
 
-// ControlPath returns the control socket's path.
-func (n *Node) ControlPath() string { return n.ctl.path }
+// ControlPath returns where the control channel listens.
+func (n *Node) ControlPath() string { return n.ctl.Path() }
 
 // Peers returns how many libp2p peers the node is connected to.
 func (n *Node) Peers() int { return len(n.net.Peers()) }
@@ -269,7 +273,7 @@ func (n *Node) Following() []topics.TrackerID { return n.net.Following() }
 func (n *Node) WaitReady(ctx context.Context) error {
 	defer n.readyOnce.Do(func() {
 		close(n.ready)
-		for _, t := range n.follows.list() {
+		for _, t := range n.follows.Trackers() {
 			n.scheduleSync(t) // catch up on what happened while away
 		}
 	})
@@ -304,7 +308,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		}
 	}
 	wait(func() bool {
-		for _, t := range n.follows.list() {
+		for _, t := range n.follows.Trackers() {
 			if n.net.TopicPeers(t) == 0 {
 				return false
 			}
@@ -316,13 +320,13 @@ func (n *Node) WaitReady(ctx context.Context) error {
 
 // Follow adds trackers and nodes to the node's follows, joins their topics
 // and fetches their history from peers.
-func (n *Node) Follow(fs FollowSet) error {
+func (n *Node) Follow(_ context.Context, fs datadir.FollowSet) error {
 	for _, id := range fs.Nodes {
 		if _, err := topics.NodeKey(id); err != nil {
 			return err
 		}
 	}
-	if err := n.follows.change(fs, FollowSet{}); err != nil {
+	if err := n.follows.Change(fs, datadir.FollowSet{}); err != nil {
 		return err
 	}
 	var errs []error
@@ -346,8 +350,8 @@ func (n *Node) join(t topics.TrackerID) error {
 
 // Unfollow removes trackers and nodes from the node's follows and leaves
 // the topics no longer followed, except its own.
-func (n *Node) Unfollow(fs FollowSet) error {
-	if err := n.follows.change(FollowSet{}, fs); err != nil {
+func (n *Node) Unfollow(_ context.Context, fs datadir.FollowSet) error {
+	if err := n.follows.Change(datadir.FollowSet{}, fs); err != nil {
 		return err
 	}
 	n.unfollowNodes(fs.Nodes)
@@ -373,8 +377,7 @@ func (n *Node) announce() {
 	case <-n.ctx.Done():
 		return
 	}
-	path := filepath.Join(n.Dir, announcedFile)
-	from, err := readCursor(path)
+	from, err := datadir.ReadAnnounced(n.Path)
 	if err != nil {
 		n.cfg.Logger.Error("announced cursor unreadable; announcing everything again", "err", err)
 	}
@@ -384,7 +387,7 @@ func (n *Node) announce() {
 		e, err := r.Next(n.ctx)
 		if err != nil {
 			if r.Cursor() != saved {
-				writeCursor(path, r.Cursor())
+				datadir.WriteAnnounced(n.Path, r.Cursor())
 			}
 			return
 		}
@@ -401,7 +404,7 @@ func (n *Node) announce() {
 		}
 		n.markDirty(e.Tracker)
 		if r.Cursor()-saved >= 64 || r.Cursor() == n.Log.Last() {
-			if err := writeCursor(path, r.Cursor()); err != nil {
+			if err := datadir.WriteAnnounced(n.Path, r.Cursor()); err != nil {
 				n.cfg.Logger.Warn("could not save announced cursor", "err", err)
 			}
 			saved = r.Cursor()
@@ -464,7 +467,7 @@ func (n *Node) rediscover() {
 		n.dirty = make(map[topics.TrackerID]struct{})
 		n.mu.Unlock()
 		if all {
-			own, err := n.ownTrackers()
+			own, err := n.OwnTrackers()
 			if err != nil {
 				n.cfg.Logger.Warn("listing own trackers", "err", err)
 			}
@@ -513,10 +516,10 @@ func (n *Node) discovered(d topics.Discovery) {
 	_, seen := n.known[d.Tracker]
 	n.known[d.Tracker] = d
 	n.mu.Unlock()
-	if !n.cfg.Promiscuous || seen && n.follows.has(d.Tracker) {
+	if !n.cfg.Promiscuous || seen && n.follows.Has(d.Tracker) {
 		return
 	}
-	if err := n.Follow(FollowSet{Trackers: []topics.TrackerID{d.Tracker}}); err != nil {
+	if err := n.Follow(n.ctx, datadir.FollowSet{Trackers: []topics.TrackerID{d.Tracker}}); err != nil {
 		n.cfg.Logger.Warn("not following discovered tracker", "tracker", d.Tracker.String(), "err", err)
 	}
 }
@@ -532,41 +535,42 @@ func (n *Node) Known() []topics.Discovery {
 	return out
 }
 
-// Shutdown stops the node gracefully: it stops serving the control socket,
-// tells the other members it is leaving, and closes the data dir.
-func (n *Node) Shutdown(ctx context.Context) error {
-	n.cancel()
-	err := n.stopServing()
-	n.wg.Wait()
-	if n.net != nil {
-		err = errors.Join(err, n.net.Leave(ctx))
-	}
-	return errors.Join(err, n.Core.Close())
+// Leave stops the node gracefully: it stops serving the control channel
+// and the APIs, tells the other members it is leaving (waiting at most
+// until ctx is done), and closes the data dir. Close after Leave does
+// nothing.
+func (n *Node) Leave(ctx context.Context) error {
+	return n.stop(func(net *gossip.Node) error { return net.Leave(ctx) })
 }
 
-// stopServing closes the control socket and the APIs.
-func (n *Node) stopServing() error {
-	var err error
-	if n.ctl != nil {
-		err = n.ctl.close()
-	}
-	if n.http != nil {
-		err = errors.Join(err, n.http.Close())
-	}
-	if n.nats != nil {
-		err = errors.Join(err, n.nats.Close())
-	}
-	return err
+// Close stops the node at once, in the reverse order of New, without
+// telling the other members. It is safe to call twice.
+func (n *Node) Close() error {
+	return n.stop(func(net *gossip.Node) error { return net.Close() })
 }
 
-// close stops a node that failed to start.
-func (n *Node) close() {
-	n.stopServing()
-	n.wg.Wait()
-	if n.net != nil {
-		n.net.Close()
-	}
-	n.Core.Close()
+// stop runs once: it ends the loops and the front ends, the network (by
+// leave), and the data dir.
+func (n *Node) stop(leave func(*gossip.Node) error) error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if n.ctl != nil {
+			errs = append(errs, n.ctl.Close())
+		}
+		if n.http != nil {
+			errs = append(errs, n.http.Close())
+		}
+		if n.nats != nil {
+			errs = append(errs, n.nats.Close())
+		}
+		n.wg.Wait()
+		if n.net != nil {
+			errs = append(errs, leave(n.net))
+		}
+		n.closeErr = errors.Join(append(errs, n.Dir.Close())...)
+	})
+	return n.closeErr
 }
 
 // String describes the node for the ready line.
@@ -577,7 +581,7 @@ func (n *Node) String() string {
 // Followed reports whether the node follows a tracker, itself or through
 // a followed node.
 func (n *Node) Followed(t topics.TrackerID) bool {
-	if n.follows.has(t) {
+	if n.follows.Has(t) {
 		return true
 	}
 	n.mu.Lock()
@@ -592,14 +596,14 @@ func (n *Node) Followed(t topics.TrackerID) bool {
 // calls it once the node is ready and stops when it returns. The node is
 // shut down gracefully before Run returns.
 func Run(ctx context.Context, cfg Config, w io.Writer, whileReady func(context.Context, *Node) error) (err error) {
-	n, err := Start(ctx, cfg)
+	n, err := New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err = errors.Join(err, n.Shutdown(sctx))
+		err = errors.Join(err, n.Leave(sctx))
 	}()
 	for _, a := range n.Addrs() {
 		fmt.Fprintf(w, "listen %s\n", a)

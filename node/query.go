@@ -15,7 +15,7 @@ const maxThingsScan = 2000
 
 // Things answers a Things query from the log's latest state (see
 // topics.ThingsQuery). Things whose every version is retracted are left out.
-func (c *Core) Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error) {
+func (n *Node) Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error) {
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
@@ -40,11 +40,11 @@ func (c *Core) Things(ctx context.Context, q topics.ThingsQuery) (*topics.Things
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n := q.Limit - len(page.Things)
+		want := q.Limit - len(page.Things)
 		if filtered {
-			n = min(256, maxThingsScan-scanned)
+			want = min(256, maxThingsScan-scanned)
 		}
-		batch, err := c.Log.ThingsAfter(prefix, after, n)
+		batch, err := n.Log.ThingsAfter(prefix, after, want)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +54,7 @@ func (c *Core) Things(ctx context.Context, q topics.ThingsQuery) (*topics.Things
 		for _, s := range batch {
 			scanned++
 			after = &feed.ThingKey{Tracker: s.Tracker, Thing: s.Thing}
-			sum, err := c.summary(s)
+			sum, err := n.summary(s)
 			if err != nil {
 				return nil, err
 			}
@@ -72,13 +72,13 @@ func (c *Core) Things(ctx context.Context, q topics.ThingsQuery) (*topics.Things
 
 // summary describes a Thing by its latest version; nil when every version
 // is retracted.
-func (c *Core) summary(s *feed.ThingState) (*topics.ThingSummary, error) {
+func (n *Node) summary(s *feed.ThingState) (*topics.ThingSummary, error) {
 	lv := s.Latest()
 	if lv == nil {
 		return nil, nil
 	}
 	ref := lv.Latest()
-	a, err := c.Log.Announcement(ref.Cursor)
+	a, err := n.Log.Announcement(ref.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +120,8 @@ type VersionView struct {
 
 // Thing returns one Thing with its history, or an error wrapping
 // topics.ErrNotFound.
-func (c *Core) Thing(_ context.Context, tracker topics.TrackerID, id string) (*ThingView, error) {
-	s, err := c.Log.Thing(tracker, id)
+func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*ThingView, error) {
+	s, err := n.Log.Thing(tracker, id)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (c *Core) Thing(_ context.Context, tracker topics.TrackerID, id string) (*T
 		versions, v.Truncated = versions[len(versions)-maxThingVersions:], true
 	}
 	for _, vs := range versions {
-		a, err := c.Log.Announcement(vs.Latest().Cursor)
+		a, err := n.Log.Announcement(vs.Latest().Cursor)
 		if err != nil {
 			return nil, err
 		}

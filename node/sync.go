@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -201,7 +203,7 @@ func (n *Node) compareWith(ctx context.Context, p peer.ID) {
 // that this node lacks or holds less of.
 func (n *Node) learn(heads []gossip.WireHead) {
 	if n.cfg.Promiscuous {
-		var fs FollowSet
+		var fs datadir.FollowSet
 		seen := make(map[topics.TrackerID]bool)
 		for _, h := range heads {
 			if !seen[h.Tracker] && !n.followsOrOwns(h.Tracker) {
@@ -209,7 +211,7 @@ func (n *Node) learn(heads []gossip.WireHead) {
 				fs.Trackers = append(fs.Trackers, h.Tracker)
 			}
 		}
-		if err := n.Follow(fs); err != nil { // one write of the follows file
+		if err := n.Follow(n.ctx, fs); err != nil { // one write of the follows file
 			n.cfg.Logger.Debug("not following every tracker from inventory", "err", err)
 		}
 	}

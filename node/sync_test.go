@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
+
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"
@@ -86,7 +88,7 @@ func TestGapRepair(t *testing.T) {
 	c := newNetPeer(t, nil)
 	anns := chain(t, c.key, "gappy", 5, "a")
 	tracker := anns[0].Payload.Tracker
-	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+	if err := b.Follow(context.Background(), datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.net.Follow(tracker); err != nil {
@@ -262,7 +264,7 @@ func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	relayCfg := fastConfig(filepath.Join(root, "relay"), a.GossipAddr())
-	relayCfg.Follow = FollowSet{Trackers: []topics.TrackerID{tr.ID}}
+	relayCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr.ID}}
 	relay := startNode(t, relayCfg)
 	wait.For(t, 60*time.Second, func() error {
 		if hs, _ := relay.Log.TrackerHeads(tr.ID); len(hs) == 0 || hs[0].Seq != total+1 {
@@ -274,7 +276,7 @@ func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 	servers := map[string]*Node{"a": a, "relay": relay}
 	killed := make(chan string, 1)
 	newCfg := fastConfig(filepath.Join(root, "new"), relay.GossipAddr())
-	newCfg.Follow = FollowSet{Trackers: []topics.TrackerID{tr.ID}}
+	newCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr.ID}}
 	newCfg.OnProgress = func(_ topics.TrackerID, r gossip.FetchResult) {
 		if r.Received < 5000 || len(killed) > 0 {
 			return
@@ -313,7 +315,7 @@ func TestFollowNode(t *testing.T) {
 	root := t.TempDir()
 	a := startNode(t, fastConfig(filepath.Join(root, "a")))
 	cfg := fastConfig(filepath.Join(root, "f"), a.GossipAddr())
-	cfg.Follow = FollowSet{Nodes: []string{a.ID.ID}}
+	cfg.Follow = datadir.FollowSet{Nodes: []string{a.ID.ID}}
 	f := startNode(t, cfg)
 
 	tr, err := a.CreateTracker(context.Background(), topics.TrackerInfo{Name: "later"}, false)
@@ -338,7 +340,7 @@ func TestFollowNode(t *testing.T) {
 		t.Error("the follower does not count the tracker as followed")
 	}
 	// Unfollowing the node lets its trackers go.
-	if err := f.Unfollow(FollowSet{Nodes: []string{a.ID.ID}}); err != nil {
+	if err := f.Unfollow(context.Background(), datadir.FollowSet{Nodes: []string{a.ID.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	if f.Followed(tr.ID) {
@@ -423,7 +425,7 @@ func holderAndFollower(t *testing.T, n int, tweak func(*Config, []*topics.Announ
 	cfg := fastConfig(filepath.Join(t.TempDir(), "b"))
 	tweak(&cfg, anns)
 	b := startNode(t, cfg)
-	if err := b.Follow(FollowSet{Trackers: []topics.TrackerID{anns[0].Payload.Tracker}}); err != nil {
+	if err := b.Follow(context.Background(), datadir.FollowSet{Trackers: []topics.TrackerID{anns[0].Payload.Tracker}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.net.Connect(context.Background(), b.Addrs()[0]); err != nil {

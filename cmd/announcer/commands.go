@@ -12,9 +12,11 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/peterbourgon/ff/v3/ffcli"
+
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
-	"github.com/thingtracker/ttn/node"
+	"github.com/thingtracker/ttn/control"
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
 )
@@ -44,8 +46,8 @@ func command(name, usage, short, long string, setup func(*flag.FlagSet), exec fu
 // openDir opens the data dir for a command that reads or changes the log:
 // through the control socket of the node running on it, if one is, or else
 // directly.
-func openDir(c *flags.Common) (node.Dir, error) {
-	return node.Open(c.Data)
+func openDir(c *flags.Common) (control.Operations, error) {
+	return control.Open(c.Data)
 }
 
 // input opens a FILE argument, "-" meaning standard input.
@@ -92,7 +94,7 @@ it up with 'announcer key export'.`,
 			if err := noArgs(args); err != nil {
 				return err
 			}
-			id, created, err := node.InitIdentity(c.Data)
+			id, created, err := datadir.InitIdentity(c.Data)
 			if err != nil {
 				return err
 			}
@@ -387,13 +389,13 @@ announce as this node; whoever loses it loses authorship of its trackers.`,
 				return flags.Usagef("key export needs a FILE (or - for standard output)")
 			}
 			if args[0] == "-" {
-				return node.ExportKey(c.Data, os.Stdout)
+				return datadir.ExportKey(c.Data, os.Stdout)
 			}
 			f, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
 				return err
 			}
-			if err := node.ExportKey(c.Data, f); err != nil {
+			if err := datadir.ExportKey(c.Data, f); err != nil {
 				f.Close()
 				os.Remove(args[0])
 				return err
@@ -410,7 +412,7 @@ fingerprint.`,
 				return err
 			}
 			defer r.Close()
-			id, err := node.ImportKey(c.Data, r)
+			id, err := datadir.ImportKey(c.Data, r)
 			if err != nil {
 				return err
 			}

@@ -17,8 +17,10 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/peterbourgon/ff/v3/ffcli"
+
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
@@ -79,7 +81,7 @@ func demoNode(ctx context.Context, dir string, join []string, promiscuous, plugi
 		cfg.NATS = &natsapi.Config{Addr: "0"}
 		cfg.HTTP = &httpapi.Config{Addr: "0"}
 	}
-	n, err := node.Start(ctx, cfg)
+	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +115,7 @@ func demo(ctx context.Context, root string) error {
 		return err
 	}
 	adir := filepath.Join(root, "announcer")
-	id, _, err := node.InitIdentity(adir)
+	id, _, err := datadir.InitIdentity(adir)
 	if err != nil {
 		return err
 	}
@@ -124,16 +126,16 @@ func demo(ctx context.Context, root string) error {
 	if err != nil {
 		return err
 	}
-	defer a.Shutdown(context.Background())
+	defer a.Leave(context.Background())
 	fmt.Printf("  announcer %s  gossip %s\n", a.ID.ID, a.GossipAddr())
 	f, err := demoNode(ctx, filepath.Join(root, "follower"), []string{a.GossipAddr()}, false, true)
 	if err != nil {
 		return err
 	}
-	defer f.Shutdown(context.Background())
+	defer f.Leave(context.Background())
 	// Followed once ready: a tracker nobody announces yet has no peers to
 	// wait for.
-	if err := f.Follow(node.FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+	if err := f.Follow(ctx, datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
 		return err
 	}
 	fmt.Printf("  follower  %s  joined the announcer; follows tracker %s\n", f.ID.ID, tracker)
@@ -142,7 +144,7 @@ func demo(ctx context.Context, root string) error {
 	if err != nil {
 		return err
 	}
-	defer ix.Shutdown(context.Background())
+	defer ix.Leave(context.Background())
 	fmt.Printf("  indexer   %s  joined the follower; follows what it discovers\n", ix.ID.ID)
 
 	plugin, err := startPlugin(f.NATSAddr(), tracker)

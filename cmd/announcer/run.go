@@ -11,8 +11,10 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/peterbourgon/ff/v3/ffcli"
+
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/control"
 	"github.com/thingtracker/ttn/node"
 )
 
@@ -79,7 +81,7 @@ forks), and the log's size.`,
 		})
 }
 
-func printStatus(s *node.Status) {
+func printStatus(s *control.Status) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
 	defer w.Flush()
 	state := "not running (read from the data dir)"

@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/control"
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -59,7 +62,7 @@ func root() *ffcli.Command {
 	fc.Register(follows.FlagSet)
 	follows.Options = fc.Options()
 	follows.Exec = func(context.Context, []string) error {
-		fs, err := node.Follows(fc.Data)
+		fs, err := datadir.ReadFollows(fc.Data)
 		if err != nil {
 			return err
 		}
@@ -102,7 +105,7 @@ func subscribe(ctx context.Context, o *options) error {
 		return flags.Usagef("%v", err)
 	}
 	dir := o.common.Data
-	since, err := node.ReadSubscriberCursor(dir)
+	since, err := datadir.ReadSubscriberCursor(dir)
 	if err != nil {
 		return err
 	}
@@ -112,15 +115,15 @@ func subscribe(ctx context.Context, o *options) error {
 	p := &printer{dir: dir, format: o.format, last: since, w: bufio.NewWriter(os.Stdout)}
 	defer p.save(true)
 
-	if c, err := node.Dial(dir); err == nil {
+	if c, err := control.Dial(ctx, dir); err == nil {
 		return attach(ctx, c, o, p)
-	} else if !errors.Is(err, node.ErrNoNode) {
+	} else if !errors.Is(err, control.ErrNoNode) {
 		return err
 	}
-	if _, _, err := node.InitIdentity(dir); err != nil {
+	if _, _, err := datadir.InitIdentity(dir); err != nil {
 		return err
 	}
-	if err := node.ChangeFollows(dir, o.node.Follow.IDs, o.unfollow.IDs); err != nil {
+	if err := datadir.ChangeFollows(dir, o.node.Follow.IDs, o.unfollow.IDs); err != nil {
 		return err
 	}
 	cfg, err := o.node.Config(dir)
@@ -154,7 +157,7 @@ func subscribe(ctx context.Context, o *options) error {
 }
 
 // attach subscribes to the node already running on the dir.
-func attach(ctx context.Context, c *node.Client, o *options, p *printer) error {
+func attach(ctx context.Context, c *control.Client, o *options, p *printer) error {
 	if err := c.Follow(ctx, o.node.Follow.IDs); err != nil {
 		return err
 	}
@@ -177,7 +180,7 @@ func attach(ctx context.Context, c *node.Client, o *options, p *printer) error {
 	}
 	defer s.Close()
 	for {
-		e, err := s.Next()
+		e, err := s.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -222,7 +225,7 @@ func (p *printer) save(final bool) {
 		return
 	}
 	if p.last != p.saved && (final || time.Since(p.savedAt) >= cursorEvery) {
-		if err := node.WriteSubscriberCursor(p.dir, p.last); err == nil {
+		if err := datadir.WriteSubscriberCursor(p.dir, p.last); err == nil {
 			p.saved, p.savedAt = p.last, time.Now()
 		}
 	}

@@ -30,11 +30,11 @@ func Config(t testing.TB, join ...string) node.Config {
 // is ready.
 func Start(t testing.TB, cfg node.Config) *node.Node {
 	t.Helper()
-	n, err := node.Start(context.Background(), cfg)
+	n, err := node.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	t.Cleanup(func() { n.Leave(context.Background()) })
 	if err := n.WaitReady(context.Background()); err != nil {
 		t.Fatal(err)
 	}

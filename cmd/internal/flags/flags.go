@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
+
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
@@ -107,7 +109,7 @@ func (l *List) Set(v string) error {
 
 // FollowList is a repeatable flag of tracker IDs and node IDs (also
 // comma-separated).
-type FollowList struct{ IDs node.FollowSet }
+type FollowList struct{ IDs datadir.FollowSet }
 
 func (l *FollowList) String() string { return "" } // no default to show
 

@@ -1,4 +1,4 @@
-package node
+package datadir
 
 import (
 	"bytes"
@@ -15,13 +15,13 @@ import (
 	"github.com/thingtracker/ttn/ttn"
 )
 
-func openCore(t *testing.T) *Core {
+func openDir(t *testing.T) *Dir {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "node")
 	if _, _, err := InitIdentity(dir); err != nil {
 		t.Fatal(err)
 	}
-	c, err := OpenCore(dir, feed.Config{})
+	c, err := Open(dir, feed.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestIdentity(t *testing.T) {
 
 func TestTrackersAndNodeRecord(t *testing.T) {
 	ctx := context.Background()
-	c := openCore(t)
+	c := openDir(t)
 	a, err := c.CreateTracker(ctx, topics.TrackerInfo{Name: "a"}, false)
 	if err != nil || !a.Created {
 		t.Fatalf("create a: %+v %v", a, err)
@@ -112,8 +112,8 @@ func TestTrackersAndNodeRecord(t *testing.T) {
 
 func TestPublishChecks(t *testing.T) {
 	ctx := context.Background()
-	c := openCore(t)
-	other := openCore(t)
+	c := openDir(t)
+	other := openDir(t)
 	theirs, err := other.CreateTracker(ctx, topics.TrackerInfo{Name: "x"}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ func TestPublishChecks(t *testing.T) {
 
 func TestImportUpdatesTracker(t *testing.T) {
 	ctx := context.Background()
-	c := openCore(t)
+	c := openDir(t)
 	b, err := os.ReadFile(filepath.Join("..", "internal", "ttnschema", "spec", "example-tracker.json"))
 	if err != nil {
 		t.Fatal(err)

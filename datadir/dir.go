@@ -1,78 +1,69 @@
-package node
+// Package datadir is one node's data dir: its identity (the key file), the
+// lock that makes one process its owner, the Pebble log, the follows, the
+// cursors and the other small state files, and the operations that need no
+// network (create a tracker, publish, import, retract, ingest, read the
+// log). It is the only package that names the dir's files; it never touches
+// the network.
+package datadir
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/gofrs/flock"
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
 )
 
-// ErrDirInUse is returned when another process owns the data dir.
-var ErrDirInUse = errors.New("data dir in use by another process")
+// ErrNothingToPublish is a publish that names no Thing.
+var ErrNothingToPublish = errors.New("datadir: nothing to publish: no Things given")
 
-// Core is a data dir opened by this process: its identity and its log, and
-// the operations users ask of them. The CLI uses a Core directly when no node
-// runs on the dir; a running node serves the same operations over its
-// control socket. All methods may be called concurrently.
-type Core struct {
-	Dir string
-	ID  *Identity
-	Log *feed.Log
+// Dir is a data dir opened by this process: its identity and its log, and
+// the operations users ask of them. The CLI uses a Dir directly when no node
+// runs on it; a running node serves the same operations over its control
+// socket. All methods may be called concurrently.
+type Dir struct {
+	Path string
+	ID   *Identity
+	Log  *feed.Log
 
-	lock    *os.File
-	publish sync.Mutex // serialises tracker creation, which rewrites the node record
+	lock      *flock.Flock
+	publish   sync.Mutex // serialises tracker creation, which rewrites the node record
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// OpenCore opens dir, which must have an identity, and takes ownership of it
-// until Close.
-func OpenCore(dir string, cfg feed.Config) (*Core, error) {
-	id, err := LoadIdentity(dir)
+// Open opens the data dir at path, which must have an identity, and takes
+// ownership of it until Close.
+func Open(path string, cfg feed.Config) (*Dir, error) {
+	id, err := LoadIdentity(path)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(dir)
+	l, err := lock(path)
 	if err != nil {
 		return nil, err
 	}
-	log, err := feed.Open(filepath.Join(dir, logDir), cfg)
+	log, err := feed.Open(filepath.Join(path, logDir), cfg)
 	if err != nil {
-		lock.Close()
+		l.Unlock()
 		return nil, err
 	}
-	return &Core{Dir: dir, ID: id, Log: log, lock: lock}, nil
+	return &Dir{Path: path, ID: id, Log: log, lock: l}, nil
 }
 
-// lockDir takes an exclusive lock on dir, released when the process exits
-// however it exits.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w", dir, ErrDirInUse)
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	return f, nil
-}
-
-// Close closes the log and releases the dir.
-func (c *Core) Close() error {
-	err := c.Log.Close()
-	return errors.Join(err, c.lock.Close())
+// Close closes the log and releases the dir. It is safe to call twice.
+func (c *Dir) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = errors.Join(c.Log.Close(), c.lock.Unlock()) })
+	return c.closeErr
 }
 
 // TrackerResult is what CreateTracker did.
@@ -86,7 +77,7 @@ type TrackerResult struct {
 // CreateTracker creates the tracker info.Name of this node, announcing it and
 // a node record that lists it. If the tracker exists, it is left alone, or,
 // with update, its description is replaced when it differs.
-func (c *Core) CreateTracker(ctx context.Context, info topics.TrackerInfo, update bool) (TrackerResult, error) {
+func (c *Dir) CreateTracker(ctx context.Context, info topics.TrackerInfo, update bool) (TrackerResult, error) {
 	if info.Name == "" {
 		return TrackerResult{}, errors.New("a tracker needs a name")
 	}
@@ -101,7 +92,7 @@ func (c *Core) CreateTracker(ctx context.Context, info topics.TrackerInfo, updat
 	if exists && !update {
 		return TrackerResult{ID: id}, nil
 	}
-	own, err := c.ownTrackers()
+	own, err := c.OwnTrackers()
 	if err != nil {
 		return TrackerResult{}, err
 	}
@@ -119,9 +110,9 @@ func (c *Core) CreateTracker(ctx context.Context, info topics.TrackerInfo, updat
 	return TrackerResult{ID: id, Created: !exists, Updated: exists && ps[0].New}, nil
 }
 
-// ownTrackers lists the trackers this node has announced, besides its node
+// OwnTrackers lists the trackers this node has announced, besides its node
 // tracker.
-func (c *Core) ownTrackers() ([]topics.TrackerID, error) {
+func (c *Dir) OwnTrackers() ([]topics.TrackerID, error) {
 	all, err := c.Log.TrackersAfter(topics.OwnerPrefix(c.ID.RawKey), nil, math.MaxInt)
 	if err != nil {
 		return nil, err
@@ -143,7 +134,10 @@ const publishChunk = 512
 // a new version, an edit (same version, changed fields) or, when identical to
 // what is announced, nothing (its existing ID comes back with New false).
 // Every Thing is checked before any is published.
-func (c *Core) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error) {
+func (c *Dir) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error) {
+	if len(things) == 0 {
+		return nil, ErrNothingToPublish
+	}
 	if err := c.ownTracker(tracker); err != nil {
 		return nil, err
 	}
@@ -166,7 +160,7 @@ func (c *Core) Publish(ctx context.Context, tracker topics.TrackerID, things []t
 }
 
 // ownTracker checks that tracker is one of this node's announced trackers.
-func (c *Core) ownTracker(tracker topics.TrackerID) error {
+func (c *Dir) ownTracker(tracker topics.TrackerID) error {
 	if tracker == c.ID.NodeTracker() {
 		return errors.New("the node tracker carries node records, not Things")
 	}
@@ -192,7 +186,7 @@ type ImportResult struct {
 // Import announces a TTN tracker document: its tracker (named by the
 // document's id; its description updated when it changed) and its Things.
 // Re-importing an unchanged document publishes nothing.
-func (c *Core) Import(ctx context.Context, doc *ttn.Document) (ImportResult, error) {
+func (c *Dir) Import(ctx context.Context, doc *ttn.Document) (ImportResult, error) {
 	drafts := make([]feed.Draft, len(doc.Things))
 	id := topics.DeriveTrackerID(c.ID.RawKey, doc.Info.Name)
 	for i := range doc.Things {
@@ -205,13 +199,16 @@ func (c *Core) Import(ctx context.Context, doc *ttn.Document) (ImportResult, err
 	if err != nil {
 		return ImportResult{}, err
 	}
+	if len(doc.Things) == 0 {
+		return ImportResult{Tracker: tr}, nil
+	}
 	ps, err := c.Publish(ctx, tr.ID, doc.Things)
 	return ImportResult{Tracker: tr, Published: ps}, err
 }
 
 // Retract hides the Thing version of announcement id, one of this node's.
 // Retracting a version already retracted returns the retraction in force.
-func (c *Core) Retract(ctx context.Context, id topics.ID) (feed.Published, error) {
+func (c *Dir) Retract(ctx context.Context, id topics.ID) (feed.Published, error) {
 	cur, err := c.Log.Lookup(id)
 	if err != nil {
 		return feed.Published{}, err
@@ -244,7 +241,7 @@ type IngestResult struct {
 // Ingest validates envelopes received from elsewhere (another node's log,
 // a file) as sync would, without the clock, and appends them. If any is
 // invalid, nothing is appended and the error names the first.
-func (c *Core) Ingest(ctx context.Context, envelopes [][]byte) (IngestResult, error) {
+func (c *Dir) Ingest(ctx context.Context, envelopes [][]byte) (IngestResult, error) {
 	anns := make([]*topics.Announcement, len(envelopes))
 	for i, env := range envelopes {
 		a, err := topics.Validate("", env, time.Time{})
@@ -271,4 +268,55 @@ func (c *Core) Ingest(ctx context.Context, envelopes [][]byte) (IngestResult, er
 		}
 	}
 	return r, nil
+}
+
+// Entries returns up to limit log entries after since.
+func (c *Dir) Entries(_ context.Context, since uint64, limit int) ([]topics.Entry, error) {
+	return c.Log.Entries(since, limit)
+}
+
+// Status is what a data dir holds, read without the network.
+type Status struct {
+	Node        string      `json:"node"`
+	Fingerprint string      `json:"fingerprint"`
+	Follows     FollowSet   `json:"follows"` // stored
+	Heads       []feed.Head `json:"heads"`
+	Log         feed.Stats  `json:"log"`
+}
+
+// Status reports the data dir: identity, follows (fs, or as stored when
+// nil), chain heads, log.
+func (c *Dir) Status(fs *FollowSet) (*Status, error) {
+	if fs == nil {
+		stored, err := ReadFollows(c.Path)
+		if err != nil {
+			return nil, err
+		}
+		fs = &stored
+	}
+	heads, err := c.Log.Heads()
+	if err != nil {
+		return nil, err
+	}
+	return &Status{Node: c.ID.ID, Fingerprint: c.ID.Fingerprint, Follows: *fs, Heads: heads, Log: c.Log.Stats()}, nil
+}
+
+// Gaps counts the missing ranges over all chains.
+func (s *Status) Gaps() int {
+	n := 0
+	for _, h := range s.Heads {
+		n += len(h.Gaps)
+	}
+	return n
+}
+
+// Forks counts the frozen chains.
+func (s *Status) Forks() int {
+	n := 0
+	for _, h := range s.Heads {
+		if h.Fork != nil {
+			n++
+		}
+	}
+	return n
 }

@@ -1,4 +1,4 @@
-package node
+package datadir
 
 import (
 	"bytes"
@@ -11,21 +11,14 @@ import (
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/thingtracker/ttn/topics"
-)
 
-// Files and directories of a data dir.
-const (
-	keyFile    = "identity.key" // the node's private key, PEM, mode 0600
-	logDir     = "log"          // the Pebble log
-	lockFile   = "lock"         // held (flock) by the process that owns the dir
-	ConfigFile = "config"       // the default configuration file
+	"github.com/thingtracker/ttn/topics"
 )
 
 const pemType = "TTN NODE KEY" // a libp2p-marshalled private key
 
 // ErrNoIdentity is returned when a data dir has no key.
-var ErrNoIdentity = errors.New("no identity")
+var ErrNoIdentity = errors.New("datadir: no identity")
 
 // Identity is a node's key and what is derived from it. The key is never
 // logged or printed.
@@ -62,7 +55,7 @@ func (id *Identity) NodeTracker() topics.TrackerID { return topics.DeriveTracker
 // it has none. It returns the identity and whether it was created; an
 // existing key is kept.
 func InitIdentity(dir string) (*Identity, bool, error) {
-	if err := makeDir(dir); err != nil {
+	if err := makePrivate(dir); err != nil {
 		return nil, false, err
 	}
 	id, err := LoadIdentity(dir)
@@ -83,17 +76,6 @@ func InitIdentity(dir string) (*Identity, bool, error) {
 	return id, err == nil, err
 }
 
-// makeDir creates dir with mode 0700, or tightens an existing one to it.
-func makeDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	return nil
-}
-
 // LoadIdentity reads the key of dir. It refuses a key file that others can
 // read, as ssh does.
 func LoadIdentity(dir string) (*Identity, error) {
@@ -105,8 +87,8 @@ func LoadIdentity(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s is accessible by others (mode %04o); run 'chmod 600 %s'", path, st.Mode().Perm(), path)
+	if err := checkPrivate(path, st); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -164,15 +146,6 @@ func writeKey(dir string, k crypto.PrivKey) error {
 	return syncDir(dir)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // ExportKey writes the key of dir to w in the PEM form ImportKey reads.
 func ExportKey(dir string, w io.Writer) error {
 	id, err := LoadIdentity(dir)
@@ -204,7 +177,7 @@ func ImportKey(dir string, r io.Reader) (*Identity, error) {
 	} else if !errors.Is(err, ErrNoIdentity) {
 		return nil, err
 	}
-	if err := makeDir(dir); err != nil {
+	if err := makePrivate(dir); err != nil {
 		return nil, err
 	}
 	if err := writeKey(dir, k); err != nil {

@@ -1,0 +1,150 @@
+package datadir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/thingtracker/ttn/topics"
+)
+
+// FollowSet is what a node follows: trackers, and nodes (whose node
+// tracker, and every tracker it lists, it follows).
+type FollowSet struct {
+	Trackers []topics.TrackerID `json:"trackers"`
+	Nodes    []string           `json:"nodes,omitempty"` // node IDs
+}
+
+// Follows is a node's FollowSet, kept in DIR/follows. Its methods may be
+// called concurrently; Change writes the file before it returns.
+type Follows struct {
+	path string
+
+	mu       sync.Mutex
+	trackers map[topics.TrackerID]struct{}
+	nodes    map[string]struct{}
+}
+
+// LoadFollows reads dir's follows (none when there is no file).
+func LoadFollows(dir string) (*Follows, error) {
+	f := &Follows{path: filepath.Join(dir, followsFile), trackers: make(map[topics.TrackerID]struct{}), nodes: make(map[string]struct{})}
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var fs FollowSet
+	if err := json.Unmarshal(b, &fs); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.path, err)
+	}
+	for _, t := range fs.Trackers {
+		f.trackers[t] = struct{}{}
+	}
+	for _, n := range fs.Nodes {
+		f.nodes[n] = struct{}{}
+	}
+	return f, nil
+}
+
+// Get returns the follow set, sorted.
+func (f *Follows) Get() FollowSet {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.getLocked()
+}
+
+func (f *Follows) getLocked() FollowSet {
+	var fs FollowSet
+	for t := range f.trackers {
+		fs.Trackers = append(fs.Trackers, t)
+	}
+	slices.SortFunc(fs.Trackers, func(a, b topics.TrackerID) int { return slices.Compare(a[:], b[:]) })
+	for n := range f.nodes {
+		fs.Nodes = append(fs.Nodes, n)
+	}
+	slices.Sort(fs.Nodes)
+	return fs
+}
+
+// Trackers returns the followed trackers, sorted.
+func (f *Follows) Trackers() []topics.TrackerID { return f.Get().Trackers }
+
+// HasNode reports whether the node id is followed.
+func (f *Follows) HasNode(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.nodes[id]
+	return ok
+}
+
+// Has reports whether the tracker t is followed.
+func (f *Follows) Has(t topics.TrackerID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.trackers[t]
+	return ok
+}
+
+// Change adds and removes trackers and nodes, and saves the set if it
+// changed.
+func (f *Follows) Change(add, remove FollowSet) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	changed := false
+	for _, t := range add.Trackers {
+		if _, ok := f.trackers[t]; !ok {
+			f.trackers[t], changed = struct{}{}, true
+		}
+	}
+	for _, n := range add.Nodes {
+		if _, ok := f.nodes[n]; !ok {
+			f.nodes[n], changed = struct{}{}, true
+		}
+	}
+	for _, t := range remove.Trackers {
+		if _, ok := f.trackers[t]; ok {
+			delete(f.trackers, t)
+			changed = true
+		}
+	}
+	for _, n := range remove.Nodes {
+		if _, ok := f.nodes[n]; ok {
+			delete(f.nodes, n)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	b, err := json.Marshal(f.getLocked())
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(f.path, b)
+}
+
+// ReadFollows returns what a data dir follows, as stored.
+func ReadFollows(dir string) (FollowSet, error) {
+	f, err := LoadFollows(dir)
+	if err != nil {
+		return FollowSet{}, err
+	}
+	return f.Get(), nil
+}
+
+// ChangeFollows adds to and removes from a data dir's stored follows, for
+// when no node runs on it.
+func ChangeFollows(dir string, add, remove FollowSet) error {
+	f, err := LoadFollows(dir)
+	if err != nil {
+		return err
+	}
+	return f.Change(add, remove)
+}
