@@ -57,7 +57,7 @@ const (
 //
 // Publishers, receiver and plugin share the process and its cores, so the
 // figure is a floor of what the receiver alone would take; goroutines carry
-// a pprof label (role=receiver, publisher, plugin, setup) so that a CPU
+// a pprof label (role=receiver, publisher, plugin; setup and bound outside the rounds) so that a CPU
 // profile tells the receiver's share.
 //
 // Each iteration is one round of 20,000 announcements (2,000 with -short),
@@ -69,15 +69,22 @@ func BenchmarkLivePath(b *testing.B) {
 	}
 	total := per * b.N
 	var anns []signed
-	var verifyRate float64
 	pprof.Do(context.Background(), pprof.Labels("role", "setup"), func(context.Context) {
 		anns = signedAnnouncements(b, liveAuthors, total, oneKBThings)
-		verifyRate = rawVerifyRate(b, anns, ruleVerify)
 	})
+	// The bound, measured before the first round and after each: on a
+	// shared machine the median of these is the fairer comparison.
+	var verifyRates []float64
+	measureVerify := func() {
+		pprof.Do(context.Background(), pprof.Labels("role", "bound"), func(context.Context) {
+			verifyRates = append(verifyRates, rawVerifyRate(b, anns, ruleVerify))
+		})
+	}
+	measureVerify()
 	held := make(map[topics.ID]bool, total)
 	parsed := make([]*topics.Announcement, total)
 	var trackers []topics.TrackerID
-	for i, s := range anns {
+	for i, s := range anns { // outside the timed rounds: unlabelled in a profile
 		a, err := topics.Validate(s.topic, s.raw, time.Time{})
 		if err != nil {
 			b.Fatal(err)
@@ -194,24 +201,21 @@ func BenchmarkLivePath(b *testing.B) {
 		cpu += cpuTime() - cpu0
 		elapsed += d
 		rates = append(rates, float64(per)/d.Seconds())
+		b.StopTimer()
+		measureVerify()
+		b.StartTimer()
 	}
 	b.StopTimer()
 
-	// Nothing dropped, refused or missing anywhere. The counters settle
-	// after the plugin has had everything: the validator counts its
-	// outcome once the log has the announcement (and the fan-out may have
-	// sent it), and the relays to the other publishers follow.
+	// Nothing dropped, refused or missing anywhere. The receiver's
+	// counters settle after the plugin has had everything: the validator
+	// counts its outcome once the log has the announcement, and the
+	// fan-out may have sent it by then.
 	want := uint64(total)
 	wait.For(b, 30*time.Second, func() error {
 		net, _, _ := recv.stats()
 		if got := net.Accepted + net.Ignored + net.Rejected; got < want {
 			return fmt.Errorf("receiver validated %d of %d", got, want)
-		}
-		for i, p := range pubs {
-			st := p.Stats()
-			if got := st.Accepted + st.Ignored + st.Rejected + st.DroppedValidations; got < want {
-				return fmt.Errorf("publisher %d validated %d of %d (its own, and the receiver's relays of the others')", i, got, want)
-			}
 		}
 		return nil
 	})
@@ -222,13 +226,20 @@ func BenchmarkLivePath(b *testing.B) {
 		fan.Fanned < want || fan.FanErrors != 0 || fan.SlowConsumers != 0 || delivered.Load() != int64(total) {
 		b.Fatalf("want %d accepted, stored, fanned out and delivered, nothing dropped:\n%s", total, recv.describe(pubs))
 	}
+	// The receiver relays each announcement to the publishers in its mesh
+	// of the topic but the sender (GossipSub prunes some of them at
+	// times: they never get a first delivery from the receiver); they
+	// count the relays as duplicates.
+	var relays uint64
 	for i, p := range pubs {
-		if st := p.Stats(); st.DroppedRPCs != 0 || st.DroppedValidations != 0 {
+		st := p.Stats()
+		if st.DroppedRPCs != 0 || st.DroppedValidations != 0 {
 			b.Fatalf("publisher %d dropped: %+v", i, st)
 		}
+		relays += st.Duplicates
 	}
 
-	rate := median(slices.Clone(rates))
+	rate, verifyRate := median(slices.Clone(rates)), median(verifyRates)
 	procs := runtime.GOMAXPROCS(0)
 	b.ReportMetric(rate, "ann/s")
 	b.ReportMetric(rate/float64(procs), "ann/s/core")
@@ -236,13 +247,14 @@ func BenchmarkLivePath(b *testing.B) {
 	b.ReportMetric(rate/verifyRate, "ratio")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores-used")
 	b.ReportMetric(float64(log.Appended)/float64(max(log.Commits, 1)), "ann/commit")
+	b.ReportMetric(float64(relays)/float64(total), "relays/ann")
 	if testing.Short() {
 		return // a smoke run: too short for a figure
 	}
 	b.Logf("config: publishers=%d (loopback TCP, Noise, yamux, GossipSub, flood publish, each in the receiver's mesh) authors=%d trackers=%d announcements=%d in %d rounds avg-envelope=%dB window=%d; receiver: node.Start defaults (heartbeat 1s, author budget 100/s burst 2000, validation queue 4096, outbound queue 1024), log fsync=on (group commit), NATS fan-out on to 1 plugin over TCP; GOMAXPROCS=%d NumCPU=%d, publishers and plugin in the same process",
 		livePublishers, liveAuthors, len(trackers), total, b.N, avgSize(anns), liveWindow, procs, runtime.NumCPU())
-	b.Logf("live path %.0f ann/s (median of %d rounds; min %.0f, max %.0f), %.0f ann/s per core; raw verify (topics.VerifySignature) %.0f/s: ratio %.2f; process %.2f cores used (target ≥ 5,000 ann/s on 2 cores)",
-		rate, b.N, slices.Min(rates), slices.Max(rates), rate/float64(procs), verifyRate, rate/verifyRate, cpu.Seconds()/elapsed.Seconds())
+	b.Logf("live path %.0f ann/s (median of %d rounds; min %.0f, max %.0f), %.0f ann/s per core; raw verify (topics.VerifySignature, on every core, median of %d) %.0f/s: ratio %.2f; process %.2f cores used (target ≥ 5,000 ann/s on 2 cores)",
+		rate, b.N, slices.Min(rates), slices.Max(rates), rate/float64(procs), len(verifyRates), verifyRate, rate/verifyRate, cpu.Seconds()/elapsed.Seconds())
 }
 
 // heldStore is a publisher's store: it holds every announcement of the run
