@@ -56,9 +56,12 @@ const (
 // run on the same cores. Target: ≥ 5,000 announcements/s on 2 cores.
 //
 // Publishers, receiver and plugin share the process and its cores, so the
-// figure is a floor of what the receiver alone would take; goroutines carry
-// a pprof label (role=receiver, publisher, plugin; setup and bound outside the rounds) so that a CPU
-// profile tells the receiver's share.
+// figure is a floor of what the receiver alone would take. Goroutines carry
+// a pprof label (role=receiver, publisher or plugin; setup and bound
+// outside the rounds) so that a CPU profile tells the receiver's share:
+//
+//	go test ./bench -run '^$' -bench LivePath -benchtime 3x -cpuprofile cpu.out
+//	go tool pprof -tagfocus role=receiver -top bench.test cpu.out
 //
 // Each iteration is one round of 20,000 announcements (2,000 with -short),
 // on the same nodes: -benchtime 5x runs five rounds.
