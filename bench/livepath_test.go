@@ -225,11 +225,15 @@ func BenchmarkLivePath(b *testing.B) {
 		if got := net.Accepted + net.Ignored + net.Rejected; got < want {
 			return fmt.Errorf("receiver validated %d of %d", got, want)
 		}
-		if n := len(credits); n != 0 {
-			return fmt.Errorf("%d relays from the receiver to the publishers have not arrived", n)
-		}
 		return nil
 	})
+	// The last relays arrive. A publisher out of the receiver's mesh of a
+	// topic for a while (GossipSub's heartbeat prunes and grafts) gets no
+	// relays on it: not a drop (a full queue is: DroppedRPCs), but fewer
+	// copies (relays/ann below 3), and the credits it held stay taken.
+	for deadline := time.Now().Add(5 * time.Second); len(credits) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	net, log, fan := recv.stats()
 	if net.Accepted != want || net.Ignored != 0 || net.Rejected != 0 || net.OverBudget != 0 ||
 		net.DroppedValidations != 0 || net.DroppedRPCs != 0 ||
@@ -239,6 +243,7 @@ func BenchmarkLivePath(b *testing.B) {
 	}
 	// The receiver relays each announcement to the publishers in its mesh
 	// of the topic but the sender; they count the relays as duplicates.
+	// Each relay dropped is counted in the receiver's DroppedRPCs.
 	var relays uint64
 	for i, p := range pubs {
 		st := p.Stats()
@@ -262,8 +267,8 @@ func BenchmarkLivePath(b *testing.B) {
 	}
 	b.Logf("config: publishers=%d (loopback TCP, Noise, yamux, GossipSub, flood publish, each in the receiver's mesh) authors=%d trackers=%d announcements=%d in %d rounds avg-envelope=%dB window=%d; receiver: node.Start defaults (heartbeat 1s, author budget 100/s burst 2000, validation queue 4096, outbound queue 1024), log fsync=on (group commit), NATS fan-out on to 1 plugin over TCP; GOMAXPROCS=%d NumCPU=%d, publishers and plugin in the same process",
 		livePublishers, liveAuthors, len(trackers), total, b.N, avgSize(anns), liveWindow, procs, runtime.NumCPU())
-	b.Logf("live path %.0f ann/s (median of %d rounds; min %.0f, max %.0f), %.0f ann/s per core; raw verify (topics.VerifySignature, on every core, median of %d) %.0f/s: ratio %.2f; process %.2f cores used (target ≥ 5,000 ann/s on 2 cores)",
-		rate, b.N, slices.Min(rates), slices.Max(rates), rate/float64(procs), len(verifyRates), verifyRate, rate/verifyRate, cpu.Seconds()/elapsed.Seconds())
+	b.Logf("live path %.0f ann/s (median of %d rounds; min %.0f, max %.0f), %.0f ann/s per core; raw verify (topics.VerifySignature, on every core, median of %d) %.0f/s: ratio %.2f; process %.2f cores used; %d of %d relays to the other publishers arrived (target ≥ 5,000 ann/s on 2 cores)",
+		rate, b.N, slices.Min(rates), slices.Max(rates), rate/float64(procs), len(verifyRates), verifyRate, rate/verifyRate, cpu.Seconds()/elapsed.Seconds(), relays, total*(livePublishers-1))
 }
 
 // publisherOf tells which publisher sends the announcement of index i: an
