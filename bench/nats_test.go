@@ -227,7 +227,11 @@ func benchFanOut(b *testing.B, subscribe func(addr string, c *counter)) {
 
 // wireCounter subscribes to every announcement over TCP with the bare
 // protocol and counts the messages it reads, skipping their bodies.
-func wireCounter(b *testing.B, addr string, c *counter) {
+func wireCounter(b *testing.B, addr string, c *counter) { wireSubscribe(b, addr, c.add) }
+
+// wireSubscribe subscribes to every announcement over TCP with the bare
+// protocol and calls got for each message it reads, skipping their bodies.
+func wireSubscribe(b *testing.B, addr string, got func()) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -260,7 +264,7 @@ func wireCounter(b *testing.B, addr string, c *counter) {
 				if _, err := r.Discard(n + 2); err != nil {
 					return
 				}
-				c.add()
+				got()
 			case bytes.HasPrefix(line, []byte("PING")):
 				conn.Write([]byte("PONG\r\n"))
 			}
