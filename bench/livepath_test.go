@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/internal/nodetest"
@@ -314,7 +316,7 @@ func startLiveReceiver(b *testing.B, follow []topics.TrackerID) liveReceiver {
 	pprof.Do(context.Background(), pprof.Labels("role", "receiver"), func(context.Context) {
 		n = nodetest.Start(b, node.Config{
 			Dir: b.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0",
-			Follow: node.FollowSet{Trackers: follow},
+			Follow: datadir.FollowSet{Trackers: follow},
 			NATS:   &natsapi.Config{Addr: "127.0.0.1:0"},
 		})
 	})
