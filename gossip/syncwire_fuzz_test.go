@@ -262,7 +262,8 @@ func FuzzBatch(f *testing.F) {
 		}
 	}
 	f.Add(zEnc.EncodeAll([]byte{0x05, 1, 2, 3, 4, 5}, nil))
-	f.Add(zEnc.EncodeAll(make([]byte, maxBatchRaw+1), nil)) // over the decompressed limit
+	f.Add(zEnc.EncodeAll(make([]byte, maxBatchRaw+1), nil))     // over the decompressed limit
+	f.Add(zEnc.EncodeAll(make([]byte, maxBatchEntries+1), nil)) // empty envelopes, one too many
 	mine := map[string]WireChain{}
 	for _, c := range req.Chains {
 		mine[c.Author] = c
