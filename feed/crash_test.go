@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -88,18 +89,14 @@ func powerLoss(t *testing.T, seed int64) {
 	// Crash once a few hundred appends are acknowledged.
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
 	want := 200 + rng.IntN(400)
-	for deadline := time.Now().Add(15 * time.Second); ; {
+	wait.For(t, 15*time.Second, func() error {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= want {
-			break
+		defer mu.Unlock()
+		if len(acked) < want {
+			return fmt.Errorf("only %d appends acknowledged", len(acked))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d appends acknowledged", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	mu.Lock()
 	before := append([]topics.ID(nil), acked...)
 	mu.Unlock()

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -380,10 +382,24 @@ func TestReaderFollowsAppends(t *testing.T) {
 		t.Fatalf("page = %v, %v", ids(page), err)
 	}
 	// A waiting reader is released by Close.
-	go func() { time.Sleep(10 * time.Millisecond); l.Close() }()
-	if _, err := r.Next(ctx); !errors.Is(err, ErrClosed) {
+	released := make(chan error, 1)
+	go func() { _, err := r.Next(ctx); released <- err }()
+	wait.For(t, 5*time.Second, func() error {
+		if !waiting() {
+			return errors.New("the reader is not waiting in Log.Wait yet")
+		}
+		return nil
+	})
+	l.Close()
+	if err := <-released; !errors.Is(err, ErrClosed) {
 		t.Fatalf("Next after close: %v", err)
 	}
+}
+
+// waiting reports whether a goroutine is blocked in Log.Wait.
+func waiting() bool {
+	buf := make([]byte, 1<<20)
+	return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("feed.(*Log).Wait("))
 }
 
 func TestReopen(t *testing.T) {

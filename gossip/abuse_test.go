@@ -188,7 +188,8 @@ func newKey(t *testing.T) crypto.PrivKey {
 }
 
 // TestInvalidMessagesRejected: each kind of invalid message is rejected by
-// the victim, never stored or forwarded, and costs its sender score.
+// the victim, never stored or forwarded, and puts its sender below the
+// graylist at once.
 func TestInvalidMessagesRejected(t *testing.T) {
 	checkLeaks(t)
 	n := newNetwork(t, nil)
@@ -235,10 +236,7 @@ func TestInvalidMessagesRejected(t *testing.T) {
 				if n.victim.node.Stats().Rejected == rejected {
 					return fmt.Errorf("not rejected yet")
 				}
-				if s, ok := n.victim.node.PeerScores()[a.host.ID()]; !ok || s >= 0 {
-					return fmt.Errorf("attacker's score at the victim is %v", s)
-				}
-				return nil
+				return graylisted(n.victim, a)
 			})
 			if n.victim.log.Last() != stored {
 				t.Error("the victim stored it")
@@ -386,6 +384,7 @@ func TestForgeriesSpendNoBudget(t *testing.T) {
 	checkLeaks(t)
 	n := newNetwork(t, func(c *gossip.Config) { c.AuthorRate, c.AuthorBurst = 0.1, 10 })
 	prev := topics.IDOf([]byte("some earlier entry"))
+	var attackers []*attacker
 	for i := range 25 { // each attacker is graylisted after its first forgery
 		ann, err := topics.Sign(n.honest.key, &topics.Payload{V: 1, Kind: topics.KindThing, Tracker: n.tracker,
 			Seq: uint64(1000 + i), Prev: prev, Time: topics.FormatTime(time.Now()), Thing: &topics.Thing{ID: "f", Title: "forged", Version: "1"}})
@@ -394,11 +393,18 @@ func TestForgeriesSpendNoBudget(t *testing.T) {
 		}
 		forged := slices.Clone(ann.Raw())
 		forged[len(forged)-1] ^= 1 // the signature is the envelope's last field
-		newAttacker(t, n.victim).send(topics.TrackerTopic(n.tracker), n.victim, forged)
+		a := newAttacker(t, n.victim)
+		a.send(topics.TrackerTopic(n.tracker), n.victim, forged)
+		attackers = append(attackers, a)
 	}
 	wait.For(t, 10*time.Second, func() error {
 		if r := n.victim.node.Stats().Rejected; r < 25 {
 			return fmt.Errorf("victim rejected %d forgeries", r)
+		}
+		for i, a := range attackers {
+			if err := graylisted(n.victim, a); err != nil {
+				return fmt.Errorf("attacker %d: %w", i, err)
+			}
 		}
 		return nil
 	})
@@ -503,6 +509,78 @@ func TestDiscoverySpam(t *testing.T) {
 		t.Errorf("%d valid records rejected", st.DiscoveryRejected)
 	}
 	n.honestRound(t, 3)
+}
+
+// TestInvalidDiscoveryRejected: each kind of invalid discovery record is
+// rejected by the victim, not forwarded, and puts its sender below the
+// graylist at once, as an invalid announcement does.
+func TestInvalidDiscoveryRejected(t *testing.T) {
+	checkLeaks(t)
+	n := newNetwork(t, nil)
+	key := newKey(t)
+	raw, _ := topics.RawPublicKey(key.GetPublic())
+	valid := func() *topics.Discovery {
+		return &topics.Discovery{Tracker: topics.DeriveTrackerID(raw, "found"), HeadSeq: 1,
+			HeadID: topics.IDOf([]byte("head")), Time: topics.FormatTime(time.Now())}
+	}
+	signed := func(key crypto.PrivKey, d *topics.Discovery) []byte {
+		b, err := topics.SignDiscovery(key, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	badSig := signed(key, valid())
+	badSig[len(badSig)-1] ^= 1 // the signature is the envelope's last field
+	notOwned := signed(newKey(t), valid())
+	badHead := valid()
+	badHead.HeadID = topics.ID{}
+	extra, err := topics.Seal(key, topics.DiscoveryType, []byte(`{"v":1,"tracker":"`+valid().Tracker.String()+`","surplus":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	announcement := sign(t, key, "found", 1, topics.ID{}, "an announcement on the discovery topic").Raw()
+
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"bad signature", badSig},
+		{"tracker not the signer's", notOwned},
+		{"head seq without head id", signed(key, badHead)},
+		{"unknown member", extra},
+		{"announcement payload type", announcement},
+		{"not an envelope", []byte("hello")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := topics.ValidateDiscovery(tc.data, time.Now()); topics.OutcomeOf(err) != topics.Reject {
+				t.Fatalf("the record is not invalid: %v", err)
+			}
+			a := newAttacker(t, n.victim)
+			rejected := n.victim.node.Stats().DiscoveryRejected
+			a.send(topics.DiscoveryTopic, n.victim, tc.data)
+			wait.For(t, 10*time.Second, func() error {
+				if n.victim.node.Stats().DiscoveryRejected == rejected {
+					return fmt.Errorf("not rejected yet")
+				}
+				return graylisted(n.victim, a)
+			})
+			if st := n.observer.node.Stats(); st.DiscoveryRejected+st.DiscoveryAccepted != 0 {
+				t.Errorf("the victim forwarded it: the observer saw %+v", st)
+			}
+		})
+	}
+	n.honestRound(t, 3)
+}
+
+// graylisted says why a's score at the victim is not yet below the graylist
+// threshold, where GossipSub ignores every RPC of the peer.
+func graylisted(victim *peer, a *attacker) error {
+	s, ok := victim.node.PeerScores()[a.host.ID()]
+	if !ok || s >= gossip.GraylistThreshold {
+		return fmt.Errorf("attacker's score at the victim is %v (known %v), not below the graylist (%v)", s, ok, gossip.GraylistThreshold)
+	}
+	return nil
 }
 
 // rawRecord lets the test seal any payload with any key type.

@@ -56,7 +56,10 @@ func peerScoreThresholds() *pubsub.PeerScoreThresholds {
 }
 
 // topicScoreParams are set on every topic the node joins; without them an
-// invalid message on the topic would cost its sender nothing.
+// invalid message on the topic would cost its sender nothing. pubsub scales
+// the invalid-message penalty by the topic's weight; dividing it out keeps
+// one invalid message below the graylist on every topic, the discovery
+// topic's half weight included (it cost -50 there, above the graylist).
 func topicScoreParams(weight float64, heartbeat time.Duration) *pubsub.TopicScoreParams {
 	return &pubsub.TopicScoreParams{
 		TopicWeight:                    weight,
@@ -66,7 +69,7 @@ func topicScoreParams(weight float64, heartbeat time.Duration) *pubsub.TopicScor
 		FirstMessageDeliveriesWeight:   1,
 		FirstMessageDeliveriesDecay:    pubsub.ScoreParameterDecay(10 * time.Minute),
 		FirstMessageDeliveriesCap:      50,
-		InvalidMessageDeliveriesWeight: invalidWeight,
+		InvalidMessageDeliveriesWeight: invalidWeight / weight,
 		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
 	}
 }

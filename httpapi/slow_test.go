@@ -28,11 +28,16 @@ func TestFeedKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	lines := make(chan string)
+	lines, done := make(chan string), make(chan struct{})
+	defer close(done) // before the body is closed: the reader then ends
 	go func() {
 		s := bufio.NewScanner(resp.Body)
 		for s.Scan() {
-			lines <- s.Text()
+			select {
+			case lines <- s.Text():
+			case <-done:
+				return
+			}
 		}
 		close(lines)
 	}()

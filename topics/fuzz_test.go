@@ -125,3 +125,61 @@ func protoCanonical(data []byte) bool {
 	re, err := marshalEnvelope(m.PublicKey.GetData(), m.PayloadType, m.Payload, m.Signature)
 	return err == nil && bytes.Equal(re, data)
 }
+
+// FuzzDiscovery: whatever bytes arrive on the discovery topic,
+// ValidateDiscovery never panics, never errs with the outcome Accept, decides
+// the same way twice, and what it accepts from the seeds' signer re-signs
+// into a record that validates to the same fields.
+func FuzzDiscovery(f *testing.F) {
+	k := testKey(f, 1)
+	tracker := DeriveTrackerID(rawPub(f, k), "designs")
+	for _, d := range []*Discovery{
+		{Tracker: tracker, Title: "Designs", HeadSeq: 3, HeadID: IDOf([]byte("head")), Time: FormatTime(testNow)},
+		{Tracker: tracker, Time: FormatTime(testNow)},
+	} {
+		b, err := SignDiscovery(k, d)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	a, err := Sign(k, thingPayload(f, k, 1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(a.Raw()) // an announcement, not a record
+	odd, err := Seal(k, DiscoveryType, []byte(`{"v":2,"tracker":"`+tracker.String()+`","future":true}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(odd)
+	signer, _ := NodeID(k.GetPublic())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := ValidateDiscovery(data, time.Time{})
+		d2, err2 := ValidateDiscovery(data, time.Time{})
+		if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(d, d2) {
+			t.Fatalf("decided twice differently: %v, %v", err, err2)
+		}
+		if err != nil {
+			if OutcomeOf(err) == Accept {
+				t.Fatalf("error with outcome accept: %v", err)
+			}
+			return
+		}
+		if _, err := DecodeEnvelope(data); err != nil {
+			t.Fatalf("accepted a record whose envelope does not decode: %v", err)
+		}
+		if d.Owner != signer {
+			return // a key the test does not hold
+		}
+		again := *d
+		b, err := SignDiscovery(k, &again)
+		if err != nil {
+			t.Fatalf("an accepted record does not sign: %v", err)
+		}
+		back, err := ValidateDiscovery(b, time.Time{})
+		if err != nil || !reflect.DeepEqual(back, d) {
+			t.Fatalf("re-signed record validates to %+v (%v), want %+v", back, err, d)
+		}
+	})
+}
