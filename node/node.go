@@ -383,6 +383,7 @@ func (n *Node) announce() {
 	}
 	r := n.Log.NewReader(from)
 	saved := from
+	newest := make(map[topics.TrackerID]uint64) // own chains' newest seq, as last read
 	for {
 		e, err := r.Next(n.ctx)
 		if err != nil {
@@ -395,9 +396,14 @@ func (n *Node) announce() {
 			continue
 		}
 		n.follow(e.Tracker) // a tracker created since start, or offline
-		a, err := n.Log.Announcement(e.Cursor)
-		if err == nil {
-			err = n.net.Publish(n.ctx, a)
+		if e.Seq >= newest[e.Tracker] {
+			newest[e.Tracker] = n.newestOwn(e.Tracker)
+		}
+		if e.Seq+liveTail > newest[e.Tracker] {
+			var a *topics.Announcement
+			if a, err = n.Log.Announcement(e.Cursor); err == nil {
+				err = n.net.Publish(n.ctx, a)
+			}
 		}
 		if err != nil && n.ctx.Err() == nil {
 			n.cfg.Logger.Warn("announce failed", "cursor", e.Cursor, "err", err)
@@ -410,6 +416,30 @@ func (n *Node) announce() {
 			saved = r.Cursor()
 		}
 	}
+}
+
+// liveTail is how many of an own chain's newest entries go out live, at
+// most, when the node announces a backlog (what was published while no node
+// ran, or a bulk publish): the older ones are left to its peers, which fetch
+// them by sync (batched, compressed, verified in batches) as soon as the
+// first live one shows them the gap. GossipSub keeps what a node sends for
+// its seen-cache and scoring window (two minutes): a long backlog sent live
+// would hold memory in proportion to its length, and overrun the peers'
+// queues.
+const liveTail = 256
+
+// newestOwn returns the highest seq of this node's chain on tracker t.
+func (n *Node) newestOwn(t topics.TrackerID) uint64 {
+	hs, err := n.Log.TrackerHeads(t)
+	if err != nil {
+		return 0 // every entry goes out live
+	}
+	for _, h := range hs {
+		if h.Author == n.ID.ID {
+			return h.Max
+		}
+	}
+	return 0
 }
 
 func (n *Node) markDirty(t topics.TrackerID) {
