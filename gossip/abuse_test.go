@@ -71,7 +71,7 @@ func (a *attacker) join(name string, victim *peer) *pubsub.Topic {
 	a.topics[name] = tp
 	wait.For(a.t, 10*time.Second, func() error {
 		for _, p := range tp.ListPeers() {
-			if p == victim.node.ID() {
+			if p.String() == victim.node.ID() {
 				return nil
 			}
 		}
@@ -235,7 +235,7 @@ func TestInvalidMessagesRejected(t *testing.T) {
 				if n.victim.node.Stats().Rejected == rejected {
 					return fmt.Errorf("not rejected yet")
 				}
-				if s, ok := n.victim.node.PeerScores()[a.host.ID()]; !ok || s >= 0 {
+				if s, ok := n.victim.node.PeerScores()[a.host.ID().String()]; !ok || s >= 0 {
 					return fmt.Errorf("attacker's score at the victim is %v", s)
 				}
 				return nil
@@ -308,7 +308,7 @@ func TestReplayAfterSeenCacheExpiry(t *testing.T) {
 		t.Errorf("the replay was forwarded: the observer saw %+v", got)
 	}
 	n.victim = victim
-	if s := n.victim.node.PeerScores()[a.host.ID()]; s < 0 {
+	if s := n.victim.node.PeerScores()[a.host.ID().String()]; s < 0 {
 		t.Errorf("an old but valid envelope cost its sender score: %v", s)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,7 +43,7 @@ const (
 
 // Member is what the node knows of another member.
 type Member struct {
-	ID         peer.ID
+	ID         string // node ID
 	GossipAddr string // HOST:PORT
 	State      string // alive, suspect, dead, left
 	Since      time.Time
@@ -51,7 +52,7 @@ type Member struct {
 // MemberEvent is a membership change the node noticed.
 type MemberEvent struct {
 	Time time.Time
-	ID   peer.ID
+	ID   string // node ID
 	Kind string // join, leave, death
 }
 
@@ -319,7 +320,7 @@ func (m *members) seen(node *memberlist.Node, event string) {
 	m.mu.Lock()
 	k := m.known[id]
 	if k == nil {
-		k = &Member{ID: id}
+		k = &Member{ID: id.String()}
 		m.known[id] = k
 	}
 	k.GossipAddr, k.State, k.Since = node.Address(), "alive", time.Now()
@@ -336,7 +337,7 @@ func (m *members) seen(node *memberlist.Node, event string) {
 }
 
 func (m *members) record(id peer.ID, kind string) {
-	m.events = append(m.events, MemberEvent{Time: time.Now(), ID: id, Kind: kind})
+	m.events = append(m.events, MemberEvent{Time: time.Now(), ID: id.String(), Kind: kind})
 	if len(m.events) > maxMemberEvents {
 		m.events = slices.Delete(m.events, 0, len(m.events)-maxMemberEvents)
 	}
@@ -407,16 +408,24 @@ func (m *members) maintain() {
 	for {
 		select {
 		case <-redial.C:
+			var alive []peer.ID
 			var dead []string
-			for _, mem := range m.Members() {
+			m.mu.Lock()
+			for id, k := range m.known {
 				switch {
-				case mem.State == "alive" && m.n.host.Network().Connectedness(mem.ID) != network.Connected:
+				case k.State == "alive":
+					alive = append(alive, id)
+				case k.State == "dead" && time.Since(k.Since) < reconnectFor:
+					dead = append(dead, k.GossipAddr)
+				}
+			}
+			m.mu.Unlock()
+			for _, id := range alive {
+				if m.n.host.Network().Connectedness(id) != network.Connected {
 					select {
-					case m.dial <- mem.ID:
+					case m.dial <- id:
 					default:
 					}
-				case mem.State == "dead" && time.Since(mem.Since) < reconnectFor:
-					dead = append(dead, mem.GossipAddr)
 				}
 			}
 			m.reconnect(dead)
@@ -462,7 +471,7 @@ func (m *members) Members() []Member {
 	for _, k := range m.known {
 		out = append(out, *k)
 	}
-	slices.SortFunc(out, func(a, b Member) int { return bytes.Compare([]byte(a.ID), []byte(b.ID)) })
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -30,6 +30,7 @@ import (
 var (
 	ErrClosed      = errors.New("gossip: node closed")
 	ErrTooManyJoin = errors.New("gossip: tracker limit reached")
+	ErrBadNodeID   = errors.New("gossip: not a node ID")
 )
 
 // Queue sizes, chosen rather than left at pubsub's defaults: a default
@@ -271,8 +272,8 @@ func messageID(m *pb.Message) string {
 	return string(h[:])
 }
 
-// ID returns the node's peer ID.
-func (n *Node) ID() peer.ID { return n.host.ID() }
+// ID returns the node's ID (its libp2p peer ID, in base58).
+func (n *Node) ID() string { return n.host.ID().String() }
 
 // Addrs returns the node's libp2p listen addresses, with its peer ID.
 func (n *Node) Addrs() []string {
@@ -388,19 +389,38 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 	return n.host.Connect(ctx, *ai)
 }
 
-// Peers returns the connected libp2p peers.
-func (n *Node) Peers() []peer.ID { return n.host.Network().Peers() }
+// Peers returns the node IDs of the connected libp2p peers.
+func (n *Node) Peers() []string { return nodeIDs(n.host.Network().Peers()) }
 
-// PeerScores returns each connected peer's GossipSub score, as last
-// inspected (once a second).
-func (n *Node) PeerScores() map[peer.ID]float64 {
+// PeerScores returns each connected peer's GossipSub score, by node ID, as
+// last inspected (once a second).
+func (n *Node) PeerScores() map[string]float64 {
 	n.scoreMu.Lock()
 	defer n.scoreMu.Unlock()
-	out := make(map[peer.ID]float64, len(n.scores))
+	out := make(map[string]float64, len(n.scores))
 	for p, s := range n.scores {
-		out[p] = s
+		out[p.String()] = s
 	}
 	return out
+}
+
+// nodeIDs returns the node IDs of peers: libp2p's peer IDs stay inside the
+// package.
+func nodeIDs(peers []peer.ID) []string {
+	out := make([]string, len(peers))
+	for i, p := range peers {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// decodeNodeID returns the peer ID of a node ID.
+func decodeNodeID(id string) (peer.ID, error) {
+	p, err := peer.Decode(id)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: %v", ErrBadNodeID, id, err)
+	}
+	return p, nil
 }
 
 func (n *Node) inspectScores(scores map[peer.ID]float64) {
