@@ -151,18 +151,26 @@ func (m *members) start(ctx context.Context) error {
 			join = append(join, a)
 		}
 	}
-	if len(join) > 0 && m.join(join) == 0 {
+	if len(join) == 0 {
+		return nil
+	}
+	n, err := m.join(ctx, join)
+	if err != nil {
+		return fmt.Errorf("gossip: joining members: %w", err)
+	}
+	if n == 0 {
 		m.n.cfg.Logger.Warn("could not join any member; running alone until found", "tried", len(join))
 	}
 	return nil
 }
 
 // join tries every address at once and returns once one has answered (with
-// the members it brought) or all have failed (0). memberlist's own Join
-// tries them one after the other, each for up to its TCP timeout (10 s), so
-// a list of saved peers that no longer answer held a start for minutes. The
-// attempts still under way go on in the background; shutdown waits for them.
-func (m *members) join(addrs []string) int {
+// the members it brought) or all have failed (0), or with ctx's error once
+// ctx is done. memberlist's own Join tries them one after the other, each
+// for up to its TCP timeout (10 s), so a list of saved peers that no longer
+// answer held a start for minutes. The attempts still under way go on in
+// the background (memberlist's Join takes no ctx); shutdown ends them.
+func (m *members) join(ctx context.Context, addrs []string) (int, error) {
 	results := make(chan int, len(addrs))
 	for _, a := range addrs {
 		m.wg.Add(1)
@@ -176,11 +184,16 @@ func (m *members) join(addrs []string) int {
 		}()
 	}
 	for range addrs {
-		if n := <-results; n > 0 {
-			return n
+		select {
+		case n := <-results:
+			if n > 0 {
+				return n, nil
+			}
+		case <-ctx.Done():
+			return 0, ctx.Err()
 		}
 	}
-	return 0
+	return 0, nil
 }
 
 // peerRecord returns this node's signed libp2p peer record with at most
@@ -458,7 +471,7 @@ func (m *members) reconnect(dead []string) {
 		return
 	}
 	rand.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
-	if n := m.join(dead[:min(len(dead), reconnectBatch)]); n > 0 {
+	if n, _ := m.join(m.tr.ctx, dead[:min(len(dead), reconnectBatch)]); n > 0 {
 		m.n.cfg.Logger.Info("rejoined members after a failure", "members", n)
 	}
 }

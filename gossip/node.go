@@ -80,12 +80,17 @@ type joined struct {
 
 // New starts a node: the libp2p host, GossipSub, the discovery topic, and
 // memberlist, joining cfg.Join and the peers remembered in cfg.PeersFile.
-// A failure to join is logged, not fatal: the node runs alone until peers
-// find it.
+// It blocks until one of them has answered or all have failed, or until ctx
+// is done: then it stops what it started and returns ctx's error. A failure
+// to join is logged, not fatal: the node runs alone until peers find it.
+// ctx bounds the start only; the node runs until Leave or Close.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	n := &Node{
 		cfg:      cfg,
@@ -179,6 +184,9 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if n.cfg.GossipAddr == "off" {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("gossip: %w", err)
 	}
 	n.mem = newMembers(n)
 	return n.mem.start(ctx)
