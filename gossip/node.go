@@ -153,10 +153,8 @@ func (n *Node) start(ctx context.Context) error {
 		pubsub.WithSubscriptionFilter(n.filt),
 		pubsub.WithRawTracer(tracer{c: &n.stat, mesh: n.mesh}),
 		pubsub.WithLogger(slog.New(quietHandler{n.cfg.Logger.Handler()}).With("component", "pubsub")),
+		pubsub.WithSeenMessagesTTL(n.cfg.SeenTTL),
 	)
-	if n.cfg.SeenTTL > 0 {
-		opts = append(opts, pubsub.WithSeenMessagesTTL(n.cfg.SeenTTL))
-	}
 	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, opts...)
 	if err != nil {
 		return fmt.Errorf("gossip: pubsub: %w", err)

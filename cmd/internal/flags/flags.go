@@ -157,13 +157,13 @@ type Node struct {
 // Register adds the node flags to fs.
 func (f *Node) Register(fs *flag.FlagSet) {
 	fs.Var(&f.Follow, "follow", "follow tracker `ID`, or node ID (its node tracker and every tracker it lists, now and later); kept in the dir; repeatable")
-	fs.Var(&f.Listen, "listen", "libp2p listen `MULTIADDR`, repeatable (default "+gossip.DefaultListen+"; tcp/0: ephemeral)")
-	fs.StringVar(&f.GossipAddr, "gossip-addr", gossip.DefaultGossipAddr, "memberlist `HOST:PORT` (port 0: ephemeral; off: no membership)")
+	fs.Var(&f.Listen, "listen", "libp2p listen `MULTIADDR`, repeatable (default "+gossip.DefaultConfig().Listen[0]+"; tcp/0: ephemeral)")
+	fs.StringVar(&f.GossipAddr, "gossip-addr", gossip.DefaultConfig().GossipAddr, "memberlist `HOST:PORT` (port 0: ephemeral; off: no membership)")
 	fs.Var(&f.Join, "join", "memberlist `HOST:PORT` of a member to join, repeatable")
 	fs.Var(&f.Bootstrap, "bootstrap", "libp2p `MULTIADDR` with /p2p/ID of a peer to connect to directly, besides members (with --gossip-addr off, the only peers); repeatable")
 	fs.StringVar(&f.KeyringFile, "keyring", "", "`FILE` of base64 memberlist keys (16, 24 or 32 bytes), one per line, the first encrypting; mode 0600. Only nodes with a key in common can join")
-	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultMaxTrackers, fmt.Sprintf("most tracker topics to join (at most %d: GossipSub's subscription hello must fit its 512 KiB control limit)", gossip.MaxTrackersLimit))
-	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultMaxPeers, "most libp2p connections to members")
+	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultConfig().MaxTrackers, fmt.Sprintf("most tracker topics to join (at most %d: GossipSub's subscription hello must fit its 512 KiB control limit)", gossip.MaxTrackersLimit))
+	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultConfig().MaxPeers, "most libp2p connections to members")
 	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", 5*time.Minute, "how often own trackers' discovery records are re-announced")
 	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", time.Minute, "how often followed chains are compared with a random peer's, to repair what was missed")
 	fs.Int64Var(&f.MinFree, "min-free", 256, "`MiB` to leave free on the data dir's disk: below it the node stores nothing (live, synced or published) and says so, but goes on serving; 0: no check")
