@@ -205,7 +205,7 @@ func (n *Node) start(ctx context.Context) error {
 	if n.cfg.HTTP != nil {
 		c := *n.cfg.HTTP
 		c.Logger = n.cfg.Logger.With("component", "http")
-		if n.http, err = httpapi.Start(c, api{n}); err != nil {
+		if n.http, err = httpapi.New(c, api{n}); err != nil {
 			return err
 		}
 	}

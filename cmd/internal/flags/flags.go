@@ -174,7 +174,7 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.NATSToken, "nats-token", "", "`TOKEN` every NATS client must present; token holders may publish through the node (prefer TTN_NATS_TOKEN or the config file: a flag shows in ps)")
 	fs.StringVar(&f.NATSConfig, "nats-config", "", "nats-server configuration `FILE` (mode 0600): users and permissions, leafnode remotes, limits")
 	fs.Var(&f.NATSLeaf, "nats-leaf", "`URL` of a NATS cluster to join as a leafnode (nats://[user:pass@]HOST:PORT), repeatable")
-	fs.StringVar(&f.HTTP, "http", httpapi.DefaultAddr, "HTTP API, live feed and metrics: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
+	fs.StringVar(&f.HTTP, "http", httpapi.DefaultConfig().Addr, "HTTP API, live feed and metrics: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", time.Second, "GossipSub heartbeat (advanced)")
 	fs.DurationVar(&f.ProbeInterval, "probe-interval", time.Second, "memberlist failure-detection interval (advanced)")
 }
