@@ -198,7 +198,7 @@ func (n *Node) start(ctx context.Context) error {
 	if n.cfg.NATS != nil {
 		c := *n.cfg.NATS
 		c.Logger = n.cfg.Logger.With("component", "nats")
-		if n.nats, err = natsapi.Start(c, api{n}); err != nil {
+		if n.nats, err = natsapi.New(ctx, c, api{n}); err != nil {
 			return err
 		}
 	}

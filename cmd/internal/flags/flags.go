@@ -170,7 +170,7 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.QuotaAuthor, "quota-author", 1024, "`MiB` of announcements kept per author, all its trackers together; past it more are ignored; 0: no quota")
 	fs.Int64Var(&f.QuotaTracker, "quota-tracker", 512, "`MiB` of announcements kept per tracker; past it more are ignored; 0: no quota")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error (messages go to stderr)")
-	fs.StringVar(&f.NATS, "nats", natsapi.DefaultAddr, "embedded NATS server for plugins: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
+	fs.StringVar(&f.NATS, "nats", natsapi.DefaultConfig().Addr, "embedded NATS server for plugins: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
 	fs.StringVar(&f.NATSToken, "nats-token", "", "`TOKEN` every NATS client must present; token holders may publish through the node (prefer TTN_NATS_TOKEN or the config file: a flag shows in ps)")
 	fs.StringVar(&f.NATSConfig, "nats-config", "", "nats-server configuration `FILE` (mode 0600): users and permissions, leafnode remotes, limits")
 	fs.Var(&f.NATSLeaf, "nats-leaf", "`URL` of a NATS cluster to join as a leafnode (nats://[user:pass@]HOST:PORT), repeatable")
