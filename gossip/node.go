@@ -390,9 +390,12 @@ func (n *Node) Publish(ctx context.Context, a *topics.Announcement) error {
 func (n *Node) Connect(ctx context.Context, addr string) error {
 	ai, err := peer.AddrInfoFromString(addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("gossip: connect %q: %w", addr, err)
 	}
-	return n.host.Connect(ctx, *ai)
+	if err := n.host.Connect(ctx, *ai); err != nil {
+		return fmt.Errorf("gossip: connect %s: %w", ai.ID, err)
+	}
+	return nil
 }
 
 // Peers returns the node IDs of the connected libp2p peers.
