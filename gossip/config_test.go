@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/topics"
 )
 

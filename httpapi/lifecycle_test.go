@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thingtracker/ttn/internal/wait"
+	"go.uber.org/goleak"
 
 	"github.com/thingtracker/ttn/httpapi"
-	"go.uber.org/goleak"
+	"github.com/thingtracker/ttn/internal/wait"
 )
 
 // blocking is a Backend whose /healthz answer waits to be released (or for

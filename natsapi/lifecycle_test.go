@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thingtracker/ttn/internal/wait"
-
 	"github.com/nats-io/nats.go"
-	"github.com/thingtracker/ttn/natsapi"
 	"go.uber.org/goleak"
+
+	"github.com/thingtracker/ttn/internal/wait"
+	"github.com/thingtracker/ttn/natsapi"
 )
 
 // blocking is a Backend whose status answer waits to be released (or for
