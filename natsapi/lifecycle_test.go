@@ -44,6 +44,17 @@ func (b *blocking) Status(ctx context.Context) (any, error) {
 	}
 }
 
+// waitEntered waits until a status request is being answered; it fails t
+// if the request ended before.
+func (b *blocking) waitEntered(t *testing.T, answer <-chan error) {
+	t.Helper()
+	select {
+	case <-b.entered:
+	case err := <-answer:
+		t.Fatalf("the status request ended (%v) before it reached the backend", err)
+	}
+}
+
 // serve starts a server on an ephemeral loopback port.
 func serve(t *testing.T, b natsapi.Backend) *natsapi.Server {
 	t.Helper()
@@ -99,7 +110,7 @@ func TestCloseIsHardAndSafeTwice(t *testing.T) {
 	s := serve(t, b)
 	addr := s.Addr()
 	answer := askStatus(t, s)
-	<-b.entered
+	b.waitEntered(t, answer)
 	for range 2 {
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
@@ -121,7 +132,7 @@ func TestLeaveIsGraceful(t *testing.T) {
 	b := newBlocking()
 	s := serve(t, b)
 	answer := askStatus(t, s)
-	<-b.entered
+	b.waitEntered(t, answer)
 	probe, err := nats.Connect("nats://"+s.Addr(), nats.NoReconnect())
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +171,7 @@ func TestLeaveHonoursContext(t *testing.T) {
 	b := newBlocking()
 	s := serve(t, b)
 	answer := askStatus(t, s)
-	<-b.entered
+	b.waitEntered(t, answer)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := s.Leave(ctx); !errors.Is(err, context.DeadlineExceeded) {

@@ -127,6 +127,14 @@ func New(ctx context.Context, cfg Config, b Backend) (*Server, error) {
 	if err := s.serveAPI(); err != nil {
 		return fail(err)
 	}
+	// The API's subscriptions are in place when New returns. (nats.go
+	// wants a deadline for a flush.)
+	fctx, cancel := context.WithTimeout(ctx, startTimeout)
+	err = s.nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("natsapi: %w", err))
+	}
 	p, err := dialPublisher(ns, creds)
 	if err != nil {
 		return fail(err)
