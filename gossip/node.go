@@ -471,14 +471,19 @@ func (n *Node) Stats() Stats {
 	return s
 }
 
-// Leave tells the other members this node is leaving, then closes it.
+// Leave tells the other members this node is leaving and gives the notice
+// time to spread, until ctx is done (five seconds at most when ctx has no
+// deadline), then closes the node as Close does. It returns ctx's error if
+// ctx ended the wait. After Close it does nothing.
 func (n *Node) Leave(ctx context.Context) error {
 	n.mu.Lock()
 	closed := n.closed
 	n.mu.Unlock()
 	var err error
 	if n.mem != nil && !closed {
-		err = n.mem.leave(ctx)
+		if err = n.mem.leave(ctx); err != nil {
+			err = fmt.Errorf("gossip: leave: %w", err)
+		}
 	}
 	return errors.Join(err, n.Close())
 }
