@@ -160,7 +160,7 @@ func benchFanOut(b *testing.B, subscribe func(addr string, c *counter)) {
 		}
 		log.entries[i] = topics.NewEntry(uint64(i+1), a)
 	}
-	srv, err := natsapi.Start(natsapi.Config{Addr: "127.0.0.1:0"}, log)
+	srv, err := natsapi.New(context.Background(), natsapi.Config{Addr: "127.0.0.1:0"}, log)
 	if err != nil {
 		b.Fatal(err)
 	}

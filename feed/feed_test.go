@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -535,5 +536,21 @@ func TestTrackersAfter(t *testing.T) {
 		if got[i].ID != all[i].ID {
 			t.Fatalf("tracker %d: %s, want %s", i, got[i].ID, all[i].ID)
 		}
+	}
+}
+
+// TestNotFound: a lookup of what is not stored fails with ErrNotFound,
+// which is also the query APIs' topics.ErrNotFound, and says so once.
+func TestNotFound(t *testing.T) {
+	l := openMem(t, vfs.NewMem(), Config{})
+	_, err := l.Thing(newAuthor(t, 1).tracker("t"), "nothing")
+	if !errors.Is(err, ErrNotFound) || !errors.Is(err, topics.ErrNotFound) {
+		t.Fatalf("Thing of an unknown tracker: %v, want ErrNotFound and topics.ErrNotFound", err)
+	}
+	if !strings.HasPrefix(err.Error(), "feed: not found") {
+		t.Errorf("message %q, want it to start %q", err, "feed: not found")
+	}
+	if errors.Is(errors.New("feed: not found"), ErrNotFound) {
+		t.Error("another error with the same message is ErrNotFound")
 	}
 }

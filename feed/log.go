@@ -20,13 +20,20 @@ import (
 
 // Errors.
 var (
-	ErrClosed   = errors.New("feed: log closed")
-	ErrNotFound = fmt.Errorf("feed: %w", topics.ErrNotFound)
-	ErrNotOwner = errors.New("feed: author does not own the tracker")
+	ErrClosed         = errors.New("feed: log closed")
+	ErrNotFound error = notFound{} // it is a topics.ErrNotFound too
+	ErrNotOwner       = errors.New("feed: author does not own the tracker")
 	// ErrDiskFull: the disk has less free space than Config.MinFree;
 	// nothing was stored. Reads go on.
 	ErrDiskFull = errors.New("feed: disk nearly full")
 )
+
+// notFound is ErrNotFound: "feed: not found", which errors.Is also takes
+// for topics.ErrNotFound, the query APIs' not found.
+type notFound struct{}
+
+func (notFound) Error() string        { return "feed: not found" }
+func (notFound) Is(target error) bool { return target == topics.ErrNotFound }
 
 // Config configures a Log. The zero value of each field means its default.
 type Config struct {

@@ -71,7 +71,7 @@ func (a *attacker) join(name string, victim *peer) *pubsub.Topic {
 	a.topics[name] = tp
 	wait.For(a.t, 10*time.Second, func() error {
 		for _, p := range tp.ListPeers() {
-			if p == victim.node.ID() {
+			if p.String() == victim.node.ID() {
 				return nil
 			}
 		}
@@ -306,7 +306,7 @@ func TestReplayAfterSeenCacheExpiry(t *testing.T) {
 		t.Errorf("the replay was forwarded: the observer saw %+v", got)
 	}
 	n.victim = victim
-	if s := n.victim.node.PeerScores()[a.host.ID()]; s < 0 {
+	if s := n.victim.node.PeerScores()[a.host.ID().String()]; s < 0 {
 		t.Errorf("an old but valid envelope cost its sender score: %v", s)
 	}
 }
@@ -576,7 +576,7 @@ func TestInvalidDiscoveryRejected(t *testing.T) {
 // graylisted says why a's score at the victim is not yet below the graylist
 // threshold, where GossipSub ignores every RPC of the peer.
 func graylisted(victim *peer, a *attacker) error {
-	s, ok := victim.node.PeerScores()[a.host.ID()]
+	s, ok := victim.node.PeerScores()[a.host.ID().String()]
 	if !ok || s >= gossip.GraylistThreshold {
 		return fmt.Errorf("attacker's score at the victim is %v (known %v), not below the graylist (%v)", s, ok, gossip.GraylistThreshold)
 	}

@@ -27,8 +27,8 @@ type Store interface {
 	Append(ctx context.Context, a *topics.Announcement) (topics.Outcome, error)
 }
 
-// Config configures a Node. The zero value of each field means its default,
-// except Key and Store, which are required.
+// Config configures a Node. The zero value of each field means its default
+// (see DefaultConfig), except Key and Store, which are required.
 type Config struct {
 	// Key is the node's identity: its libp2p key and the name it has in
 	// memberlist. Required; Ed25519.
@@ -36,7 +36,7 @@ type Config struct {
 	// Store keeps what the node accepts. Required.
 	Store Store
 	// History, if set, serves the sync protocol and lets the node fetch
-	// history from its peers.
+	// history from its peers. Nil means no sync.
 	History History
 	// Logger receives the node's messages, and memberlist's. Nil discards.
 	Logger *slog.Logger
@@ -48,7 +48,8 @@ type Config struct {
 	// port 0 means an ephemeral port; "off" disables membership (the node
 	// then connects only to Bootstrap peers).
 	GossipAddr string
-	// Join are memberlist HOST:PORT addresses to join at start.
+	// Join are memberlist HOST:PORT addresses to join at start. Empty means
+	// none.
 	Join []string
 	// Keyring holds memberlist encryption keys (16, 24 or 32 bytes each;
 	// the first is used to encrypt). Empty means no encryption: anyone who
@@ -58,17 +59,17 @@ type Config struct {
 	// after a restart. Empty means none are kept.
 	PeersFile string
 	// Bootstrap are libp2p peers (multiaddrs with /p2p/ID) to connect to
-	// directly, besides members.
+	// directly, besides members. Empty means none.
 	Bootstrap []string
 
 	// MaxPeers bounds the libp2p connections the node dials to members.
 	// Zero means 64.
 	MaxPeers int
 	// MaxTrackers bounds the tracker topics the node joins. Zero means
-	// DefaultMaxTrackers; at most MaxTrackersLimit.
+	// 10,000; at most MaxTrackersLimit.
 	MaxTrackers int
 	// MaxPeerTopics bounds the topics one remote peer may subscribe to.
-	// Zero means DefaultMaxTrackers + 1.
+	// Zero means MaxTrackers + 1.
 	MaxPeerTopics int
 
 	// AuthorRate and AuthorBurst are each author's budget of announcements
@@ -77,16 +78,18 @@ type Config struct {
 	// ignored: not stored, not forwarded. Zero means 100 and 2000.
 	AuthorRate  float64
 	AuthorBurst int
-	// SeenTTL is how long GossipSub remembers a message ID. Zero means its
-	// default, two minutes. Tests shrink it.
+	// SeenTTL is how long GossipSub remembers a message ID. Zero means two
+	// minutes, GossipSub's own default. Tests shrink it.
 	SeenTTL time.Duration
 
 	// OnProgress, if set, is told how a fetch is going after each batch
-	// stored (on the fetching goroutine; it must not block).
+	// stored (on the fetching goroutine; it must not block). Nil means
+	// nobody is told.
 	OnProgress func(topics.TrackerID, FetchResult)
 
 	// OnDiscovery, if set, is called (on its own goroutine, one call at a
 	// time) with every valid discovery record accepted from the network.
+	// Nil means they are only counted.
 	OnDiscovery func(topics.Discovery)
 
 	// Heartbeat is GossipSub's heartbeat. Zero means one second. Tests
@@ -101,22 +104,36 @@ type Config struct {
 	allowHugeHello bool // the topic-scale benchmark goes past MaxTrackersLimit
 }
 
-// Defaults.
-const (
-	DefaultListen      = "/ip4/0.0.0.0/tcp/7601"
-	DefaultGossipAddr  = "0.0.0.0:7946"
-	DefaultMaxPeers    = 64
-	DefaultMaxTrackers = 10000
-	// MaxTrackersLimit: GossipSub sends all of a node's subscriptions in one
-	// hello RPC, and pubsub counts subscriptions against its 512 KiB
-	// control-message limit (not only its 1 MiB message limit): at about 44
-	// bytes a tracker topic, a hello past 11,900 topics is dropped by every
-	// peer, silently (measured: BenchmarkTopicScale greets a peer at 10,000
-	// topics and never at 12,000). The limit leaves a 15% margin.
-	MaxTrackersLimit = 10000
-)
+// MaxTrackersLimit bounds Config.MaxTrackers. GossipSub sends all of a
+// node's subscriptions in one hello RPC, and pubsub counts subscriptions
+// against its 512 KiB control-message limit (not only its 1 MiB message
+// limit): at about 44 bytes a tracker topic, a hello past 11,900 topics is
+// dropped by every peer, silently (measured: BenchmarkTopicScale greets a
+// peer at 10,000 topics and never at 12,000). The limit leaves a 15% margin.
+const MaxTrackersLimit = 10000
 
+// DefaultConfig returns the configuration with every default filled in.
+// Key and Store, which have none, are left for the caller.
+func DefaultConfig() Config {
+	return Config{
+		Logger:        slog.New(slog.DiscardHandler),
+		Listen:        []string{"/ip4/0.0.0.0/tcp/7601"}, // every interface
+		GossipAddr:    "0.0.0.0:7946",                    // memberlist's usual port
+		MaxPeers:      64,                                // connections dialled to members
+		MaxTrackers:   MaxTrackersLimit,                  // as many topics as a hello can carry
+		MaxPeerTopics: MaxTrackersLimit + 1,              // a peer's trackers and the discovery topic
+		AuthorRate:    100,                               // announcements per second per author, sustained
+		AuthorBurst:   2000,                              // and at once: a publisher's backlog
+		SeenTTL:       2 * time.Minute,                   // GossipSub's default
+		Heartbeat:     time.Second,                       // GossipSub's default
+		ProbeInterval: time.Second,                       // memberlist's LAN default
+		Now:           time.Now,
+	}
+}
+
+// withDefaults fills in the defaults and reports every problem at once.
 func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
 	var errs []error
 	if c.Key == nil {
 		errs = append(errs, errors.New("gossip: Config.Key is required"))
@@ -127,10 +144,10 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("gossip: Config.Store is required"))
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = d.Logger
 	}
 	if len(c.Listen) == 0 {
-		c.Listen = []string{DefaultListen}
+		c.Listen = d.Listen
 	}
 	for _, a := range c.Listen {
 		if _, err := ma.NewMultiaddr(a); err != nil {
@@ -138,7 +155,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.GossipAddr == "" {
-		c.GossipAddr = DefaultGossipAddr
+		c.GossipAddr = d.GossipAddr
 	}
 	if c.GossipAddr != "off" {
 		if _, _, err := splitHostPort(c.GossipAddr); err != nil {
@@ -156,10 +173,10 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.MaxPeers == 0 {
-		c.MaxPeers = DefaultMaxPeers
+		c.MaxPeers = d.MaxPeers
 	}
 	if c.MaxTrackers == 0 {
-		c.MaxTrackers = DefaultMaxTrackers
+		c.MaxTrackers = d.MaxTrackers
 	}
 	if c.MaxPeerTopics == 0 {
 		c.MaxPeerTopics = c.MaxTrackers + 1
@@ -171,22 +188,28 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("gossip: MaxPeers, MaxTrackers and MaxPeerTopics must be positive"))
 	}
 	if c.AuthorRate == 0 {
-		c.AuthorRate = 100
+		c.AuthorRate = d.AuthorRate
 	}
 	if c.AuthorBurst == 0 {
-		c.AuthorBurst = 2000
+		c.AuthorBurst = d.AuthorBurst
 	}
 	if c.AuthorRate < 0 || c.AuthorBurst < 0 {
 		errs = append(errs, errors.New("gossip: AuthorRate and AuthorBurst must not be negative"))
 	}
+	if c.SeenTTL == 0 {
+		c.SeenTTL = d.SeenTTL
+	}
 	if c.Heartbeat == 0 {
-		c.Heartbeat = time.Second
+		c.Heartbeat = d.Heartbeat
 	}
 	if c.ProbeInterval == 0 {
-		c.ProbeInterval = time.Second
+		c.ProbeInterval = d.ProbeInterval
+	}
+	if c.SeenTTL < 0 || c.Heartbeat < 0 || c.ProbeInterval < 0 {
+		errs = append(errs, errors.New("gossip: SeenTTL, Heartbeat and ProbeInterval must not be negative"))
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = d.Now
 	}
 	return c, errors.Join(errs...)
 }

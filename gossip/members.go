@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,7 +43,7 @@ const (
 
 // Member is what the node knows of another member.
 type Member struct {
-	ID         peer.ID
+	ID         string // node ID
 	GossipAddr string // HOST:PORT
 	State      string // alive, suspect, dead, left
 	Since      time.Time
@@ -51,7 +52,7 @@ type Member struct {
 // MemberEvent is a membership change the node noticed.
 type MemberEvent struct {
 	Time time.Time
-	ID   peer.ID
+	ID   string // node ID
 	Kind string // join, leave, death
 }
 
@@ -150,18 +151,26 @@ func (m *members) start(ctx context.Context) error {
 			join = append(join, a)
 		}
 	}
-	if len(join) > 0 && m.join(join) == 0 {
+	if len(join) == 0 {
+		return nil
+	}
+	n, err := m.join(ctx, join)
+	if err != nil {
+		return fmt.Errorf("gossip: joining members: %w", err)
+	}
+	if n == 0 {
 		m.n.cfg.Logger.Warn("could not join any member; running alone until found", "tried", len(join))
 	}
 	return nil
 }
 
 // join tries every address at once and returns once one has answered (with
-// the members it brought) or all have failed (0). memberlist's own Join
-// tries them one after the other, each for up to its TCP timeout (10 s), so
-// a list of saved peers that no longer answer held a start for minutes. The
-// attempts still under way go on in the background; shutdown waits for them.
-func (m *members) join(addrs []string) int {
+// the members it brought) or all have failed (0), or with ctx's error once
+// ctx is done. memberlist's own Join tries them one after the other, each
+// for up to its TCP timeout (10 s), so a list of saved peers that no longer
+// answer held a start for minutes. The attempts still under way go on in
+// the background (memberlist's Join takes no ctx); shutdown ends them.
+func (m *members) join(ctx context.Context, addrs []string) (int, error) {
 	results := make(chan int, len(addrs))
 	for _, a := range addrs {
 		m.wg.Add(1)
@@ -175,11 +184,16 @@ func (m *members) join(addrs []string) int {
 		}()
 	}
 	for range addrs {
-		if n := <-results; n > 0 {
-			return n
+		select {
+		case n := <-results:
+			if n > 0 {
+				return n, nil
+			}
+		case <-ctx.Done():
+			return 0, ctx.Err()
 		}
 	}
-	return 0
+	return 0, nil
 }
 
 // peerRecord returns this node's signed libp2p peer record with at most
@@ -319,7 +333,7 @@ func (m *members) seen(node *memberlist.Node, event string) {
 	m.mu.Lock()
 	k := m.known[id]
 	if k == nil {
-		k = &Member{ID: id}
+		k = &Member{ID: id.String()}
 		m.known[id] = k
 	}
 	k.GossipAddr, k.State, k.Since = node.Address(), "alive", time.Now()
@@ -336,7 +350,7 @@ func (m *members) seen(node *memberlist.Node, event string) {
 }
 
 func (m *members) record(id peer.ID, kind string) {
-	m.events = append(m.events, MemberEvent{Time: time.Now(), ID: id, Kind: kind})
+	m.events = append(m.events, MemberEvent{Time: time.Now(), ID: id.String(), Kind: kind})
 	if len(m.events) > maxMemberEvents {
 		m.events = slices.Delete(m.events, 0, len(m.events)-maxMemberEvents)
 	}
@@ -407,16 +421,24 @@ func (m *members) maintain() {
 	for {
 		select {
 		case <-redial.C:
+			var alive []peer.ID
 			var dead []string
-			for _, mem := range m.Members() {
+			m.mu.Lock()
+			for id, k := range m.known {
 				switch {
-				case mem.State == "alive" && m.n.host.Network().Connectedness(mem.ID) != network.Connected:
+				case k.State == "alive":
+					alive = append(alive, id)
+				case k.State == "dead" && time.Since(k.Since) < reconnectFor:
+					dead = append(dead, k.GossipAddr)
+				}
+			}
+			m.mu.Unlock()
+			for _, id := range alive {
+				if m.n.host.Network().Connectedness(id) != network.Connected {
 					select {
-					case m.dial <- mem.ID:
+					case m.dial <- id:
 					default:
 					}
-				case mem.State == "dead" && time.Since(mem.Since) < reconnectFor:
-					dead = append(dead, mem.GossipAddr)
 				}
 			}
 			m.reconnect(dead)
@@ -449,7 +471,7 @@ func (m *members) reconnect(dead []string) {
 		return
 	}
 	rand.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
-	if n := m.join(dead[:min(len(dead), reconnectBatch)]); n > 0 {
+	if n, _ := m.join(m.tr.ctx, dead[:min(len(dead), reconnectBatch)]); n > 0 {
 		m.n.cfg.Logger.Info("rejoined members after a failure", "members", n)
 	}
 }
@@ -462,7 +484,7 @@ func (m *members) Members() []Member {
 	for _, k := range m.known {
 		out = append(out, *k)
 	}
-	slices.SortFunc(out, func(a, b Member) int { return bytes.Compare([]byte(a.ID), []byte(b.ID)) })
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

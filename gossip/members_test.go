@@ -3,6 +3,7 @@ package gossip_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/topics"
 )
 
 // TestRejoinAfterRestart: a node remembers its members and rejoins them
@@ -234,5 +236,74 @@ func TestGossipPortInUse(t *testing.T) {
 		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: a.node.GossipAddr()})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("a node on a taken gossip port: %v", err)
+	}
+}
+
+// TestNewHonoursContext: New, held by joins that never answer, gives up
+// when its ctx is done, with ctx's error and nothing left running; a ctx
+// done before New is refused at once.
+func TestNewHonoursContext(t *testing.T) {
+	checkLeaks(t)
+	addr, close := tarpit(t)
+	defer close()
+	l := openLog(t)
+	defer l.Close()
+	cfg := gossip.Config{Key: newKey(t), Store: store{l}, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+		GossipAddr: "127.0.0.1:0", Join: []string{addr}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	n, err := gossip.New(ctx, cfg)
+	if err == nil {
+		n.Close()
+		t.Fatal("New returned a node after its ctx was done")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("New: %v, want context.DeadlineExceeded", err)
+	}
+	// The join alone would hold New for memberlist's 10 s TCP timeout.
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("New took %v", took)
+	}
+
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n, err := gossip.New(done, cfg); !errors.Is(err, context.Canceled) {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("New with a cancelled ctx: %v, want context.Canceled", err)
+	}
+}
+
+// TestLeaveHonoursContext: Leave with a ctx already done returns its error
+// at once and still closes the node; Close after it, and again, is harmless.
+func TestLeaveHonoursContext(t *testing.T) {
+	checkLeaks(t)
+	a := start(t, nil, nil)
+	b := start(t, []string{a.node.GossipAddr()}, nil)
+	wait.For(t, 10*time.Second, func() error {
+		if len(b.node.Members()) != 1 {
+			return fmt.Errorf("b has %d members", len(b.node.Members()))
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	began := time.Now()
+	if err := b.node.Leave(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Leave with a cancelled ctx: %v, want context.Canceled", err)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Fatalf("Leave with a cancelled ctx took %v", took)
+	}
+	if err := b.node.Follow(topics.TrackerID{1}); !errors.Is(err, gossip.ErrClosed) {
+		t.Fatalf("Follow after Leave: %v, want ErrClosed", err)
+	}
+	for range 2 {
+		if err := b.node.Close(); err != nil {
+			t.Fatalf("Close after Leave: %v", err)
+		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 var (
 	ErrClosed      = errors.New("gossip: node closed")
 	ErrTooManyJoin = errors.New("gossip: tracker limit reached")
+	ErrBadNodeID   = errors.New("gossip: not a node ID")
 )
 
 // Queue sizes, chosen rather than left at pubsub's defaults: a default
@@ -79,12 +80,17 @@ type joined struct {
 
 // New starts a node: the libp2p host, GossipSub, the discovery topic, and
 // memberlist, joining cfg.Join and the peers remembered in cfg.PeersFile.
-// A failure to join is logged, not fatal: the node runs alone until peers
-// find it.
+// It blocks until one of them has answered or all have failed, or until ctx
+// is done: then it stops what it started and returns ctx's error. A failure
+// to join is logged, not fatal: the node runs alone until peers find it.
+// ctx bounds the start only; the node runs until Leave or Close.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	n := &Node{
 		cfg:      cfg,
@@ -147,10 +153,8 @@ func (n *Node) start(ctx context.Context) error {
 		pubsub.WithSubscriptionFilter(n.filt),
 		pubsub.WithRawTracer(tracer{c: &n.stat, mesh: n.mesh}),
 		pubsub.WithLogger(slog.New(quietHandler{n.cfg.Logger.Handler()}).With("component", "pubsub")),
+		pubsub.WithSeenMessagesTTL(n.cfg.SeenTTL),
 	)
-	if n.cfg.SeenTTL > 0 {
-		opts = append(opts, pubsub.WithSeenMessagesTTL(n.cfg.SeenTTL))
-	}
 	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, opts...)
 	if err != nil {
 		return fmt.Errorf("gossip: pubsub: %w", err)
@@ -178,6 +182,9 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if n.cfg.GossipAddr == "off" {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("gossip: %w", err)
 	}
 	n.mem = newMembers(n)
 	return n.mem.start(ctx)
@@ -271,8 +278,8 @@ func messageID(m *pb.Message) string {
 	return string(h[:])
 }
 
-// ID returns the node's peer ID.
-func (n *Node) ID() peer.ID { return n.host.ID() }
+// ID returns the node's ID (its libp2p peer ID, in base58).
+func (n *Node) ID() string { return n.host.ID().String() }
 
 // Addrs returns the node's libp2p listen addresses, with its peer ID.
 func (n *Node) Addrs() []string {
@@ -383,24 +390,46 @@ func (n *Node) Publish(ctx context.Context, a *topics.Announcement) error {
 func (n *Node) Connect(ctx context.Context, addr string) error {
 	ai, err := peer.AddrInfoFromString(addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("gossip: connect %q: %w", addr, err)
 	}
-	return n.host.Connect(ctx, *ai)
+	if err := n.host.Connect(ctx, *ai); err != nil {
+		return fmt.Errorf("gossip: connect %s: %w", ai.ID, err)
+	}
+	return nil
 }
 
-// Peers returns the connected libp2p peers.
-func (n *Node) Peers() []peer.ID { return n.host.Network().Peers() }
+// Peers returns the node IDs of the connected libp2p peers.
+func (n *Node) Peers() []string { return nodeIDs(n.host.Network().Peers()) }
 
-// PeerScores returns each connected peer's GossipSub score, as last
-// inspected (once a second).
-func (n *Node) PeerScores() map[peer.ID]float64 {
+// PeerScores returns each connected peer's GossipSub score, by node ID, as
+// last inspected (once a second).
+func (n *Node) PeerScores() map[string]float64 {
 	n.scoreMu.Lock()
 	defer n.scoreMu.Unlock()
-	out := make(map[peer.ID]float64, len(n.scores))
+	out := make(map[string]float64, len(n.scores))
 	for p, s := range n.scores {
-		out[p] = s
+		out[p.String()] = s
 	}
 	return out
+}
+
+// nodeIDs returns the node IDs of peers: libp2p's peer IDs stay inside the
+// package.
+func nodeIDs(peers []peer.ID) []string {
+	out := make([]string, len(peers))
+	for i, p := range peers {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// decodeNodeID returns the peer ID of a node ID.
+func decodeNodeID(id string) (peer.ID, error) {
+	p, err := peer.Decode(id)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: %v", ErrBadNodeID, id, err)
+	}
+	return p, nil
 }
 
 func (n *Node) inspectScores(scores map[peer.ID]float64) {
@@ -442,14 +471,19 @@ func (n *Node) Stats() Stats {
 	return s
 }
 
-// Leave tells the other members this node is leaving, then closes it.
+// Leave tells the other members this node is leaving and gives the notice
+// time to spread, until ctx is done (five seconds at most when ctx has no
+// deadline), then closes the node as Close does. It returns ctx's error if
+// ctx ended the wait. After Close it does nothing.
 func (n *Node) Leave(ctx context.Context) error {
 	n.mu.Lock()
 	closed := n.closed
 	n.mu.Unlock()
 	var err error
 	if n.mem != nil && !closed {
-		err = n.mem.leave(ctx)
+		if err = n.mem.leave(ctx); err != nil {
+			err = fmt.Errorf("gossip: leave: %w", err)
+		}
 	}
 	return errors.Join(err, n.Close())
 }

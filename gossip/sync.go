@@ -250,8 +250,13 @@ func (s *syncer) serveFetch(st network.Stream, w *bufio.Writer, p peer.ID, req *
 	return err
 }
 
-// Inventory returns the heads peer p holds, of trackers (all when empty).
-func (n *Node) Inventory(ctx context.Context, p peer.ID, trackers []topics.TrackerID) ([]WireHead, error) {
+// Inventory returns the heads the node with ID node holds, of trackers (all
+// when empty).
+func (n *Node) Inventory(ctx context.Context, node string, trackers []topics.TrackerID) ([]WireHead, error) {
+	p, err := decodeNodeID(node)
+	if err != nil {
+		return nil, err
+	}
 	var out []WireHead
 	after := ""
 	for range maxInventoryPages {
@@ -285,12 +290,21 @@ func (n *Node) ask(ctx context.Context, p peer.ID, req *syncMsg) (*syncMsg, erro
 	return readJSON(bufio.NewReader(st), "heads")
 }
 
-// Fetch asks peer p for what it holds of tracker beyond this node's chains,
-// validates every envelope as a live one (but for the clock) and stores
-// them (see ReadFetch). A peer that sends an invalid or unrequested envelope
-// is dropped and penalised; what it sent before stays stored. An
-// interrupted fetch keeps what arrived: the next one asks from there.
-func (n *Node) Fetch(ctx context.Context, p peer.ID, tracker topics.TrackerID) (FetchResult, error) {
+// Fetch asks the node with ID node for what it holds of tracker beyond this
+// node's chains, validates every envelope as a live one (but for the clock)
+// and stores them (see ReadFetch). A peer that sends an invalid or
+// unrequested envelope is dropped and penalised; what it sent before stays
+// stored. An interrupted fetch keeps what arrived: the next one asks from
+// there.
+func (n *Node) Fetch(ctx context.Context, node string, tracker topics.TrackerID) (FetchResult, error) {
+	p, err := decodeNodeID(node)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	return n.fetch(ctx, p, tracker)
+}
+
+func (n *Node) fetch(ctx context.Context, p peer.ID, tracker topics.TrackerID) (FetchResult, error) {
 	if n.sync == nil {
 		return FetchResult{}, errors.New("gossip: no history to sync")
 	}
@@ -372,7 +386,7 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 		if ctx.Err() != nil {
 			break
 		}
-		r, err := n.Fetch(ctx, p, t)
+		r, err := n.fetch(ctx, p, t)
 		total.Received += r.Received
 		total.Stored += r.Stored
 		total.Forks += r.Forks

@@ -103,7 +103,7 @@ func topicScale(b *testing.B, count int) {
 		start := time.Now()
 		last := topics.TrackerTopic(trackerN(count - 1))
 		for time.Since(start) < deadline {
-			if slices.Contains(main.ps.ListPeers(last), n.ID()) {
+			if slices.Contains(main.ps.ListPeers(last), n.host.ID()) {
 				return time.Since(start), true
 			}
 			time.Sleep(5 * time.Millisecond)

@@ -18,12 +18,9 @@ import (
 	"github.com/thingtracker/ttn/topics"
 )
 
-// DefaultAddr is where the server listens unless told otherwise.
-const DefaultAddr = "127.0.0.1:7070"
-
 // ErrTooLarge is what a Backend returns, wrapped, for an answer over the
 // bounds of one request.
-var ErrTooLarge = errors.New("too large")
+var ErrTooLarge = errors.New("httpapi: too large")
 
 // Backend is what the API needs of the node. Its methods may be called
 // concurrently.
@@ -55,26 +52,39 @@ type Backend interface {
 }
 
 // Config configures the server. The zero value of each field means its
-// default.
+// default (see DefaultConfig).
 type Config struct {
-	// Addr is the HOST:PORT to listen on. Empty means DefaultAddr, "0" an
-	// ephemeral port on 127.0.0.1, port 0 an ephemeral port.
+	// Addr is the HOST:PORT to listen on. Empty means 127.0.0.1:7070, "0"
+	// an ephemeral port on 127.0.0.1, port 0 an ephemeral port.
 	Addr string
 	// Logger receives the server's messages. Nil discards them.
 	Logger *slog.Logger
-	// MaxFeeds bounds the /v1/feed clients served at once: 64 when zero.
+	// MaxFeeds bounds the /v1/feed clients served at once. Zero means 64.
 	MaxFeeds int
 	// KeepAlive is how long a feed may stay silent before a comment goes
-	// out (15 s when zero); WriteTimeout how long a feed client may go
-	// without reading before it is dropped (30 s when zero).
+	// out (zero means 15 s); WriteTimeout how long a feed client may go
+	// without reading before it is dropped (zero means 30 s).
 	KeepAlive, WriteTimeout time.Duration
 }
 
+// DefaultConfig returns the configuration with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		Addr:         "127.0.0.1:7070", // loopback: put a proxy in front to publish it
+		Logger:       slog.New(slog.DiscardHandler),
+		MaxFeeds:     64,               // SSE clients at once, a goroutine and a batch each
+		KeepAlive:    15 * time.Second, // under the usual proxy idle timeouts (30–60 s)
+		WriteTimeout: 30 * time.Second, // a feed client that stops reading is dropped
+	}
+}
+
+// withDefaults fills in the defaults and reports every problem at once.
 func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
 	var errs []error
 	switch c.Addr {
 	case "":
-		c.Addr = DefaultAddr
+		c.Addr = d.Addr
 	case "0":
 		c.Addr = "127.0.0.1:0"
 	}
@@ -82,16 +92,16 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("httpapi: Addr %w", err))
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = d.Logger
 	}
 	if c.MaxFeeds == 0 {
-		c.MaxFeeds = 64
+		c.MaxFeeds = d.MaxFeeds
 	}
 	if c.KeepAlive == 0 {
-		c.KeepAlive = 15 * time.Second
+		c.KeepAlive = d.KeepAlive
 	}
 	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 30 * time.Second
+		c.WriteTimeout = d.WriteTimeout
 	}
 	if c.MaxFeeds < 0 || c.KeepAlive < 0 || c.WriteTimeout < 0 {
 		errs = append(errs, errors.New("httpapi: MaxFeeds, KeepAlive and WriteTimeout must not be negative"))

@@ -33,14 +33,24 @@ type Server struct {
 	b     Backend
 	ln    net.Listener
 	srv   *http.Server
-	feeds chan struct{} // a token per feed client served
-	done  chan struct{} // closed by Close: feeds end
-	wg    sync.WaitGroup
-	once  sync.Once
+	feeds chan struct{}  // a token per feed client served
+	done  chan struct{}  // closed by Leave or Close: feeds end
+	wg    sync.WaitGroup // the serving goroutine
+
+	// handlers counts the requests being handled; once closing is set no
+	// more are counted (nor served), so that Close can wait for them.
+	mu       sync.Mutex
+	closing  bool
+	handlers sync.WaitGroup
+
+	endFeeds  sync.Once
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Start listens and serves until Close.
-func Start(cfg Config, b Backend) (*Server, error) {
+// New listens on cfg.Addr and serves b until Leave or Close. It does not
+// block: the listener is bound when it returns.
+func New(cfg Config, b Backend) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -69,7 +79,7 @@ func Start(cfg Config, b Backend) (*Server, error) {
 		return &apiError{http.StatusNotFound, "no such endpoint (see /v1/things, /v1/trackers, /v1/nodes, /v1/feed, /metrics, /healthz)"}
 	}))
 	s.srv = &http.Server{
-		Handler:           mux,
+		Handler:           s.track(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -88,20 +98,50 @@ func Start(cfg Config, b Backend) (*Server, error) {
 // Addr returns the HOST:PORT the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops the server: it ends the feeds and closes every connection.
-// It is safe to call twice.
+// Leave stops the server gracefully: it stops listening, ends the feeds and
+// lets the requests under way finish, until ctx is done; then it closes what
+// is left, as Close does, and returns ctx's error.
+func (s *Server) Leave(ctx context.Context) error {
+	s.endFeeds.Do(func() { close(s.done) })
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = fmt.Errorf("httpapi: leave: %w", err)
+	}
+	return errors.Join(err, s.Close())
+}
+
+// Close stops the server at once: it ends the feeds and closes every
+// connection, requests under way or not, and returns once their handlers
+// have (the Backend's methods must honour their ctx). It is safe to call
+// more than once, and after Leave.
 func (s *Server) Close() error {
-	var err error
-	s.once.Do(func() {
-		close(s.done)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err = s.srv.Shutdown(ctx); err != nil {
-			err = s.srv.Close()
-		}
+	s.closeOnce.Do(func() {
+		s.endFeeds.Do(func() { close(s.done) })
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.closeErr = s.srv.Close()
 		s.wg.Wait()
+		s.handlers.Wait()
 	})
-	return err
+	return s.closeErr
+}
+
+// track counts the requests h handles, for Close to wait for.
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusServiceUnavailable, ErrorReply{"the server is closing"})
+			return
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		defer s.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // apiError is a refusal with an HTTP status and a reason.

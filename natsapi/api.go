@@ -77,7 +77,7 @@ type ErrorReply struct {
 
 // handle answers one request: the result as JSON, or an error reply.
 func (s *Server) handle(req micro.Request, fn func(context.Context, []byte) (any, error)) {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, requestTimeout) // Close cancels it
 	defer cancel()
 	result, err := fn(ctx, req.Data())
 	var b []byte

@@ -37,9 +37,6 @@ const (
 	HeaderEnvelope = "Ttn-Envelope" // the signed envelope, standard base64
 )
 
-// DefaultAddr is where the server listens unless told otherwise.
-const DefaultAddr = "127.0.0.1:4222"
-
 // Backend is what the API needs of the node. Its methods may be called
 // concurrently.
 type Backend interface {
@@ -63,23 +60,24 @@ type Backend interface {
 }
 
 // Config configures the embedded server. The zero value of each field means
-// its default.
+// its default (see DefaultConfig).
 type Config struct {
-	// Addr is the HOST:PORT clients connect to. Empty means DefaultAddr,
+	// Addr is the HOST:PORT clients connect to. Empty means 127.0.0.1:4222,
 	// "0" an ephemeral port on 127.0.0.1, port 0 an ephemeral port; "off"
 	// means no client listener (the node still reaches leafnode remotes).
 	Addr string
 	// Token, if set, is required of every client (it cannot be combined with
 	// users from ConfigFile). Token holders may publish through the node.
+	// Empty means none: clients need no credentials, and may not publish.
 	Token string
 	// ConfigFile, if set, is a nats-server configuration file: users and
 	// their permissions, leafnode remotes, limits. Its listen address is
 	// ignored (Addr decides). Accounts, nkeys and operator mode are not
-	// supported.
+	// supported. Empty means none.
 	ConfigFile string
 	// Leaf are the URLs of a NATS cluster to join as a leafnode (nats://HOST:PORT,
 	// with user:password@ or a token if the cluster needs them), besides any in
-	// ConfigFile.
+	// ConfigFile. Empty means none.
 	Leaf []string
 	// Logger receives the server's messages. Nil discards them.
 	Logger *slog.Logger
@@ -91,12 +89,13 @@ type Config struct {
 	PublishBurst int
 }
 
-// DefaultConfig returns the configuration a node runs with by default.
+// DefaultConfig returns the configuration with every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		Addr:         DefaultAddr, // loopback: plugins run beside the node
-		PublishRate:  50,          // Things per second through ttn.api.publish
-		PublishBurst: 500,         // Things at once
+		Addr:         "127.0.0.1:4222", // loopback: plugins run beside the node; NATS's usual port
+		Logger:       slog.New(slog.DiscardHandler),
+		PublishRate:  50,  // Things per second through ttn.api.publish
+		PublishBurst: 500, // Things at once
 	}
 }
 
@@ -106,6 +105,7 @@ func (c Config) Check() error {
 	return err
 }
 
+// withDefaults fills in the defaults and reports every problem at once.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	d := DefaultConfig()
@@ -126,7 +126,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = d.Logger
 	}
 	if c.PublishRate == 0 {
 		c.PublishRate = d.PublishRate

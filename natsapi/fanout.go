@@ -41,6 +41,7 @@ func appendSubject(b []byte, tracker topics.TrackerID, kind string) []byte {
 // ttn.api.history.
 func (s *Server) fanOut(ctx context.Context, p *publisher) {
 	defer s.wg.Done()
+	defer close(s.fanDone)
 	defer func() {
 		if p != nil {
 			p.close()
@@ -95,6 +96,10 @@ func (s *Server) fanOut(ctx context.Context, p *publisher) {
 		cursor = es[len(es)-1].Cursor
 		s.fanned.Add(uint64(sent))
 		s.cursor.Store(cursor)
+		select {
+		case s.fanMoved <- struct{}{}:
+		default: // Leave has not read the last one yet
+		}
 	}
 }
 

@@ -155,7 +155,7 @@ func clipLine(s string) string {
 }
 
 // errTooLarge is a message over the server's maximum payload.
-var errTooLarge = errors.New("over the server's max_payload")
+var errTooLarge = errors.New("natsapi: over the server's max_payload")
 
 // publish adds the message of an entry to the write buffer: the payload as
 // signed, with the headers a plugin needs to place and verify it.

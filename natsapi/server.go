@@ -40,9 +40,13 @@ type Server struct {
 	authed  bool
 	limiter *rate.Limiter
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	ctx      context.Context // the server's life: Close cancels it
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the fan-out
+	once     sync.Once
+	ncClosed chan struct{} // closed when nc is, after Leave's drain
+	fanMoved chan struct{} // the fan-out's cursor moved
+	fanDone  chan struct{} // the fan-out has stopped
 
 	fanned    atomic.Uint64 // announcements fanned out
 	cursor    atomic.Uint64 // last entry fanned out
@@ -59,12 +63,18 @@ const (
 // startTimeout bounds how long the server may take to accept connections.
 const startTimeout = 10 * time.Second
 
-// Start starts the server and the fan-out, from the entries after the
-// log's current end: plugins read the past through ttn.api.history.
-func Start(cfg Config, b Backend) (*Server, error) {
+// New starts the server and the fan-out, from the entries after the log's
+// current end: plugins read the past through ttn.api.history. It blocks
+// until the server accepts connections, at most startTimeout, or until ctx
+// is done: then it stops what it started and returns ctx's error. ctx
+// bounds the start only; the server runs until Leave or Close.
+func New(ctx context.Context, cfg Config, b Backend) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("natsapi: %w", err)
 	}
 	opts, creds, authed, err := options(cfg)
 	if err != nil {
@@ -85,37 +95,69 @@ func Start(cfg Config, b Backend) (*Server, error) {
 	ns.SetLoggerV2(logger{cfg.Logger}, cfg.Logger.Enabled(context.Background(), slog.LevelDebug), false, false)
 	ns.Start()
 	s := &Server{cfg: cfg, b: b, ns: ns, authed: authed, creds: creds,
-		limiter: rate.NewLimiter(rate.Limit(cfg.PublishRate), cfg.PublishBurst)}
-	if !ns.ReadyForConnections(startTimeout) {
-		ns.Shutdown()
-		if opts.DontListen {
-			return nil, errors.New("natsapi: the server did not start")
-		}
-		return nil, fmt.Errorf("natsapi: cannot listen on %s (in use?)", cfg.Addr)
+		limiter:  rate.NewLimiter(rate.Limit(cfg.PublishRate), cfg.PublishBurst),
+		ncClosed: make(chan struct{}),
+		fanMoved: make(chan struct{}, 1),
+		fanDone:  make(chan struct{}),
 	}
-	s.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name(apiConnName), creds.option())
-	if err != nil {
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	fail := func(err error) (*Server, error) {
+		s.cancel()
+		if s.svc != nil {
+			s.svc.Stop()
+		}
+		if s.nc != nil {
+			s.nc.Close()
+		}
 		ns.Shutdown()
-		return nil, fmt.Errorf("natsapi: in-process client: %w", err)
+		ns.WaitForShutdown()
+		return nil, err
+	}
+	if err := waitReady(ctx, ns); err != nil {
+		if ctx.Err() == nil && !opts.DontListen {
+			err = fmt.Errorf("natsapi: cannot listen on %s (in use?)", cfg.Addr)
+		}
+		return fail(err)
+	}
+	s.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name(apiConnName), creds.option(),
+		nats.ClosedHandler(func(*nats.Conn) { close(s.ncClosed) }))
+	if err != nil {
+		return fail(fmt.Errorf("natsapi: in-process client: %w", err))
 	}
 	if err := s.serveAPI(); err != nil {
-		s.nc.Close()
-		ns.Shutdown()
-		return nil, err
+		return fail(err)
+	}
+	// The API's subscriptions are in place when New returns. (nats.go
+	// wants a deadline for a flush.)
+	fctx, cancel := context.WithTimeout(ctx, startTimeout)
+	err = s.nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("natsapi: %w", err))
 	}
 	p, err := dialPublisher(ns, creds)
 	if err != nil {
-		s.svc.Stop()
-		s.nc.Close()
-		ns.Shutdown()
-		return nil, err
+		return fail(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
 	s.cursor.Store(b.Last())
 	s.wg.Add(1)
-	go s.fanOut(ctx, p)
+	go s.fanOut(s.ctx, p)
 	return s, nil
+}
+
+// waitReady waits until ns accepts connections, at most startTimeout, or
+// until ctx is done.
+func waitReady(ctx context.Context, ns *server.Server) error {
+	deadline := time.Now().Add(startTimeout)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("natsapi: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return errors.New("natsapi: the server did not start")
+		}
+	}
+	return nil
 }
 
 // options builds the server's options and the credentials of the node's
@@ -253,8 +295,45 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Close stops the fan-out and the API and shuts the server down. It is safe
-// to call twice.
+// Leave stops the server gracefully: the API takes no new requests and
+// answers those under way, and the fan-out publishes what the log held
+// when Leave was called; then, or once ctx is done, it closes the server as
+// Close does. It returns ctx's error if ctx ended the wait.
+func (s *Server) Leave(ctx context.Context) error {
+	err := s.leave(ctx)
+	if err != nil {
+		err = fmt.Errorf("natsapi: leave: %w", err)
+	}
+	return errors.Join(err, s.Close())
+}
+
+func (s *Server) leave(ctx context.Context) error {
+	last := s.b.Last()
+	// Draining the API's connection lets the handlers under way answer,
+	// then closes it.
+	if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return err
+	}
+	select {
+	case <-s.ncClosed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for s.cursor.Load() < last {
+		select {
+		case <-s.fanMoved:
+		case <-s.fanDone:
+			return nil // the log closed: nothing more will go out
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close stops the server at once: it cancels the requests under way, stops
+// the fan-out and the API, and shuts the server down, dropping every
+// client. It is safe to call more than once, and after Leave.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.cancel()

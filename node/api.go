@@ -180,11 +180,11 @@ func (a api) Nodes(context.Context) (any, error) {
 	}
 	connected := map[string]bool{}
 	for _, p := range n.net.Peers() {
-		connected[p.String()] = true
+		connected[p] = true
 	}
 	v.Peers = len(connected)
 	for _, m := range n.net.Members() {
-		id := m.ID.String()
+		id := m.ID
 		v.Members = append(v.Members, MemberView{ID: id, GossipAddr: m.GossipAddr, State: m.State, Since: m.Since, Connected: connected[id]})
 	}
 	return v, nil

@@ -202,14 +202,14 @@ func (n *Node) start(ctx context.Context) error {
 	if n.cfg.NATS != nil {
 		c := *n.cfg.NATS
 		c.Logger = n.cfg.Logger.With("component", "nats")
-		if n.nats, err = natsapi.Start(c, api{n}); err != nil {
+		if n.nats, err = natsapi.New(ctx, c, api{n}); err != nil {
 			return err
 		}
 	}
 	if n.cfg.HTTP != nil {
 		c := *n.cfg.HTTP
 		c.Logger = n.cfg.Logger.With("component", "http")
-		if n.http, err = httpapi.Start(c, api{n}); err != nil {
+		if n.http, err = httpapi.New(c, api{n}); err != nil {
 			return err
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"
@@ -184,7 +182,7 @@ func (n *Node) antiEntropy() {
 // compareWith asks p for its heads (of every tracker when promiscuous, else
 // of the followed ones) and schedules a sync of each tracker it is ahead on
 // or differs on.
-func (n *Node) compareWith(ctx context.Context, p peer.ID) {
+func (n *Node) compareWith(ctx context.Context, p string) {
 	var filter []topics.TrackerID
 	if !n.cfg.Promiscuous {
 		filter = n.Following()
@@ -193,7 +191,7 @@ func (n *Node) compareWith(ctx context.Context, p peer.ID) {
 	defer cancel()
 	heads, err := n.net.Inventory(ctx, p, filter)
 	if err != nil {
-		n.cfg.Logger.Debug("inventory failed", "peer", p.String(), "err", err)
+		n.cfg.Logger.Debug("inventory failed", "peer", p, "err", err)
 		return
 	}
 	n.learn(heads)

@@ -197,7 +197,7 @@ func TestBadResponderRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			last := b.log.Last()
-			_, err = b.net.Fetch(context.Background(), h.ID(), tracker)
+			_, err = b.net.Fetch(context.Background(), h.ID().String(), tracker)
 			if !errors.Is(err, gossip.ErrBadPeer) {
 				t.Fatalf("fetch: %v, want a bad peer", err)
 			}
@@ -207,7 +207,7 @@ func TestBadResponderRefused(t *testing.T) {
 			if st := b.net.SyncStats(); st.Violations != 1 {
 				t.Errorf("violations %d", st.Violations)
 			}
-			if _, err := b.net.Fetch(context.Background(), h.ID(), tracker); err == nil {
+			if _, err := b.net.Fetch(context.Background(), h.ID().String(), tracker); err == nil {
 				t.Error("a banned peer was asked again")
 			}
 		})

@@ -11,7 +11,7 @@ import (
 
 // ErrNotFound is what the node's query APIs return, wrapped, for an ID that
 // names nothing stored.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = errors.New("topics: not found")
 
 // Bounds of a Things query: a page holds at most MaxThingsLimit Things.
 const (
