@@ -565,42 +565,54 @@ func (n *Node) Known() []topics.Discovery {
 	return out
 }
 
-// Leave stops the node gracefully: it stops serving the control channel
-// and the APIs, tells the other members it is leaving (waiting at most
-// until ctx is done), and closes the data dir. Close after Leave does
+// Leave stops the node gracefully: it stops serving the control channel,
+// lets the APIs answer what they were asked and the plugins receive what
+// the log holds, tells the other members it is leaving, and closes the data
+// dir, waiting at most until ctx is done for each. Close after Leave does
 // nothing.
 func (n *Node) Leave(ctx context.Context) error {
-	return n.stop(func(net *gossip.Node) error { return net.Leave(ctx) })
+	return n.stop(ctx)
 }
 
 // Close stops the node at once, in the reverse order of New, without
 // telling the other members. It is safe to call twice.
 func (n *Node) Close() error {
-	return n.stop(func(net *gossip.Node) error { return net.Close() })
+	return n.stop(nil)
 }
 
-// stop runs once: it ends the loops and the front ends, the network (by
-// leave), and the data dir.
-func (n *Node) stop(leave func(*gossip.Node) error) error {
+// stop runs once: it ends the control channel, the front ends, the loops,
+// the network and the data dir; gracefully (Leave) when ctx is not nil.
+func (n *Node) stop(ctx context.Context) error {
 	n.closeOnce.Do(func() {
-		n.cancel()
 		var errs []error
 		if n.ctl != nil {
 			errs = append(errs, n.ctl.Close())
 		}
 		if n.http != nil {
-			errs = append(errs, n.http.Close())
+			errs = append(errs, leaveOrClose(ctx, n.http))
 		}
 		if n.nats != nil {
-			errs = append(errs, n.nats.Close())
+			errs = append(errs, leaveOrClose(ctx, n.nats))
 		}
+		n.cancel()
 		n.wg.Wait()
 		if n.net != nil {
-			errs = append(errs, leave(n.net))
+			errs = append(errs, leaveOrClose(ctx, n.net))
 		}
 		n.closeErr = errors.Join(append(errs, n.Dir.Close())...)
 	})
 	return n.closeErr
+}
+
+// leaveOrClose stops a part gracefully when ctx is not nil, else at once.
+func leaveOrClose(ctx context.Context, p interface {
+	Leave(context.Context) error
+	Close() error
+}) error {
+	if ctx != nil {
+		return p.Leave(ctx)
+	}
+	return p.Close()
 }
 
 // String describes the node for the ready line.
