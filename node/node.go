@@ -68,26 +68,44 @@ type Config struct {
 	Heartbeat, ProbeInterval time.Duration
 }
 
-func (c Config) withDefaults() (Config, error) {
-	if c.Dir == "" {
-		return c, errors.New("node: Config.Dir is required")
+// DefaultConfig returns the node's own defaults; those of the network, the
+// log and the APIs are their packages' (gossip, feed, natsapi, httpapi
+// DefaultConfig). Dir must still be set.
+func DefaultConfig() Config {
+	return Config{
+		Logger:              slog.New(slog.DiscardHandler),
+		DiscoveryInterval:   5 * time.Minute,  // discovery records also go out on change
+		AntiEntropyInterval: time.Minute,      // one random peer compared per interval
+		ReadyTimeout:        10 * time.Second, // then the node runs alone until a peer comes
 	}
+}
+
+// withDefaults fills zero fields from DefaultConfig and reports every
+// problem at once.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = d.Logger
 	}
 	if c.DiscoveryInterval == 0 {
-		c.DiscoveryInterval = 5 * time.Minute
+		c.DiscoveryInterval = d.DiscoveryInterval
 	}
 	if c.ReadyTimeout == 0 {
-		c.ReadyTimeout = 10 * time.Second
+		c.ReadyTimeout = d.ReadyTimeout
 	}
 	if c.AntiEntropyInterval == 0 {
-		c.AntiEntropyInterval = time.Minute
+		c.AntiEntropyInterval = d.AntiEntropyInterval
 	}
-	if c.DiscoveryInterval < 0 || c.ReadyTimeout < 0 || c.AntiEntropyInterval < 0 {
-		return c, errors.New("node: negative interval")
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("node: Config.Dir is required"))
 	}
-	return c, nil
+	for name, v := range map[string]time.Duration{"DiscoveryInterval": c.DiscoveryInterval, "ReadyTimeout": c.ReadyTimeout, "AntiEntropyInterval": c.AntiEntropyInterval} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("node: Config.%s %v is negative", name, v))
+		}
+	}
+	return c, errors.Join(errs...)
 }
 
 // Node is a running node: a data dir on the network, serving its control

@@ -19,6 +19,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/thingtracker/ttn/datadir"
+	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
@@ -166,19 +167,19 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.KeyringFile, "keyring", "", "`FILE` of base64 memberlist keys (16, 24 or 32 bytes), one per line, the first encrypting; mode 0600. Only nodes with a key in common can join")
 	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultConfig().MaxTrackers, fmt.Sprintf("most tracker topics to join (at most %d: GossipSub's subscription hello must fit its 512 KiB control limit)", gossip.MaxTrackersLimit))
 	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultConfig().MaxPeers, "most libp2p connections to members")
-	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", 5*time.Minute, "how often own trackers' discovery records are re-announced")
-	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", time.Minute, "how often followed chains are compared with a random peer's, to repair what was missed")
-	fs.Int64Var(&f.MinFree, "min-free", 256, "`MiB` to leave free on the data dir's disk: below it the node stores nothing (live, synced or published) and says so, but goes on serving; 0: no check")
-	fs.Int64Var(&f.QuotaAuthor, "quota-author", 1024, "`MiB` of announcements kept per author, all its trackers together; past it more are ignored; 0: no quota")
-	fs.Int64Var(&f.QuotaTracker, "quota-tracker", 512, "`MiB` of announcements kept per tracker; past it more are ignored; 0: no quota")
+	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", node.DefaultConfig().DiscoveryInterval, "how often own trackers' discovery records are re-announced")
+	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", node.DefaultConfig().AntiEntropyInterval, "how often followed chains are compared with a random peer's, to repair what was missed")
+	fs.Int64Var(&f.MinFree, "min-free", feed.DefaultConfig().MinFree>>20, "`MiB` to leave free on the data dir's disk: below it the node stores nothing (live, synced or published) and says so, but goes on serving; 0: no check")
+	fs.Int64Var(&f.QuotaAuthor, "quota-author", feed.DefaultConfig().AuthorQuota>>20, "`MiB` of announcements kept per author, all its trackers together; past it more are ignored; 0: no quota")
+	fs.Int64Var(&f.QuotaTracker, "quota-tracker", feed.DefaultConfig().TrackerQuota>>20, "`MiB` of announcements kept per tracker; past it more are ignored; 0: no quota")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error (messages go to stderr)")
 	fs.StringVar(&f.NATS, "nats", natsapi.DefaultConfig().Addr, "embedded NATS server for plugins: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
 	fs.StringVar(&f.NATSToken, "nats-token", "", "`TOKEN` every NATS client must present; token holders may publish through the node (prefer TTN_NATS_TOKEN or the config file: a flag shows in ps)")
 	fs.StringVar(&f.NATSConfig, "nats-config", "", "nats-server configuration `FILE` (mode 0600): users and permissions, leafnode remotes, limits")
 	fs.Var(&f.NATSLeaf, "nats-leaf", "`URL` of a NATS cluster to join as a leafnode (nats://[user:pass@]HOST:PORT), repeatable")
 	fs.StringVar(&f.HTTP, "http", httpapi.DefaultConfig().Addr, "HTTP API, live feed and metrics: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
-	fs.DurationVar(&f.Heartbeat, "heartbeat", time.Second, "GossipSub heartbeat (advanced)")
-	fs.DurationVar(&f.ProbeInterval, "probe-interval", time.Second, "memberlist failure-detection interval (advanced)")
+	fs.DurationVar(&f.Heartbeat, "heartbeat", gossip.DefaultConfig().Heartbeat, "GossipSub heartbeat (advanced)")
+	fs.DurationVar(&f.ProbeInterval, "probe-interval", gossip.DefaultConfig().ProbeInterval, "memberlist failure-detection interval (advanced)")
 }
 
 // mib turns a MiB flag into bytes for feed.Config, where 0 is none.
