@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 )

@@ -327,7 +327,7 @@ func startLiveReceiver(b *testing.B, follow []topics.TrackerID) liveReceiver {
 			if err != nil {
 				b.Fatal(err)
 			}
-			return s.Net, s.Log, *s.NATS
+			return gossip.Stats(s.Net), feed.Stats(s.Log), natsapi.Stats(*s.NATS)
 		},
 	}
 }

@@ -17,17 +17,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/thingtracker/ttn/control"
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // memLog is a log held in memory, for measuring the fan-out stage alone:
 // its entries become visible all at once when released.
 type memLog struct {
-	entries []topics.Entry
+	entries []view.Entry
 	mu      sync.Mutex
 	last    uint64
 	wake    chan struct{}
@@ -63,19 +63,19 @@ func (l *memLog) Wait(ctx context.Context, cursor uint64) error {
 	}
 }
 
-func (l *memLog) Entries(cursor uint64, limit int) ([]topics.Entry, error) {
+func (l *memLog) Entries(cursor uint64, limit int) ([]view.Entry, error) {
 	end := min(cursor+uint64(limit), l.Last())
 	return l.entries[cursor:end], nil
 }
 
-func (*memLog) Publish(context.Context, topics.TrackerID, []topics.Thing) (any, error) {
+func (*memLog) Publish(context.Context, topics.TrackerID, []topics.Thing) (*view.PublishResult, error) {
 	return nil, nil
 }
-func (*memLog) Thing(context.Context, topics.TrackerID, string) (any, error) { return nil, nil }
-func (*memLog) Things(context.Context, topics.ThingsQuery) (*topics.ThingsPage, error) {
+func (*memLog) Thing(context.Context, topics.TrackerID, string) (*view.Thing, error) { return nil, nil }
+func (*memLog) Things(context.Context, view.ThingsQuery) (*view.ThingsPage, error) {
 	return nil, nil
 }
-func (*memLog) Status(context.Context) (any, error) { return nil, nil }
+func (*memLog) Status(context.Context) (*view.Status, error) { return nil, nil }
 
 // counter is a plugin on TCP counting what it receives.
 type counter struct {
@@ -152,13 +152,13 @@ func benchFanOut(b *testing.B, subscribe func(addr string, c *counter)) {
 	const rounds = 5
 	per := max(b.N/rounds, 1)
 	anns := signedAnnouncements(b, 16, per*rounds, oneKBThings)
-	log := &memLog{wake: make(chan struct{}), entries: make([]topics.Entry, len(anns))}
+	log := &memLog{wake: make(chan struct{}), entries: make([]view.Entry, len(anns))}
 	for i, s := range anns {
 		a, err := topics.Validate(s.topic, s.raw, time.Time{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		log.entries[i] = topics.NewEntry(uint64(i+1), a)
+		log.entries[i] = view.NewEntry(uint64(i+1), a)
 	}
 	srv, err := natsapi.New(context.Background(), natsapi.Config{Addr: "127.0.0.1:0"}, log)
 	if err != nil {
@@ -302,7 +302,7 @@ func BenchmarkStuckPlugin(b *testing.B) {
 			b.Fatal(err)
 		}
 		rate = float64(len(envs)) / time.Since(start).Seconds()
-		var s *control.Status
+		var s *view.Status
 		wait.For(b, time.Minute, func() (err error) {
 			if s, err = n.Status(context.Background()); err == nil && s.NATS.Lag != 0 {
 				err = fmt.Errorf("fan-out behind: %+v", s.NATS)
@@ -312,7 +312,7 @@ func BenchmarkStuckPlugin(b *testing.B) {
 		if s.Log.Entries != uint64(len(envs)) {
 			b.Fatalf("log holds %d of %d", s.Log.Entries, len(envs))
 		}
-		return rate, *s.NATS
+		return rate, natsapi.Stats(*s.NATS)
 	}
 	b.ResetTimer()
 	free, _ := ingest(false)

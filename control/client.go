@@ -16,6 +16,7 @@ import (
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // dialTimeout bounds how long a client waits to connect.
@@ -156,13 +157,13 @@ func chunks[T any](items []T, size func(*T) int, send func([]T) error) error {
 }
 
 // Entries returns up to limit log entries after since.
-func (c *Client) Entries(ctx context.Context, since uint64, limit int) (es []topics.Entry, err error) {
+func (c *Client) Entries(ctx context.Context, since uint64, limit int) (es []view.Entry, err error) {
 	err = c.call(ctx, &request{Op: OpEntries, Since: since, Limit: limit}, &es)
 	return es, err
 }
 
 // Status returns the running node's status.
-func (c *Client) Status(ctx context.Context) (s *Status, err error) {
+func (c *Client) Status(ctx context.Context) (s *view.Status, err error) {
 	err = c.call(ctx, &request{Op: OpStatus}, &s)
 	return s, err
 }
@@ -214,24 +215,24 @@ func (c *Client) Subscribe(ctx context.Context, since uint64, followed bool) (*S
 // Next returns the next entry, blocking until one arrives, ctx is done
 // (ctx.Err()), or the node ends the stream (ErrStreamEnded). After an error the
 // stream is closed.
-func (s *Stream) Next(ctx context.Context) (topics.Entry, error) {
+func (s *Stream) Next(ctx context.Context) (view.Entry, error) {
 	stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	var resp response
 	if err := json.UnmarshalDecode(s.dec, &resp); err != nil {
 		s.conn.Close()
 		if ctx.Err() != nil {
-			return topics.Entry{}, ctx.Err()
+			return view.Entry{}, ctx.Err()
 		}
-		return topics.Entry{}, ErrStreamEnded
+		return view.Entry{}, ErrStreamEnded
 	}
 	if resp.Error != nil {
 		s.conn.Close()
-		return topics.Entry{}, resp.Error
+		return view.Entry{}, resp.Error
 	}
 	if resp.Entry == nil {
 		s.conn.Close()
-		return topics.Entry{}, fmt.Errorf("%w: a stream line without an entry", ErrBadRequest)
+		return view.Entry{}, fmt.Errorf("%w: a stream line without an entry", ErrBadRequest)
 	}
 	return *resp.Entry, nil
 }

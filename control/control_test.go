@@ -15,6 +15,7 @@ import (
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,7 +47,7 @@ func (h dirHandler) Unfollow(_ context.Context, fs datadir.FollowSet) error {
 
 func (h dirHandler) Follows(context.Context) (datadir.FollowSet, error) { return h.follows.Get(), nil }
 
-func (h dirHandler) Stream(ctx context.Context, since uint64, _ bool, send func(*topics.Entry) error) error {
+func (h dirHandler) Stream(ctx context.Context, since uint64, _ bool, send func(*view.Entry) error) error {
 	r := h.Log.NewReader(since)
 	for {
 		e, err := r.Next(ctx)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
-	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Error is an operation's failure as the control channel carries it: a
@@ -43,7 +43,7 @@ var codes = []struct {
 	{"no_target", feed.ErrNoTarget},
 	{"not_owner", feed.ErrNotOwner},
 	{"log_closed", feed.ErrClosed},
-	{"not_found", topics.ErrNotFound},
+	{"not_found", view.ErrNotFound},
 	{"bad_request", ErrBadRequest},
 	{"node_gone", ErrNodeGone},
 }

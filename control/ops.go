@@ -6,10 +6,9 @@ import (
 
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
-	"github.com/thingtracker/ttn/gossip"
-	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Operations is what the CLI asks of a data dir. A running node serves it
@@ -22,8 +21,8 @@ type Operations interface {
 	Import(ctx context.Context, doc *ttn.Document) (datadir.ImportResult, error)
 	Retract(ctx context.Context, id topics.ID) (feed.Published, error)
 	Ingest(ctx context.Context, envelopes [][]byte) (datadir.IngestResult, error)
-	Entries(ctx context.Context, since uint64, limit int) ([]topics.Entry, error)
-	Status(ctx context.Context) (*Status, error)
+	Entries(ctx context.Context, since uint64, limit int) ([]view.Entry, error)
+	Status(ctx context.Context) (*view.Status, error)
 	Close() error
 }
 
@@ -32,39 +31,11 @@ var (
 	_ Operations = (*Client)(nil)
 )
 
-// Status is what a data dir, and the node running on it, report.
-type Status struct {
-	datadir.Status
-	Running bool `json:"running"` // false: read from the dir, no node runs
-
-	Addrs      []string `json:"addrs,omitempty"`
-	GossipAddr string   `json:"gossip_addr,omitempty"`
-	Control    string   `json:"control,omitempty"`
-
-	Peers   int                  `json:"peers"`
-	Members []gossip.Member      `json:"members,omitempty"`
-	Events  []gossip.MemberEvent `json:"member_events,omitempty"`
-
-	Following []topics.TrackerID `json:"following,omitempty"` // joined topics, own trackers included
-	Known     int                `json:"known_trackers"`      // learnt from discovery records
-
-	Net         gossip.Stats     `json:"net"`
-	Sync        gossip.SyncStats `json:"sync"`
-	SyncPending int              `json:"sync_pending"` // trackers waiting to be synced
-	NATS        *natsapi.Stats   `json:"nats,omitempty"`
-}
-
 // Local does the operations on a data dir this process opened.
 type Local struct{ *datadir.Dir }
 
 // Status reports the dir as stored.
-func (l Local) Status(context.Context) (*Status, error) {
-	s, err := l.Dir.Status(nil)
-	if err != nil {
-		return nil, err
-	}
-	return &Status{Status: *s}, nil
-}
+func (l Local) Status(context.Context) (*view.Status, error) { return l.Dir.Status(nil) }
 
 // Open returns a client of the node serving dir when one runs, and
 // otherwise opens dir in this process.

@@ -21,6 +21,7 @@ import (
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Bounds of the protocol.
@@ -71,5 +72,5 @@ type request struct {
 type response struct {
 	Error  *Error         `json:"error,omitempty"`
 	Result jsontext.Value `json:"result,omitempty"`
-	Entry  *topics.Entry  `json:"entry,omitempty"` // subscribe streams these
+	Entry  *view.Entry    `json:"entry,omitempty"` // subscribe streams these
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/thingtracker/ttn/datadir"
-	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Handler is what a running node serves on the channel: the operations on
@@ -29,7 +29,7 @@ type Handler interface {
 	// Stream sends the entries after since (of followed trackers only,
 	// with followed) to send as they arrive, until ctx is done or send
 	// fails.
-	Stream(ctx context.Context, since uint64, followed bool, send func(*topics.Entry) error) error
+	Stream(ctx context.Context, since uint64, followed bool, send func(*view.Entry) error) error
 }
 
 // Server serves a Handler on a data dir's control channel.
@@ -145,7 +145,7 @@ func (s *Server) handle(c net.Conn) {
 			io.Copy(io.Discard, c) // returns when the client closes
 			cancel()
 		}()
-		s.h.Stream(ctx, req.Since, req.Followed, func(e *topics.Entry) error { return reply(response{Entry: e}) })
+		s.h.Stream(ctx, req.Since, req.Followed, func(e *view.Entry) error { return reply(response{Entry: e}) })
 		return
 	}
 	result, err := s.do(ctx, req)

@@ -21,6 +21,7 @@ import (
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // ErrNothingToPublish is a publish that names no Thing.
@@ -271,22 +272,13 @@ func (c *Dir) Ingest(ctx context.Context, envelopes [][]byte) (IngestResult, err
 }
 
 // Entries returns up to limit log entries after since.
-func (c *Dir) Entries(_ context.Context, since uint64, limit int) ([]topics.Entry, error) {
+func (c *Dir) Entries(_ context.Context, since uint64, limit int) ([]view.Entry, error) {
 	return c.Log.Entries(since, limit)
 }
 
-// Status is what a data dir holds, read without the network.
-type Status struct {
-	Node        string      `json:"node"`
-	Fingerprint string      `json:"fingerprint"`
-	Follows     FollowSet   `json:"follows"` // stored
-	Heads       []feed.Head `json:"heads"`
-	Log         feed.Stats  `json:"log"`
-}
-
-// Status reports the data dir: identity, follows (fs, or as stored when
-// nil), chain heads, log.
-func (c *Dir) Status(fs *FollowSet) (*Status, error) {
+// Status reports the data dir as stored, without the network: identity,
+// follows (fs, or as stored when nil), chain heads, log.
+func (c *Dir) Status(fs *FollowSet) (*view.Status, error) {
 	if fs == nil {
 		stored, err := ReadFollows(c.Path)
 		if err != nil {
@@ -298,25 +290,5 @@ func (c *Dir) Status(fs *FollowSet) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Status{Node: c.ID.ID, Fingerprint: c.ID.Fingerprint, Follows: *fs, Heads: heads, Log: c.Log.Stats()}, nil
-}
-
-// Gaps counts the missing ranges over all chains.
-func (s *Status) Gaps() int {
-	n := 0
-	for _, h := range s.Heads {
-		n += len(h.Gaps)
-	}
-	return n
-}
-
-// Forks counts the frozen chains.
-func (s *Status) Forks() int {
-	n := 0
-	for _, h := range s.Heads {
-		if h.Fork != nil {
-			n++
-		}
-	}
-	return n
+	return &view.Status{Node: c.ID.ID, Fingerprint: c.ID.Fingerprint, Follows: *fs, Heads: ViewHeads(heads), Log: view.LogStats(c.Log.Stats())}, nil
 }

@@ -11,14 +11,11 @@ import (
 	"sync"
 
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
-// FollowSet is what a node follows: trackers, and nodes (whose node
-// tracker, and every tracker it lists, it follows).
-type FollowSet struct {
-	Trackers []topics.TrackerID `json:"trackers"`
-	Nodes    []string           `json:"nodes,omitempty"` // node IDs
-}
+// FollowSet is what a node follows (see view.FollowSet).
+type FollowSet = view.FollowSet
 
 // Follows is a node's FollowSet, kept in DIR/follows. Its methods may be
 // called concurrently; Change writes the file before it returns.

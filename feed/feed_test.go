@@ -13,8 +13,10 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 var testTime = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
@@ -138,7 +140,7 @@ func TestAppendIsIdempotent(t *testing.T) {
 	}
 }
 
-func ids(es []topics.Entry) []string {
+func ids(es []view.Entry) []string {
 	var out []string
 	for _, e := range es {
 		out = append(out, fmt.Sprintf("%d:%s:%d", e.Cursor, e.ID.String()[:8], e.Seq))
@@ -540,12 +542,12 @@ func TestTrackersAfter(t *testing.T) {
 }
 
 // TestNotFound: a lookup of what is not stored fails with ErrNotFound,
-// which is also the query APIs' topics.ErrNotFound, and says so once.
+// which is also the query APIs' view.ErrNotFound, and says so once.
 func TestNotFound(t *testing.T) {
 	l := openMem(t, vfs.NewMem(), Config{})
 	_, err := l.Thing(newAuthor(t, 1).tracker("t"), "nothing")
-	if !errors.Is(err, ErrNotFound) || !errors.Is(err, topics.ErrNotFound) {
-		t.Fatalf("Thing of an unknown tracker: %v, want ErrNotFound and topics.ErrNotFound", err)
+	if !errors.Is(err, ErrNotFound) || !errors.Is(err, view.ErrNotFound) {
+		t.Fatalf("Thing of an unknown tracker: %v, want ErrNotFound and view.ErrNotFound", err)
 	}
 	if !strings.HasPrefix(err.Error(), "feed: not found") {
 		t.Errorf("message %q, want it to start %q", err, "feed: not found")

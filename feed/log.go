@@ -15,13 +15,15 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Errors.
 var (
 	ErrClosed         = errors.New("feed: log closed")
-	ErrNotFound error = notFound{} // it is a topics.ErrNotFound too
+	ErrNotFound error = notFound{} // it is a view.ErrNotFound too
 	ErrNotOwner       = errors.New("feed: author does not own the tracker")
 	// ErrDiskFull: the disk has less free space than Config.MinFree;
 	// nothing was stored. Reads go on.
@@ -29,11 +31,11 @@ var (
 )
 
 // notFound is ErrNotFound: "feed: not found", which errors.Is also takes
-// for topics.ErrNotFound, the query APIs' not found.
+// for view.ErrNotFound, the query APIs' not found.
 type notFound struct{}
 
 func (notFound) Error() string        { return "feed: not found" }
-func (notFound) Is(target error) bool { return target == topics.ErrNotFound }
+func (notFound) Is(target error) bool { return target == view.ErrNotFound }
 
 // Config configures a Log. The zero value of each field means its default.
 type Config struct {

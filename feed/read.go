@@ -11,7 +11,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // view runs fn with the store open for reading.
@@ -105,16 +107,16 @@ func readEnvelope(get func([]byte) ([]byte, error), cursor uint64) (entryRef, []
 }
 
 // entry builds the Entry of a stored envelope without re-validating it.
-func entry(cursor uint64, ref entryRef, env []byte) (topics.Entry, error) {
+func entry(cursor uint64, ref entryRef, env []byte) (view.Entry, error) {
 	e, err := topics.DecodeEnvelope(env)
 	if err != nil {
-		return topics.Entry{}, fmt.Errorf("feed: stored envelope at %d: %w", cursor, err)
+		return view.Entry{}, fmt.Errorf("feed: stored envelope at %d: %w", cursor, err)
 	}
 	author, err := nodeID(ref.pos.chain.author())
 	if err != nil {
-		return topics.Entry{}, err
+		return view.Entry{}, err
 	}
-	return topics.Entry{
+	return view.Entry{
 		Cursor:       cursor,
 		ID:           ref.id,
 		Topic:        topics.TrackerTopic(ref.pos.chain.tracker()),
@@ -136,8 +138,8 @@ func nodeID(rawKey []byte) (string, error) {
 }
 
 // Entries returns up to limit entries after cursor, in arrival order.
-func (l *Log) Entries(after uint64, limit int) ([]topics.Entry, error) {
-	var out []topics.Entry
+func (l *Log) Entries(after uint64, limit int) ([]view.Entry, error) {
+	var out []view.Entry
 	last := l.Last() // durable entries only
 	err := l.view(func() error {
 		return l.scan([]byte{prefixEntry}, entryKey(after+1), func(k, v []byte) (bool, error) {
@@ -166,8 +168,8 @@ func (l *Log) Entries(after uint64, limit int) ([]topics.Entry, error) {
 }
 
 // Entry returns the entry stored at cursor.
-func (l *Log) Entry(cursor uint64) (topics.Entry, error) {
-	var e topics.Entry
+func (l *Log) Entry(cursor uint64) (view.Entry, error) {
+	var e view.Entry
 	err := l.view(func() error {
 		ref, env, err := readEnvelope(l.get, cursor)
 		if err != nil {
@@ -215,7 +217,7 @@ func (l *Log) Has(id topics.ID) (bool, error) {
 type Reader struct {
 	l      *Log
 	cursor uint64
-	buf    []topics.Entry
+	buf    []view.Entry
 }
 
 // NewReader returns a reader of the entries after cursor.
@@ -223,14 +225,14 @@ func (l *Log) NewReader(after uint64) *Reader { return &Reader{l: l, cursor: aft
 
 // Next returns the next entry, blocking until there is one, ctx is done or
 // the log closes.
-func (r *Reader) Next(ctx context.Context) (topics.Entry, error) {
+func (r *Reader) Next(ctx context.Context) (view.Entry, error) {
 	for len(r.buf) == 0 {
 		if err := r.l.Wait(ctx, r.cursor); err != nil {
-			return topics.Entry{}, err
+			return view.Entry{}, err
 		}
 		buf, err := r.l.Entries(r.cursor, 256)
 		if err != nil {
-			return topics.Entry{}, err
+			return view.Entry{}, err
 		}
 		r.buf = buf
 	}

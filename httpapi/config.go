@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thingtracker/ttn/internal/hostport"
+	"github.com/thingtracker/ttn/view"
 
 	"github.com/thingtracker/ttn/topics"
 )
@@ -30,23 +31,23 @@ type Backend interface {
 	// Wait blocks until the log has an entry after cursor, or ctx is done.
 	Wait(ctx context.Context, cursor uint64) error
 	// Entries returns up to limit entries after cursor, in log order.
-	Entries(cursor uint64, limit int) ([]topics.Entry, error)
+	Entries(cursor uint64, limit int) ([]view.Entry, error)
 
 	// Things answers a checked Things query.
-	Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error)
+	Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error)
 	// Thing returns one Thing with its history, or an error wrapping
-	// topics.ErrNotFound.
-	Thing(ctx context.Context, tracker topics.TrackerID, id string) (any, error)
+	// view.ErrNotFound.
+	Thing(ctx context.Context, tracker topics.TrackerID, id string) (*view.Thing, error)
 	// Trackers returns a page of up to limit trackers after the tracker
 	// after (from the first when nil), with their chains' heads.
-	Trackers(ctx context.Context, after *topics.TrackerID, limit int) (any, error)
+	Trackers(ctx context.Context, after *topics.TrackerID, limit int) (*view.TrackersPage, error)
 	// TrackerDocument returns a tracker as a TTN tracker document, or an
-	// error wrapping topics.ErrNotFound or ErrTooLarge.
+	// error wrapping view.ErrNotFound or ErrTooLarge.
 	TrackerDocument(ctx context.Context, id topics.TrackerID) ([]byte, error)
 	// Nodes describes this node, its members and its peers.
-	Nodes(ctx context.Context) (any, error)
+	Nodes(ctx context.Context) (*view.Nodes, error)
 	// Health describes the node in a few words; an error means unhealthy.
-	Health(ctx context.Context) (any, error)
+	Health(ctx context.Context) (*view.Health, error)
 	// Metrics returns the node's counters for /metrics.
 	Metrics(ctx context.Context) (*Metrics, error)
 }

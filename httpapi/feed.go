@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/thingtracker/ttn/topics"
 	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // feedBatch is how many entries a feed reads from the log at once.
@@ -101,7 +103,7 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 			if len(only) > 0 && !only[es[i].Tracker] {
 				continue
 			}
-			b, err := topics.MarshalEntry(&es[i])
+			b, err := view.MarshalEntry(&es[i])
 			if err != nil {
 				return nil
 			}

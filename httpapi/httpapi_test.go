@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/thingtracker/ttn/internal/wait"
+	"github.com/thingtracker/ttn/view"
 
 	"github.com/go-json-experiment/json"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
 	ttnfeed "github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/internal/nodetest"
@@ -154,11 +156,11 @@ func TestEndpoints(t *testing.T) {
 	}
 
 	t.Run("things", func(t *testing.T) {
-		all := func(query string) []topics.ThingSummary {
-			var out []topics.ThingSummary
+		all := func(query string) []view.ThingSummary {
+			var out []view.ThingSummary
 			after := ""
 			for range 100 {
-				var p topics.ThingsPage
+				var p view.ThingsPage
 				getJSON(t, n, "/v1/things?"+query+after, &p)
 				out = append(out, p.Things...)
 				if p.Next == "" {
@@ -187,7 +189,7 @@ func TestEndpoints(t *testing.T) {
 	})
 
 	t.Run("thing", func(t *testing.T) {
-		var v node.ThingView
+		var v view.Thing
 		getJSON(t, n, "/v1/things/"+mine.ID.String()+"/jig-00", &v)
 		if v.Latest != "1" || len(v.Versions) != 2 || len(v.Versions[0].Announcements) != 2 ||
 			v.Versions[0].Thing.Title != "Jig 0 (fixed)" || !v.Versions[1].Hidden || v.Versions[1].Retracted == nil {
@@ -196,10 +198,10 @@ func TestEndpoints(t *testing.T) {
 	})
 
 	t.Run("trackers", func(t *testing.T) {
-		var got []node.TrackerView
+		var got []view.Tracker
 		after := ""
 		for range 10 {
-			var p node.TrackersPage
+			var p view.TrackersPage
 			getJSON(t, n, "/v1/trackers?limit=1"+after, &p)
 			got = append(got, p.Trackers...)
 			if p.Next == "" {
@@ -207,7 +209,7 @@ func TestEndpoints(t *testing.T) {
 			}
 			after = "&after=" + p.Next
 		}
-		byID := map[topics.TrackerID]node.TrackerView{}
+		byID := map[topics.TrackerID]view.Tracker{}
 		for _, tr := range got {
 			byID[tr.ID] = tr
 		}
@@ -253,7 +255,7 @@ func TestEndpoints(t *testing.T) {
 	})
 
 	t.Run("health", func(t *testing.T) {
-		var h node.Health
+		var h view.Health
 		getJSON(t, n, "/healthz", &h)
 		if h.Status != "ok" || h.Node != n.ID.ID || !h.Ready || h.Log != n.Log.Last() {
 			t.Fatalf("health %+v", h)
@@ -315,7 +317,7 @@ func TestNodes(t *testing.T) {
 	a := nodetest.Start(t, nodeConfig(t))
 	b := nodetest.Start(t, nodeConfig(t, a.GossipAddr()))
 	wait.For(t, 10*time.Second, func() error {
-		var v node.NodesView
+		var v view.Nodes
 		getJSON(t, a, "/v1/nodes", &v)
 		if v.Self.ID != a.ID.ID || len(v.Members) != 1 || v.Members[0].ID != b.ID.ID || v.Members[0].State != "alive" || !v.Members[0].Connected {
 			return fmt.Errorf("nodes %+v", v)
@@ -406,7 +408,7 @@ func TestFeedResume(t *testing.T) {
 				if !ok {
 					t.Fatal("feed ended")
 				}
-				var en topics.Entry
+				var en view.Entry
 				if err := json.Unmarshal([]byte(e.data), &en); err != nil || en.Cursor != e.id {
 					t.Fatalf("event %d: %v, entry cursor %d", e.id, err, en.Cursor)
 				}
@@ -442,7 +444,7 @@ func TestFeedResume(t *testing.T) {
 	defer stop()
 	select {
 	case e := <-filtered:
-		var en topics.Entry
+		var en view.Entry
 		json.Unmarshal([]byte(e.data), &en)
 		if en.Tracker != n.ID.NodeTracker() {
 			t.Fatalf("filtered feed sent %s", en.Tracker)
@@ -480,7 +482,7 @@ func TestDiskFull(t *testing.T) {
 	if v := value("ttn_log_refused_total", "why", "disk_full"); v < 1 {
 		t.Errorf("refused for want of disk space: %v", v)
 	}
-	var h node.Health
+	var h view.Health
 	getJSON(t, n, "/healthz", &h)
 	if h.Status != "ok" || h.Log != last {
 		t.Errorf("health on a full disk: %+v", h)

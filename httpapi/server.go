@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Bounds of a request.
@@ -174,7 +176,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &ae):
 		code = ae.code
-	case errors.Is(err, topics.ErrNotFound):
+	case errors.Is(err, view.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, ErrTooLarge):
 		code = http.StatusRequestEntityTooLarge
@@ -256,7 +258,7 @@ func trackerParam(s string) (topics.TrackerID, error) {
 }
 
 func (s *Server) things(w http.ResponseWriter, r *http.Request) error {
-	var q topics.ThingsQuery
+	var q view.ThingsQuery
 	var err error
 	for _, p := range []struct {
 		name string
@@ -273,7 +275,7 @@ func (s *Server) things(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	limit, err := number(r, "limit", 0, topics.MaxThingsLimit)
+	limit, err := number(r, "limit", 0, view.MaxThingsLimit)
 	if err != nil {
 		return err
 	}

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/thingtracker/ttn/internal/wait"
+	"github.com/thingtracker/ttn/view"
 
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/internal/nodetest"
-	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -103,7 +103,7 @@ func TestStuckFeedClient(t *testing.T) {
 		}
 		return nil
 	})
-	var h node.Health
+	var h view.Health
 	getJSON(t, n, "/healthz", &h)
 	if h.Status != "ok" {
 		t.Fatalf("health %+v", h)

@@ -9,8 +9,10 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go/micro"
+
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Bounds of the request API.
@@ -94,7 +96,7 @@ func (s *Server) handle(req micro.Request, fn func(context.Context, []byte) (any
 	switch {
 	case errors.As(err, &ae):
 		code = ae.code
-	case errors.Is(err, topics.ErrNotFound):
+	case errors.Is(err, view.ErrNotFound):
 		code = 404
 	}
 	reason := oneLine(err.Error())
@@ -148,6 +150,8 @@ func (s *Server) publish(ctx context.Context, data []byte) (any, error) {
 	switch {
 	case req.Tracker.IsZero():
 		return nil, badRequest("publish needs a tracker")
+	case req.Thing != nil && len(req.Things) > 0:
+		return nil, badRequest("publish takes a thing or things, not both")
 	case len(raw) == 0:
 		return nil, badRequest("publish needs a thing or things")
 	case len(raw) > s.cfg.PublishBurst:
@@ -191,7 +195,7 @@ type HistoryRequest struct {
 // HistoryPage is the reply of ttn.api.history: entries in log order. Next
 // is the cursor to ask after for the next page; the log ends at Last.
 type HistoryPage struct {
-	Entries []jsontext.Value `json:"entries"` // topics.Entry each
+	Entries []jsontext.Value `json:"entries"` // view.Entry each
 	Next    uint64           `json:"next"`
 	Last    uint64           `json:"last"`
 }
@@ -214,7 +218,7 @@ func (s *Server) history(_ context.Context, data []byte) (any, error) {
 	page := HistoryPage{Entries: []jsontext.Value{}, Next: req.After, Last: s.b.Last()} // after: Next ≤ Last
 	budget := min(int(s.nc.MaxPayload()), maxReply) - replyHeadroom
 	for i := range es {
-		b, err := topics.MarshalEntry(&es[i])
+		b, err := view.MarshalEntry(&es[i])
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +249,7 @@ func (s *Server) thing(ctx context.Context, data []byte) (any, error) {
 }
 
 func (s *Server) things(ctx context.Context, data []byte) (any, error) {
-	var q topics.ThingsQuery
+	var q view.ThingsQuery
 	if err := decode(data, &q); err != nil {
 		return nil, err
 	}

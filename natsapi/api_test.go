@@ -10,10 +10,11 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
+
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
-	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // TestBadRequests: every malformed request gets an error reply with its
@@ -29,6 +30,7 @@ func TestBadRequests(t *testing.T) {
 		{"ttn.api.publish", `{"tracker":`, "400", "bad request"},
 		{"ttn.api.publish", `{"tracker":"nope","thing":{}}`, "400", "tracker id"},
 		{"ttn.api.publish", `{"tracker":"` + tr.String() + `"}`, "400", "needs a thing"},
+		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","thing":{"id":"a","title":"A"},"things":[{"id":"b","title":"B"}]}`, "400", "not both"},
 		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","thing":{"title":"no id"}}`, "400", "id"},
 		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","things":[{"id":"a","title":"A"},{"id":"b","title":"B"},{"id":"c","title":"C"},{"id":"d","title":"D"}]}`, "400", "at most 3"},
 		{"ttn.api.publish", `{"tracker":"` + n.ID.NodeTracker().String() + `","thing":{"id":"a","title":"A"}}`, "400", "node tracker"},
@@ -54,7 +56,7 @@ func TestBadRequests(t *testing.T) {
 	}
 
 	// The rate limit: a burst of 3 Things, then one a second.
-	var r node.PublishResult
+	var r view.PublishResult
 	if code, reason := request(t, nc, "ttn.api.publish", []byte(`{"tracker":"`+tr.String()+`","things":[{"id":"a","title":"A"},{"id":"b","title":"B"},{"id":"c","title":"C"}]}`), &r); code != "" || len(r.Published) != 3 {
 		t.Fatalf("burst: %s %s %+v", code, reason, r)
 	}
@@ -124,7 +126,7 @@ func catchUp(t *testing.T, nc *nats.Conn, after uint64, limit int, done func() b
 			t.Fatalf("history: %s %s", code, reason)
 		}
 		for _, raw := range page.Entries {
-			var e topics.Entry
+			var e view.Entry
 			if err := json.Unmarshal(raw, &e); err != nil {
 				t.Fatal(err)
 			}
@@ -164,10 +166,10 @@ func TestQueries(t *testing.T) {
 	publish(t, n, b, []topics.Thing{{ID: "vise", Title: "Bench vise", Version: "1", Tags: []string{"tools"}}})
 	nc := connect(t, n)
 
-	all := func(q topics.ThingsQuery) []topics.ThingSummary {
-		var out []topics.ThingSummary
+	all := func(q view.ThingsQuery) []view.ThingSummary {
+		var out []view.ThingSummary
 		for range 100 {
-			var p topics.ThingsPage
+			var p view.ThingsPage
 			if code, reason := request(t, nc, "ttn.api.things", q, &p); code != "" {
 				t.Fatalf("things %+v: %s %s", q, code, reason)
 			}
@@ -181,16 +183,16 @@ func TestQueries(t *testing.T) {
 		return nil
 	}
 	for _, c := range []struct {
-		q    topics.ThingsQuery
+		q    view.ThingsQuery
 		want int
 	}{
-		{topics.ThingsQuery{Limit: 4}, 22},
-		{topics.ThingsQuery{Tracker: b, Limit: 3}, 10},
-		{topics.ThingsQuery{Tag: "furniture"}, 12},
-		{topics.ThingsQuery{Tag: "tools", Text: "BENCH"}, 1},
-		{topics.ThingsQuery{Text: "number 1", Limit: 2}, 4}, // bench 1, 10, 11; clamp 1
-		{topics.ThingsQuery{Author: n.ID.ID}, 22},
-		{topics.ThingsQuery{Author: "12D3KooWHdJd7vmJ7KqSuRvDVPEVMQ27LbNoSWDVt2F4jf8pXLNS"}, 0},
+		{view.ThingsQuery{Limit: 4}, 22},
+		{view.ThingsQuery{Tracker: b, Limit: 3}, 10},
+		{view.ThingsQuery{Tag: "furniture"}, 12},
+		{view.ThingsQuery{Tag: "tools", Text: "BENCH"}, 1},
+		{view.ThingsQuery{Text: "number 1", Limit: 2}, 4}, // bench 1, 10, 11; clamp 1
+		{view.ThingsQuery{Author: n.ID.ID}, 22},
+		{view.ThingsQuery{Author: "12D3KooWHdJd7vmJ7KqSuRvDVPEVMQ27LbNoSWDVt2F4jf8pXLNS"}, 0},
 	} {
 		got := all(c.q)
 		if len(got) != c.want {
@@ -212,7 +214,7 @@ func TestQueries(t *testing.T) {
 	if _, err := n.Retract(ctx, v2[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	var v node.ThingView
+	var v view.Thing
 	if code, reason := request(t, nc, "ttn.api.thing", natsapi.ThingRequest{Tracker: b, ID: "vise"}, &v); code != "" {
 		t.Fatalf("thing: %s %s", code, reason)
 	}

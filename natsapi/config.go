@@ -14,6 +14,7 @@ import (
 	"net/url"
 
 	"github.com/thingtracker/ttn/internal/hostport"
+	"github.com/thingtracker/ttn/view"
 
 	"github.com/thingtracker/ttn/topics"
 )
@@ -45,18 +46,18 @@ type Backend interface {
 	// Wait blocks until the log has an entry after cursor, or ctx is done.
 	Wait(ctx context.Context, cursor uint64) error
 	// Entries returns up to limit entries after cursor, in log order.
-	Entries(cursor uint64, limit int) ([]topics.Entry, error)
+	Entries(cursor uint64, limit int) ([]view.Entry, error)
 
 	// Publish announces Things on one of the node's trackers, through its
 	// one seq allocator. The result is encoded as JSON for the requester.
-	Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) (any, error)
+	Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) (*view.PublishResult, error)
 	// Thing returns one Thing with its history, or an error wrapping
-	// topics.ErrNotFound.
-	Thing(ctx context.Context, tracker topics.TrackerID, id string) (any, error)
+	// view.ErrNotFound.
+	Thing(ctx context.Context, tracker topics.TrackerID, id string) (*view.Thing, error)
 	// Things answers a checked Things query.
-	Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error)
+	Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error)
 	// Status describes the node.
-	Status(ctx context.Context) (any, error)
+	Status(ctx context.Context) (*view.Status, error)
 }
 
 // Config configures the embedded server. The zero value of each field means

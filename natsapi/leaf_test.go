@@ -14,6 +14,7 @@ import (
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/nats-io/nats.go"
+
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/natsapi"
 )

@@ -13,6 +13,7 @@ import (
 
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
+	"github.com/thingtracker/ttn/view"
 )
 
 // blocking is a Backend whose status answer waits to be released (or for
@@ -34,11 +35,11 @@ func (b *blocking) Wait(ctx context.Context, _ uint64) error {
 	return ctx.Err()
 }
 
-func (b *blocking) Status(ctx context.Context) (any, error) {
+func (b *blocking) Status(ctx context.Context) (*view.Status, error) {
 	b.entered <- struct{}{}
 	select {
 	case <-b.release:
-		return map[string]string{"status": "ok"}, nil
+		return &view.Status{Node: "ok"}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

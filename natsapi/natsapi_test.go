@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thingtracker/ttn/control"
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/internal/wait"
+	"github.com/thingtracker/ttn/view"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
@@ -98,7 +98,7 @@ func request(t *testing.T, nc *nats.Conn, subject string, body any, out any) (co
 
 // checkMessage checks one announcement message: subject, headers and body
 // agree with the envelope, and the envelope verifies.
-func checkMessage(t *testing.T, m *nats.Msg) topics.Entry {
+func checkMessage(t *testing.T, m *nats.Msg) view.Entry {
 	t.Helper()
 	env, err := base64.StdEncoding.DecodeString(m.Header.Get(natsapi.HeaderEnvelope))
 	if err != nil {
@@ -125,7 +125,7 @@ func checkMessage(t *testing.T, m *nats.Msg) topics.Entry {
 	case string(m.Data) != string(a.Env.Payload):
 		t.Fatalf("body is not the signed payload")
 	}
-	return topics.NewEntry(cursor, a)
+	return view.NewEntry(cursor, a)
 }
 
 // TestFanOut: every announcement a node accepts, its own and those it
@@ -226,7 +226,7 @@ func TestPublishAuth(t *testing.T) {
 		if _, err := nats.Connect("nats://"+n.NATSAddr(), nats.Token("wrong")); err == nil {
 			t.Fatal("a client with a wrong token connected")
 		}
-		var r node.PublishResult
+		var r view.PublishResult
 		if code, reason := request(t, connect(t, n, nats.Token("s3cret-token")), "ttn.api.publish", body(tr, "x"), &r); code != "" {
 			t.Fatalf("publish with the token: %s %s", code, reason)
 		}
@@ -240,7 +240,7 @@ func TestPublishAuth(t *testing.T) {
 		if _, err := nats.Connect("nats://" + n.NATSAddr()); err == nil {
 			t.Fatal("a client without credentials connected")
 		}
-		var r node.PublishResult
+		var r view.PublishResult
 		if code, reason := request(t, connect(t, n, nats.UserInfo("publisher", "change-me-publisher")), "ttn.api.publish", body(tr, "x"), &r); code != "" {
 			t.Fatalf("publisher: %s %s", code, reason)
 		}
@@ -251,7 +251,7 @@ func TestPublishAuth(t *testing.T) {
 		if _, err := reader.Request("ttn.api.publish", body(tr, "y"), 500*time.Millisecond); err == nil {
 			t.Fatal("reader published")
 		}
-		var st control.Status
+		var st view.Status
 		if code, reason := request(t, reader, "ttn.api.status", nil, &st); code != "" || st.Node != n.ID.ID {
 			t.Fatalf("reader's status: %s %s %+v", code, reason, st)
 		}
@@ -263,7 +263,7 @@ func TestPublishAuth(t *testing.T) {
 
 // checkPublished checks that a publish reply names a new announcement of
 // the Thing in the log.
-func checkPublished(t *testing.T, n *node.Node, r node.PublishResult, tr topics.TrackerID, thing string) {
+func checkPublished(t *testing.T, n *node.Node, r view.PublishResult, tr topics.TrackerID, thing string) {
 	t.Helper()
 	if len(r.Published) != 1 || !r.Published[0].New {
 		t.Fatalf("publish result %+v", r)

@@ -16,7 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/segmentio/asm/base64"
-	"github.com/thingtracker/ttn/topics"
+
+	"github.com/thingtracker/ttn/view"
 )
 
 // publisher is the fan-out's own in-process connection to the server: a
@@ -159,7 +160,7 @@ var errTooLarge = errors.New("natsapi: over the server's max_payload")
 
 // publish adds the message of an entry to the write buffer: the payload as
 // signed, with the headers a plugin needs to place and verify it.
-func (p *publisher) publish(e *topics.Entry) error {
+func (p *publisher) publish(e *view.Entry) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {

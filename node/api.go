@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // api is the node as its NATS and HTTP APIs see it.
@@ -23,16 +24,11 @@ var (
 
 func (a api) Last() uint64                                  { return a.n.Log.Last() }
 func (a api) Wait(ctx context.Context, cursor uint64) error { return a.n.Log.Wait(ctx, cursor) }
-func (a api) Entries(cursor uint64, limit int) ([]topics.Entry, error) {
+func (a api) Entries(cursor uint64, limit int) ([]view.Entry, error) {
 	return a.n.Log.Entries(cursor, limit)
 }
 
-// PublishResult is what a publish through an API did: one result per Thing.
-type PublishResult struct {
-	Published []feed.Published `json:"published"`
-}
-
-func (a api) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) (any, error) {
+func (a api) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) (*view.PublishResult, error) {
 	if err := a.n.waitOwnSynced(ctx); err != nil {
 		return nil, err
 	}
@@ -40,59 +36,39 @@ func (a api) Publish(ctx context.Context, tracker topics.TrackerID, things []top
 	if err != nil {
 		return nil, err
 	}
-	return PublishResult{ps}, nil
+	return &view.PublishResult{Published: datadir.ViewPublished(ps)}, nil
 }
 
-func (a api) Thing(ctx context.Context, tracker topics.TrackerID, id string) (any, error) {
+func (a api) Thing(ctx context.Context, tracker topics.TrackerID, id string) (*view.Thing, error) {
 	return a.n.Thing(ctx, tracker, id)
 }
 
-func (a api) Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error) {
+func (a api) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error) {
 	return a.n.Things(ctx, q)
 }
 
-func (a api) Status(ctx context.Context) (any, error) { return a.n.Status(ctx) }
+func (a api) Status(ctx context.Context) (*view.Status, error) { return a.n.Status(ctx) }
 
-// TrackerView is one tracker of a TrackersPage.
-type TrackerView struct {
-	ID    topics.TrackerID `json:"id"`
-	Owner string           `json:"owner"`
-	// Name is the tracker's name (what its ID hashes; a TTN document's
-	// "id"), "" for a node tracker.
-	Name  string      `json:"name"`
-	Title string      `json:"title,omitempty"`
-	Node  bool        `json:"node"` // the owner's node tracker
-	Heads []feed.Head `json:"heads"`
-}
-
-// TrackersPage is a page of trackers, in ID order; Next, when set, is the
-// "after" of the next page.
-type TrackersPage struct {
-	Trackers []TrackerView `json:"trackers"`
-	Next     string        `json:"next,omitempty"`
-}
-
-func (a api) Trackers(_ context.Context, after *topics.TrackerID, limit int) (any, error) {
+func (a api) Trackers(_ context.Context, after *topics.TrackerID, limit int) (*view.TrackersPage, error) {
 	ts, err := a.n.Log.TrackersAfter(nil, after, limit+1)
 	if err != nil {
 		return nil, err
 	}
-	page := TrackersPage{Trackers: []TrackerView{}}
+	page := &view.TrackersPage{Trackers: []view.Tracker{}}
 	if len(ts) > limit {
 		ts = ts[:limit]
 		page.Next = ts[limit-1].ID.String()
 	}
 	for _, t := range ts {
-		v := TrackerView{ID: t.ID, Owner: t.Owner, Name: t.Name, Node: t.Node}
+		v := view.Tracker{ID: t.ID, Owner: t.Owner, Name: t.Name, Node: t.Node}
 		if info, err := a.n.trackerInfo(&t); err == nil && info != nil {
 			v.Title = info.Title
 		}
-		if v.Heads, err = a.n.Log.TrackerHeads(t.ID); err != nil {
+		hs, err := a.n.Log.TrackerHeads(t.ID)
+		if err != nil {
 			return nil, err
 		}
-		for i := range v.Heads {
-			v.Heads[i].AuthorKey = nil
-		}
+		v.Heads = datadir.ViewHeads(hs)
 		page.Trackers = append(page.Trackers, v)
 	}
 	return page, nil
@@ -125,7 +101,7 @@ func (a api) TrackerDocument(_ context.Context, id topics.TrackerID) ([]byte, er
 		return nil, err
 	}
 	if info == nil {
-		return nil, fmt.Errorf("tracker %s: %w: no tracker announcement (a node tracker carries node records, not Things)", id, topics.ErrNotFound)
+		return nil, fmt.Errorf("tracker %s: %w: no tracker announcement (a node tracker carries node records, not Things)", id, view.ErrNotFound)
 	}
 	states, err := a.n.Log.ThingsAfter(id[:], nil, maxDocumentThings+1)
 	if err != nil {
@@ -147,62 +123,20 @@ func (a api) TrackerDocument(_ context.Context, id topics.TrackerID) ([]byte, er
 	return ttn.Export(*info, things)
 }
 
-// NodeView describes a node for /v1/nodes.
-type NodeView struct {
-	ID          string   `json:"id"`
-	Fingerprint string   `json:"fingerprint"`
-	Addrs       []string `json:"addrs"`
-	GossipAddr  string   `json:"gossip_addr,omitempty"`
-	NATS        string   `json:"nats,omitempty"`
-}
-
-// MemberView is a member of the network as this node sees it.
-type MemberView struct {
-	ID         string    `json:"id"`
-	GossipAddr string    `json:"gossip_addr"`
-	State      string    `json:"state"` // alive, suspect, dead, left
-	Since      time.Time `json:"since"`
-	Connected  bool      `json:"connected"` // a libp2p connection is open
-}
-
-// NodesView is the reply of /v1/nodes.
-type NodesView struct {
-	Self    NodeView     `json:"self"`
-	Members []MemberView `json:"members"`
-	Peers   int          `json:"peers"` // connected libp2p peers, members or not
-}
-
-func (a api) Nodes(context.Context) (any, error) {
+func (a api) Nodes(context.Context) (*view.Nodes, error) {
 	n := a.n
-	v := NodesView{
-		Self:    NodeView{ID: n.ID.ID, Fingerprint: n.ID.Fingerprint, Addrs: n.Addrs(), GossipAddr: n.GossipAddr(), NATS: n.NATSAddr()},
-		Members: []MemberView{},
-	}
-	connected := map[string]bool{}
-	for _, p := range n.net.Peers() {
-		connected[p] = true
-	}
-	v.Peers = len(connected)
-	for _, m := range n.net.Members() {
-		id := m.ID
-		v.Members = append(v.Members, MemberView{ID: id, GossipAddr: m.GossipAddr, State: m.State, Since: m.Since, Connected: connected[id]})
-	}
-	return v, nil
+	connected := n.connected()
+	return &view.Nodes{
+		Self:    view.Node{ID: n.ID.ID, Fingerprint: n.ID.Fingerprint, Addrs: n.Addrs(), GossipAddr: n.GossipAddr(), NATS: n.NATSAddr()},
+		Members: viewMembers(n.net.Members(), connected),
+		Peers:   len(connected),
+	}, nil
 }
 
-// Health is the reply of /healthz.
-type Health struct {
-	Status string `json:"status"` // "ok"
-	Node   string `json:"node"`
-	Ready  bool   `json:"ready"` // past WaitReady: connected to the members it joined, or alone by design
-	Peers  int    `json:"peers"`
-	Log    uint64 `json:"log_entries"`
-}
-
-func (a api) Health(context.Context) (any, error) {
+func (a api) Health(context.Context) (*view.Health, error) {
 	n := a.n
 	if err := n.ctx.Err(); err != nil {
-		return nil, errors.New("the node is stopping")
+		return nil, errors.New("node: stopping")
 	}
 	if _, err := n.Log.Entries(n.Log.Last(), 1); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
@@ -213,7 +147,7 @@ func (a api) Health(context.Context) (any, error) {
 		ready = true
 	default:
 	}
-	return Health{Status: "ok", Node: n.ID.ID, Ready: ready, Peers: n.Peers(), Log: n.Log.Last()}, nil
+	return &view.Health{Status: "ok", Node: n.ID.ID, Ready: ready, Peers: n.Peers(), Log: n.Log.Last()}, nil
 }
 
 func (a api) Metrics(ctx context.Context) (*httpapi.Metrics, error) {
@@ -253,7 +187,7 @@ func (a api) Metrics(ctx context.Context) (*httpapi.Metrics, error) {
 }
 
 // missing counts the seqs in gap ranges.
-func missing(gaps []feed.Range) uint64 {
+func missing(gaps []view.Range) uint64 {
 	var n uint64
 	for _, g := range gaps {
 		n += g.To - g.From + 1

@@ -8,6 +8,7 @@ import (
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // controlHandler is the node as its control channel serves it. What writes
@@ -49,11 +50,11 @@ func (h controlHandler) Ingest(ctx context.Context, envelopes [][]byte) (datadir
 	return h.n.Ingest(ctx, envelopes)
 }
 
-func (h controlHandler) Entries(ctx context.Context, since uint64, limit int) ([]topics.Entry, error) {
+func (h controlHandler) Entries(ctx context.Context, since uint64, limit int) ([]view.Entry, error) {
 	return h.n.Entries(ctx, since, limit)
 }
 
-func (h controlHandler) Status(ctx context.Context) (*control.Status, error) { return h.n.Status(ctx) }
+func (h controlHandler) Status(ctx context.Context) (*view.Status, error) { return h.n.Status(ctx) }
 
 func (h controlHandler) Follow(ctx context.Context, fs datadir.FollowSet) error {
 	return h.n.Follow(ctx, fs)
@@ -70,7 +71,7 @@ func (h controlHandler) Follows(context.Context) (datadir.FollowSet, error) {
 // Close is not the channel's to call: the node closes itself.
 func (h controlHandler) Close() error { return nil }
 
-func (h controlHandler) Stream(ctx context.Context, since uint64, followed bool, send func(*topics.Entry) error) error {
+func (h controlHandler) Stream(ctx context.Context, since uint64, followed bool, send func(*view.Entry) error) error {
 	r := h.n.Log.NewReader(since)
 	for {
 		e, err := r.Next(ctx)

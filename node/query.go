@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // maxThingsScan bounds the Things one query examines, matching or not: a
@@ -14,8 +16,8 @@ import (
 const maxThingsScan = 2000
 
 // Things answers a Things query from the log's latest state (see
-// topics.ThingsQuery). Things whose every version is retracted are left out.
-func (n *Node) Things(ctx context.Context, q topics.ThingsQuery) (*topics.ThingsPage, error) {
+// view.ThingsQuery). Things whose every version is retracted are left out.
+func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error) {
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
@@ -23,7 +25,7 @@ func (n *Node) Things(ctx context.Context, q topics.ThingsQuery) (*topics.Things
 	if q.Author != "" {
 		raw, _ := topics.NodeKey(q.Author) // checked
 		if !q.Tracker.IsZero() && !q.Tracker.OwnedBy(raw) {
-			return &topics.ThingsPage{Things: []topics.ThingSummary{}}, nil
+			return &view.ThingsPage{Things: []view.ThingSummary{}}, nil
 		}
 		prefix = topics.OwnerPrefix(raw)
 	}
@@ -35,7 +37,7 @@ func (n *Node) Things(ctx context.Context, q topics.ThingsQuery) (*topics.Things
 		after = &feed.ThingKey{Tracker: tr, Thing: thing}
 	}
 	filtered := q.Tag != "" || q.Text != ""
-	page := &topics.ThingsPage{Things: []topics.ThingSummary{}}
+	page := &view.ThingsPage{Things: []view.ThingSummary{}}
 	for scanned := 0; scanned < maxThingsScan && len(page.Things) < q.Limit; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -66,13 +68,13 @@ func (n *Node) Things(ctx context.Context, q topics.ThingsQuery) (*topics.Things
 			}
 		}
 	}
-	page.Next = topics.PageToken(after.Tracker, after.Thing)
+	page.Next = view.PageToken(after.Tracker, after.Thing)
 	return page, nil
 }
 
 // summary describes a Thing by its latest version; nil when every version
 // is retracted.
-func (n *Node) summary(s *feed.ThingState) (*topics.ThingSummary, error) {
+func (n *Node) summary(s *feed.ThingState) (*view.ThingSummary, error) {
 	lv := s.Latest()
 	if lv == nil {
 		return nil, nil
@@ -88,7 +90,7 @@ func (n *Node) summary(s *feed.ThingState) (*topics.ThingSummary, error) {
 			shown++
 		}
 	}
-	return &topics.ThingSummary{
+	return &view.ThingSummary{
 		Tracker: s.Tracker, ID: s.Thing, Author: a.Payload.Author, Version: lv.Version, Versions: shown,
 		Announcement: ref.ID, Cursor: ref.Cursor, Thing: a.Payload.Thing,
 	}, nil
@@ -97,35 +99,14 @@ func (n *Node) summary(s *feed.ThingState) (*topics.ThingSummary, error) {
 // maxThingVersions bounds the versions a ThingView shows, the newest.
 const maxThingVersions = 1000
 
-// ThingView is one Thing with its history: every version in the order
-// first announced, each with its announcements (the first, then its edits),
-// its parents, its retraction, and the body of its latest edit.
-type ThingView struct {
-	Tracker topics.TrackerID `json:"tracker"`
-	ID      string           `json:"id"`
-	Author  string           `json:"author"`
-	// Latest is the newest version not retracted ("" when all are).
-	Latest   string        `json:"latest"`
-	Versions []VersionView `json:"versions"`
-	// Truncated is set when older versions were left out.
-	Truncated bool `json:"truncated,omitempty"`
-}
-
-// VersionView is one version of a ThingView.
-type VersionView struct {
-	feed.VersionState
-	Hidden bool          `json:"hidden"` // retracted, and not edited since
-	Thing  *topics.Thing `json:"thing"`  // as its latest edit announces it
-}
-
 // Thing returns one Thing with its history, or an error wrapping
-// topics.ErrNotFound.
-func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*ThingView, error) {
+// view.ErrNotFound.
+func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*view.Thing, error) {
 	s, err := n.Log.Thing(tracker, id)
 	if err != nil {
 		return nil, err
 	}
-	v := &ThingView{Tracker: tracker, ID: id}
+	v := &view.Thing{Tracker: tracker, ID: id}
 	if lv := s.Latest(); lv != nil {
 		v.Latest = lv.Version
 	}
@@ -142,7 +123,15 @@ func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*T
 			return nil, fmt.Errorf("announcement %s is not a Thing", vs.Latest().ID)
 		}
 		v.Author = a.Payload.Author
-		v.Versions = append(v.Versions, VersionView{VersionState: vs, Hidden: vs.Hidden(), Thing: a.Payload.Thing})
+		vv := view.Version{Version: vs.Version, Parents: vs.Parents, Hidden: vs.Hidden(), Thing: a.Payload.Thing}
+		for _, r := range vs.Announcements {
+			vv.Announcements = append(vv.Announcements, datadir.ViewRef(r))
+		}
+		if r := vs.Retracted; r != nil {
+			ref := datadir.ViewRef(*r)
+			vv.Retracted = &ref
+		}
+		v.Versions = append(v.Versions, vv)
 	}
 	return v, nil
 }

@@ -3,27 +3,36 @@ package node
 import (
 	"context"
 
-	"github.com/thingtracker/ttn/control"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Status reports the running node: the data dir's status plus the network.
-func (n *Node) Status(context.Context) (*control.Status, error) {
+func (n *Node) Status(context.Context) (*view.Status, error) {
 	fs := n.follows.Get()
-	d, err := n.Dir.Status(&fs)
+	s, err := n.Dir.Status(&fs)
 	if err != nil {
 		return nil, err
 	}
-	s := &control.Status{Status: *d, Running: true}
+	s.Running = true
 	s.Addrs, s.GossipAddr, s.Control = n.Addrs(), n.GossipAddr(), n.ControlPath()
 	s.Peers = n.Peers()
-	s.Members, s.Events = n.net.Members(), n.net.MemberEvents()
+	s.Members, s.Events = viewMembers(n.net.Members(), n.connected()), viewEvents(n.net.MemberEvents())
 	s.Following = n.Following()
 	s.Known = len(n.Known())
-	s.Net = n.net.Stats()
-	s.Sync, s.SyncPending = n.net.SyncStats(), n.syncQ.pending()
+	s.Net = view.NetStats(n.net.Stats())
+	s.Sync, s.SyncPending = view.SyncStats(n.net.SyncStats()), n.syncQ.pending()
 	if n.nats != nil {
-		st := n.nats.Stats()
+		st := view.NATSStats(n.nats.Stats())
 		s.NATS = &st
 	}
 	return s, nil
+}
+
+// connected returns the peers the node has a libp2p connection to.
+func (n *Node) connected() map[string]bool {
+	c := make(map[string]bool)
+	for _, p := range n.net.Peers() {
+		c[p] = true
+	}
+	return c
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 var binary string // the announcer binary under test
@@ -78,14 +79,14 @@ func ok(t *testing.T, stdin string, args ...string) string {
 func lines(s string) []string { return strings.Fields(s) }
 
 // entries returns the log as Entries.
-func entries(t *testing.T, dir string) []topics.Entry {
+func entries(t *testing.T, dir string) []view.Entry {
 	t.Helper()
-	var out []topics.Entry
+	var out []view.Entry
 	for _, line := range strings.Split(strings.TrimSpace(ok(t, "", "log", "--data", dir, "--format", "json")), "\n") {
 		if line == "" {
 			continue
 		}
-		var e topics.Entry
+		var e view.Entry
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
@@ -301,7 +302,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func firstID(t *testing.T, log string) string {
-	var e topics.Entry
+	var e view.Entry
 	if err := json.Unmarshal([]byte(strings.Split(log, "\n")[0]), &e); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func firstID(t *testing.T, log string) string {
 // entryWithEnvelope returns an Entry line whose envelope is changed by fn.
 func entryWithEnvelope(t *testing.T, line string, fn func([]byte) []byte) string {
 	t.Helper()
-	var e topics.Entry
+	var e view.Entry
 	if err := json.Unmarshal([]byte(line), &e); err != nil {
 		t.Fatal(err)
 	}

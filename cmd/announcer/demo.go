@@ -26,6 +26,7 @@ import (
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/ttn"
+	"github.com/thingtracker/ttn/view"
 )
 
 // demoTracker is the TTN specification's own example tracker document
@@ -301,7 +302,7 @@ func (p *demoPlugin) report(ctx context.Context, tracker topics.TrackerID, want 
 	if err != nil {
 		return err
 	}
-	var page topics.ThingsPage
+	var page view.ThingsPage
 	if err := json.Unmarshal(m.Data, &page); err != nil {
 		return fmt.Errorf("ttn.api.things: %q: %w", m.Data, err)
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
-	"github.com/thingtracker/ttn/control"
 	"github.com/thingtracker/ttn/node"
+	"github.com/thingtracker/ttn/view"
 )
 
 func runCmd() *ffcli.Command {
@@ -81,7 +81,7 @@ forks), and the log's size.`,
 		})
 }
 
-func printStatus(s *control.Status) {
+func printStatus(s *view.Status) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
 	defer w.Flush()
 	state := "not running (read from the data dir)"

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // logIDs returns the IDs of a data dir's log entries of trackers, through
@@ -26,7 +28,7 @@ func logIDs(t *testing.T, dir string, trackers ...string) map[topics.ID]bool {
 		if line == "" {
 			continue
 		}
-		var e topics.Entry
+		var e view.Entry
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatal(err)
 		}

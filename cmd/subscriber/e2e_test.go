@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // The binaries under test, built once.
@@ -150,11 +152,11 @@ func (p *proc) output() []string {
 }
 
 // entries decodes the process's JSON output.
-func (p *proc) entries() []topics.Entry {
+func (p *proc) entries() []view.Entry {
 	p.t.Helper()
-	var out []topics.Entry
+	var out []view.Entry
 	for _, line := range p.output() {
-		var e topics.Entry
+		var e view.Entry
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			p.t.Fatalf("%s printed %q: %v", p.name, line, err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 func main() { flags.Main("subscriber", root()) }
@@ -208,7 +209,7 @@ type printer struct {
 // while entries keep coming; a stop writes it at once.
 const cursorEvery = 200 * time.Millisecond
 
-func (p *printer) print(e *topics.Entry) error {
+func (p *printer) print(e *view.Entry) error {
 	if p.format == output.JSON || e.Kind == topics.KindThing || e.Kind == topics.KindRetract {
 		if err := output.Entry(p.w, p.format, e); err != nil {
 			return err

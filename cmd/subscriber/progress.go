@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"
-	"golang.org/x/term"
 )
 
 // longCatchUp is how many announcements a catch-up must bring before its

@@ -30,7 +30,9 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
+
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 func main() {
@@ -151,7 +153,7 @@ func (n *notifier) catchUp(ctx context.Context) error {
 			return nil
 		}
 		for _, raw := range page.Entries {
-			var e topics.Entry
+			var e view.Entry
 			if err := json.Unmarshal(raw, &e); err != nil {
 				return fmt.Errorf("ttn.api.history: %w", err)
 			}

@@ -8,12 +8,14 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
+
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Formats of entry output.
 const (
-	JSON = "json" // one Entry per line (see topics.Entry)
+	JSON = "json" // one Entry per line (see view.Entry)
 	Text = "text" // one human line per entry
 )
 
@@ -26,9 +28,9 @@ func CheckFormat(f string) error {
 }
 
 // Entry writes e in format f, followed by a newline.
-func Entry(w io.Writer, f string, e *topics.Entry) error {
+func Entry(w io.Writer, f string, e *view.Entry) error {
 	if f == JSON {
-		b, err := topics.MarshalEntry(e)
+		b, err := view.MarshalEntry(e)
 		if err != nil {
 			return err
 		}
@@ -40,7 +42,7 @@ func Entry(w io.Writer, f string, e *topics.Entry) error {
 }
 
 // Describe says in a few words what an entry announces.
-func Describe(e *topics.Entry) string {
+func Describe(e *view.Entry) string {
 	p, err := topics.ParsePayload(e.Announcement)
 	if err != nil || p.Opaque() {
 		return fmt.Sprintf("(%s, payload v%d)", e.ID, payloadVersion(e))
@@ -58,7 +60,7 @@ func Describe(e *topics.Entry) string {
 	return ""
 }
 
-func payloadVersion(e *topics.Entry) int {
+func payloadVersion(e *view.Entry) int {
 	var v struct {
 		V int `json:"v"`
 	}

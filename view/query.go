@@ -1,4 +1,4 @@
-package topics
+package view
 
 import (
 	"encoding/base64"
@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/thingtracker/ttn/topics"
 )
 
 // ErrNotFound is what the node's query APIs return, wrapped, for an ID that
 // names nothing stored.
-var ErrNotFound = errors.New("topics: not found")
+var ErrNotFound = errors.New("view: not found")
 
 // Bounds of a Things query: a page holds at most MaxThingsLimit Things.
 const (
@@ -24,10 +26,10 @@ const (
 // /v1/things and the NATS API's ttn.api.things both speak it. Empty fields
 // select everything.
 type ThingsQuery struct {
-	Tracker TrackerID `json:"tracker,omitzero"`
-	Author  string    `json:"author,omitempty"` // node ID: the Things of that node's trackers
-	Tag     string    `json:"tag,omitempty"`    // one of the Thing's tags, ignoring case
-	Text    string    `json:"text,omitempty"`   // in the id, title or description, ignoring case
+	Tracker topics.TrackerID `json:"tracker,omitzero"`
+	Author  string           `json:"author,omitempty"` // node ID: the Things of that node's trackers
+	Tag     string           `json:"tag,omitempty"`    // one of the Thing's tags, ignoring case
+	Text    string           `json:"text,omitempty"`   // in the id, title or description, ignoring case
 	// After continues a previous page: its Next.
 	After string `json:"after,omitempty"`
 	// Limit is the most Things a page holds: DefaultThingsLimit when 0, at
@@ -40,7 +42,7 @@ type ThingsQuery struct {
 // Check validates the query and fills in the default limit.
 func (q *ThingsQuery) Check() error {
 	if q.Author != "" {
-		if _, err := NodeKey(q.Author); err != nil {
+		if _, err := topics.NodeKey(q.Author); err != nil {
 			return fmt.Errorf("author: %w", err)
 		}
 	}
@@ -62,7 +64,7 @@ func (q *ThingsQuery) Check() error {
 
 // Match reports whether a Thing passes the query's tag and text filters.
 // Call it on a checked query.
-func (q *ThingsQuery) Match(t *Thing) bool {
+func (q *ThingsQuery) Match(t *topics.Thing) bool {
 	if q.Tag != "" && !slices.ContainsFunc(t.Tags, func(tag string) bool { return strings.EqualFold(tag, q.Tag) }) {
 		return false
 	}
@@ -79,34 +81,34 @@ func (q *ThingsQuery) Match(t *Thing) bool {
 
 // PageToken names the Thing a page of Things ended with, so the next page
 // starts after it. It is opaque to clients.
-func PageToken(tracker TrackerID, thing string) string {
+func PageToken(tracker topics.TrackerID, thing string) string {
 	return base64.RawURLEncoding.EncodeToString(append(tracker[:], thing...))
 }
 
 // AfterThing decodes q.After: the Thing the next page starts after; ok is
 // false when q.After is empty.
-func (q *ThingsQuery) AfterThing() (tracker TrackerID, thing string, ok bool, err error) {
+func (q *ThingsQuery) AfterThing() (tracker topics.TrackerID, thing string, ok bool, err error) {
 	if q.After == "" {
 		return tracker, "", false, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(q.After)
-	if err != nil || len(b) < len(tracker) || len(b) > len(tracker)+MaxIDLen {
+	if err != nil || len(b) < len(tracker) || len(b) > len(tracker)+topics.MaxIDLen {
 		return tracker, "", false, errors.New("after: not a page token from a previous page")
 	}
-	return TrackerID(b[:len(tracker)]), string(b[len(tracker):]), true, nil
+	return topics.TrackerID(b[:len(tracker)]), string(b[len(tracker):]), true, nil
 }
 
 // ThingSummary is one Thing of a query's page: its latest version (the
 // newest that is not retracted) and that version's latest edit.
 type ThingSummary struct {
-	Tracker      TrackerID `json:"tracker"`
-	ID           string    `json:"id"`
-	Author       string    `json:"author"`
-	Version      string    `json:"version"`
-	Versions     int       `json:"versions"`     // how many versions are shown (not retracted)
-	Announcement ID        `json:"announcement"` // of the latest edit
-	Cursor       uint64    `json:"cursor"`
-	Thing        *Thing    `json:"thing"`
+	Tracker      topics.TrackerID `json:"tracker"`
+	ID           string           `json:"id"`
+	Author       string           `json:"author"`
+	Version      string           `json:"version"`
+	Versions     int              `json:"versions"`     // how many versions are shown (not retracted)
+	Announcement topics.ID        `json:"announcement"` // of the latest edit
+	Cursor       uint64           `json:"cursor"`
+	Thing        *topics.Thing    `json:"thing"`
 }
 
 // ThingsPage is a page of a Things query. Next, when set, continues it: a

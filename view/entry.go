@@ -1,8 +1,16 @@
-package topics
+// Package view holds the shapes in which a node shows what it holds to the
+// programs and people that ask: the Entry of every log line, SSE event and
+// NATS history page; Things queries and their pages; a Thing's history; a
+// page of trackers; the node's status. The front ends (httpapi, natsapi,
+// control, web) speak these; node fills them. It is pure: it imports topics,
+// nothing that does I/O.
+package view
 
 import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/thingtracker/ttn/topics"
 )
 
 // Entry is the one shape in which a node shows a stored announcement: log and
@@ -11,19 +19,19 @@ import (
 // JSON exactly as signed and Envelope the envelope bytes (base64 in JSON), so
 // any consumer can verify for itself.
 type Entry struct {
-	Cursor       uint64         `json:"cursor"`
-	ID           ID             `json:"id"`
-	Topic        string         `json:"topic"`
-	Kind         string         `json:"kind"`
-	Author       string         `json:"author"`
-	Tracker      TrackerID      `json:"tracker"`
-	Seq          uint64         `json:"seq"`
-	Announcement jsontext.Value `json:"announcement"`
-	Envelope     []byte         `json:"envelope"`
+	Cursor       uint64           `json:"cursor"`
+	ID           topics.ID        `json:"id"`
+	Topic        string           `json:"topic"`
+	Kind         string           `json:"kind"`
+	Author       string           `json:"author"`
+	Tracker      topics.TrackerID `json:"tracker"`
+	Seq          uint64           `json:"seq"`
+	Announcement jsontext.Value   `json:"announcement"`
+	Envelope     []byte           `json:"envelope"`
 }
 
 // NewEntry returns the Entry of an announcement stored at cursor.
-func NewEntry(cursor uint64, a *Announcement) Entry {
+func NewEntry(cursor uint64, a *topics.Announcement) Entry {
 	return Entry{
 		Cursor:       cursor,
 		ID:           a.ID,
