@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -274,15 +273,7 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("dir in use", func(t *testing.T) {
-		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			t.Fatal(err)
-		}
-		defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		holdLock(t, filepath.Join(dir, "lock"))
 		r := run(t, "", nil, "log", "--data", dir)
 		if r.code == 0 || !strings.Contains(r.stderr, "data dir in use by another process") {
 			t.Fatalf("%+v", r)
