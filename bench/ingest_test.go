@@ -6,11 +6,11 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/internal/cputime"
 	"github.com/thingtracker/ttn/topics"
 )
 
@@ -46,7 +46,7 @@ func BenchmarkIngest(b *testing.B) {
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			start := time.Now()
 			for range ingestWorkers {
 				wg.Add(1)
@@ -71,7 +71,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			wg.Wait()
 			elapsed := time.Since(start)
-			cores := (cpuTime() - cpu0).Seconds() / elapsed.Seconds()
+			cores := (cputime.Process() - cpu0).Seconds() / elapsed.Seconds()
 			b.StopTimer()
 			rate := float64(len(anns)) / elapsed.Seconds()
 			st := l.Stats()
@@ -137,11 +137,4 @@ func avgSize(anns []signed) int {
 		total += len(a.raw)
 	}
 	return total / max(len(anns), 1)
-}
-
-// cpuTime returns the CPU time this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

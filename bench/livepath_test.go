@@ -17,6 +17,7 @@ import (
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/internal/cputime"
 	"github.com/thingtracker/ttn/internal/nodetest"
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
@@ -174,7 +175,7 @@ func BenchmarkLivePath(b *testing.B) {
 	for r := range b.N {
 		round := parsed[r*per : (r+1)*per]
 		target.Store(int64((r + 1) * per))
-		cpu0 := cpuTime()
+		cpu0 := cputime.Process()
 		start := time.Now()
 		var wg sync.WaitGroup
 		pprof.Do(context.Background(), pprof.Labels("role", "publisher"), func(ctx context.Context) {
@@ -208,7 +209,7 @@ func BenchmarkLivePath(b *testing.B) {
 				r, delivered.Load()-int64(r*per), per, timeout, recv.describe(pubs))
 		}
 		d := time.Since(start)
-		cpu += cpuTime() - cpu0
+		cpu += cputime.Process() - cpu0
 		elapsed += d
 		rates = append(rates, float64(per)/d.Seconds())
 		b.StopTimer()

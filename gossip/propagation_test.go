@@ -12,7 +12,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +21,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
-	"github.com/thingtracker/ttn/internal/wait"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/thingtracker/ttn/internal/cputime"
+	"github.com/thingtracker/ttn/internal/wait"
 )
 
 // propConfig is one propagation run's shape.
@@ -268,7 +269,7 @@ func propagate(b *testing.B, cfg propConfig, seed uint64, r router) propResult {
 
 	copies.Store(0)
 	bytes.Store(0)
-	cpu0, wall0 := cpuTime(), time.Now()
+	cpu0, wall0 := cputime.Process(), time.Now()
 	sent := map[string]time.Time{}
 	n := int(cfg.duration.Seconds() * float64(cfg.rate))
 	tick := time.NewTicker(time.Second / time.Duration(cfg.rate))
@@ -303,7 +304,7 @@ func propagate(b *testing.B, cfg propConfig, seed uint64, r router) propResult {
 		time.Sleep(50 * time.Millisecond)
 	}
 	wall := time.Since(wall0)
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	cancel()
 	wg.Wait()
 
@@ -343,10 +344,4 @@ func propagate(b *testing.B, cfg propConfig, seed uint64, r router) propResult {
 		messages:       len(sent),
 		nodes:          cfg.nodes,
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

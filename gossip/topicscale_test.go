@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/internal/cputime"
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -132,14 +134,14 @@ func topicScale(b *testing.B, count int) {
 	})
 
 	const window = 5 * time.Second
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	time.Sleep(window)
-	idle := float64(cpuTime()-cpu0) / float64(window) / 4 // per node
+	idle := float64(cputime.Process()-cpu0) / float64(window) / 4 // per node
 
 	// Light traffic: one announcement a second on a random followed topic.
 	key, _, _ := crypto.GenerateEd25519Key(nil)
 	raw, _ := topics.RawPublicKey(key.GetPublic())
-	cpu0 = cpuTime()
+	cpu0 = cputime.Process()
 	var prev topics.ID
 	for i := range int(window / time.Second) {
 		t := topics.DeriveTrackerID(raw, "light")
@@ -158,7 +160,7 @@ func topicScale(b *testing.B, count int) {
 		peers[0].Publish(context.Background(), a)
 		time.Sleep(time.Second)
 	}
-	busy := float64(cpuTime()-cpu0) / float64(window) / 4
+	busy := float64(cputime.Process()-cpu0) / float64(window) / 4
 
 	newcomer := scaleNode(b, count)
 	for j := range count {

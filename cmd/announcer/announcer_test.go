@@ -359,6 +359,63 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestUnknownCommand: a command or subcommand this version lacks, or an
+// argument a command does not take, exits 2 with one line on stderr naming
+// it, prints nothing and creates nothing: a script calling a command this
+// version lacks must not believe it succeeded.
+func TestUnknownCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "none")
+	unexpected := `announcer: unexpected argument "frobnicate"`
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `announcer: unknown command "frobnicate" (see announcer --help)`},
+		{[]string{"frobnicate", "-h"}, `announcer: unknown command "frobnicate" (see announcer --help)`},
+		{[]string{"tracker", "frobnicate", "--data", dir}, `announcer: unknown command "tracker frobnicate" (see announcer tracker --help)`},
+		{[]string{"key", "frobnicate"}, `announcer: unknown command "key frobnicate" (see announcer key --help)`},
+		{[]string{"key", "--data", dir, "export2", "x"}, `announcer: unknown command "key export2" (see announcer key --help)`},
+		{[]string{"tracker"}, `announcer: tracker needs a subcommand (see 'announcer tracker -h')`},
+		{[]string{"init", "--data", dir, "frobnicate"}, unexpected},
+		{[]string{"run", "--data", dir, "frobnicate"}, unexpected},
+		{[]string{"status", "--data", dir, "frobnicate"}, unexpected},
+		{[]string{"log", "--data", dir, "frobnicate"}, unexpected},
+		{[]string{"tracker", "create", "--data", dir, "--name", "x", "frobnicate"}, unexpected},
+		{[]string{"demo", "frobnicate"}, unexpected},
+		{[]string{"version", "frobnicate"}, unexpected},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := run(t, "", nil, tc.args...)
+			if r.code != 2 || r.stdout != "" || r.stderr != tc.want+"\n" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2, stderr %q", r.code, r.stdout, r.stderr, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s was created (%v)", dir, err)
+	}
+}
+
+// TestVersion: "version" and "--version" print one line naming the
+// program, the Go version and the target; "-h" lists the version command.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
+		r := run(t, "", nil, args...)
+		line, rest, _ := strings.Cut(r.stdout, "\n")
+		if r.code != 0 || rest != "" || r.stderr != "" {
+			t.Errorf("%v: %+v; want one line on stdout", args, r)
+		}
+		for _, want := range []string{"announcer ", " " + runtime.Version() + " ", runtime.GOOS + "/" + runtime.GOARCH} {
+			if !strings.Contains(line, want) {
+				t.Errorf("%v printed %q, lacking %q", args, line, want)
+			}
+		}
+	}
+	if r := run(t, "", nil, "-h"); !strings.Contains(r.stderr, "version") {
+		t.Errorf("-h does not list the version command: %s", r.stderr)
+	}
+}
+
 // TestDemo runs the README's main command: three nodes, a plugin and the
 // HTTP API, and every announcement arrives verified.
 func TestDemo(t *testing.T) {

@@ -27,15 +27,17 @@ func root() *ffcli.Command {
 		ShortUsage: "announcer COMMAND [flags] [args]",
 		ShortHelp:  "Announce 3D-printable Things on the Thing Tracker Network.",
 		LongHelp: `A node keeps a signed, append-only log of announcements in its data dir
-(--data, default ~/.ttn). Commands that change the log work offline: what
-they append is announced when the node next runs.
+(--data, default ` + flags.DefaultDataDir() + `). Commands that change the log work
+offline: what they append is announced when the node next runs.
 
 Every flag can also come from the environment (TTN_DATA, TTN_FORMAT, …) or
-from the configuration file DIR/config ("flag value" per line).`,
+from the configuration file DIR/config ("flag value" per line).
+
+"announcer version" or "announcer --version" prints the version.`,
 		FlagSet: fs,
 		Subcommands: []*ffcli.Command{
 			initCmd(), runCmd(), statusCmd(), trackerCmd(), publishCmd(), importCmd(),
-			retractCmd(), ingestCmd(), logCmd(), keyCmd(), demoCmd(),
+			retractCmd(), ingestCmd(), logCmd(), keyCmd(), demoCmd(), flags.VersionCommand("announcer"),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

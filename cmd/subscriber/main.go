@@ -62,7 +62,10 @@ func root() *ffcli.Command {
 	follows.FlagSet.SetOutput(&flags.UsageText)
 	fc.Register(follows.FlagSet)
 	follows.Options = fc.Options()
-	follows.Exec = func(context.Context, []string) error {
+	follows.Exec = func(_ context.Context, args []string) error {
+		if len(args) > 0 {
+			return flags.Usagef("unexpected argument %q", args[0])
+		}
 		fs, err := datadir.ReadFollows(fc.Data)
 		if err != nil {
 			return err
@@ -88,10 +91,12 @@ verify it), with --format text one line per Thing. A restarted subscriber
 resumes after the last entry it printed; --since C starts after cursor C.
 
 Flags may also come from the environment (TTN_FOLLOW=ID1,ID2, TTN_JOIN, …) or
-the configuration file DIR/config.`,
+the configuration file DIR/config.
+
+"subscriber version" or "subscriber --version" prints the version.`,
 		FlagSet:     fs,
 		Options:     o.common.Options(),
-		Subcommands: []*ffcli.Command{follows},
+		Subcommands: []*ffcli.Command{follows, flags.VersionCommand("subscriber")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return flags.Usagef("unexpected argument %q", args[0])

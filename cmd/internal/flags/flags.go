@@ -35,10 +35,15 @@ type Common struct {
 	configSet bool // --config or TTN_CONFIG was given
 }
 
-// DefaultDataDir is ~/.ttn, or ./ttn-data without a home directory.
+// DefaultDataDir is where the OS keeps an application's data for the user
+// (osDataDir, one file per OS): $XDG_DATA_HOME/ttn or ~/.local/share/ttn on
+// Linux and other Unix systems (~/.ttn where it exists, the default before),
+// ~/Library/Application Support/TTN on macOS, %LocalAppData%\TTN on
+// Windows. It is ./ttn-data when the OS names no such place (no home
+// directory).
 func DefaultDataDir() string {
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".ttn")
+	if dir, err := osDataDir(); err == nil {
+		return dir
 	}
 	return "ttn-data"
 }

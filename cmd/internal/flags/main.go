@@ -9,9 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/thingtracker/ttn/cmd/internal/version"
 )
 
 // UsageText collects what the commands' flag sets write (help and usage
@@ -27,12 +27,49 @@ func (e UsageError) Error() string { return e.msg }
 func Usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }
 
 // Main runs the command tree on the program's arguments until it returns or
-// SIGINT or SIGTERM cancels it, and exits with ExitCode's status.
+// one of StopSignals cancels it, and exits with ExitCode's status. A first
+// argument --version prints the version line instead. A word that names no
+// subcommand of a command that has some is a usage mistake (status 2), at
+// every level: a script calling a command this version lacks must not
+// believe it succeeded.
 func Main(name string, root *ffcli.Command) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root.ParseAndRun(ctx, os.Args[1:])
+	args := os.Args[1:]
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		// Not a flag of the root: a flag would also be read from the
+		// environment, and TTN_VERSION=v1.2.3 in a deployment would then
+		// stop the subscriber from starting.
+		fmt.Println(version.String(name))
+		os.Exit(0)
+	}
+	strict(name, root)
+	ctx, stop := signal.NotifyContext(context.Background(), StopSignals...)
+	err := root.ParseAndRun(ctx, args)
 	stop()
 	os.Exit(ExitCode(name, err))
+}
+
+// strict makes every command of the tree that has subcommands refuse
+// arguments that name none of them. ffcli passes them to the command's Exec
+// instead, which, for a group of subcommands, printed the help and
+// succeeded. path is the command's name as typed ("announcer key").
+func strict(path string, c *ffcli.Command) {
+	for _, sub := range c.Subcommands {
+		strict(path+" "+sub.Name, sub)
+	}
+	if len(c.Subcommands) == 0 {
+		return
+	}
+	exec := c.Exec
+	c.Exec = func(ctx context.Context, args []string) error {
+		if len(args) > 0 {
+			_, parents, _ := strings.Cut(path, " ") // "key" of "announcer key"
+			return Usagef("unknown command %q (see %s --help)", strings.TrimSpace(parents+" "+args[0]), path)
+		}
+		if exec == nil {
+			return ffcli.NoExecError{Command: c}
+		}
+		return exec(ctx, args)
+	}
 }
 
 // ExitCode prints err, if any, as one line on stderr, prefixed with the
