@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
 )

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
 )

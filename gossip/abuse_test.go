@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/record"
+
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"
 )

@@ -11,10 +11,11 @@ import (
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"go.uber.org/goleak"
+
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"
-	"go.uber.org/goleak"
 )
 
 // store adapts the real log to gossip.Store, as the node package does.

@@ -13,8 +13,9 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/thingtracker/ttn/topics"
 	"golang.org/x/time/rate"
+
+	"github.com/thingtracker/ttn/topics"
 )
 
 // History is what the sync protocol needs of the node's log. Its methods

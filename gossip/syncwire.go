@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/klauspost/compress/zstd"
+
 	"github.com/thingtracker/ttn/topics"
 )
 

@@ -9,8 +9,9 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/thingtracker/ttn/topics"
 	"golang.org/x/time/rate"
+
+	"github.com/thingtracker/ttn/topics"
 )
 
 // result maps an outcome onto GossipSub's.

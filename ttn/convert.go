@@ -2,6 +2,7 @@ package ttn
 
 import (
 	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/thingtracker/ttn/topics"
 )
 

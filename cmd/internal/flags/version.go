@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+
 	"github.com/thingtracker/ttn/cmd/internal/version"
 )
 
