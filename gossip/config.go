@@ -56,9 +56,9 @@ type Config struct {
 	// the first is used to encrypt). Empty means no encryption: anyone who
 	// reaches the gossip port can join.
 	Keyring [][]byte
-	// PeersFile keeps the gossip addresses of known members, to rejoin them
-	// after a restart. Empty means none are kept.
-	PeersFile string
+	// Peers keeps the gossip addresses of known members, to rejoin them
+	// after a restart. Nil means none are kept.
+	Peers PeerStore
 	// Bootstrap are libp2p peers (multiaddrs with /p2p/ID) to connect to
 	// directly, besides members. Empty means none.
 	Bootstrap []string
@@ -222,4 +222,12 @@ func splitHostPort(hp string) (string, int, error) {
 		err = fmt.Errorf("%q: want an IP address", hp)
 	}
 	return host, port, err
+}
+
+// PeerStore keeps the gossip addresses (HOST:PORT) of members last seen
+// alive, across restarts. The node calls it from one goroutine at a time;
+// SavePeers must be durable when it returns.
+type PeerStore interface {
+	LoadPeers() ([]string, error)
+	SavePeers(addrs []string) error
 }

@@ -3,16 +3,12 @@ package gossip
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -512,53 +508,33 @@ func (n *Node) MemberEvents() []MemberEvent {
 	return n.mem.Events()
 }
 
-// peersFile is the format of Config.PeersFile.
-type peersFile struct {
-	Members []string `json:"members"` // gossip HOST:PORT of members last seen alive
-}
-
 func (m *members) readPeers() []string {
-	path := m.n.cfg.PeersFile
-	if path == "" {
+	if m.n.cfg.Peers == nil {
 		return nil
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	var pf peersFile
-	if err == nil {
-		err = json.Unmarshal(b, &pf)
-	}
+	addrs, err := m.n.cfg.Peers.LoadPeers()
 	if err != nil {
-		m.n.cfg.Logger.Warn("known peers unreadable; ignoring them", "file", path, "err", err)
+		m.n.cfg.Logger.Warn("known peers unreadable; ignoring them", "err", err)
 		return nil
 	}
-	return pf.Members
+	return addrs
 }
 
-// savePeers writes the members last seen alive, atomically.
+// savePeers keeps the members last seen alive.
 func (m *members) savePeers() {
-	path := m.n.cfg.PeersFile
-	if path == "" {
+	if m.n.cfg.Peers == nil {
 		return
 	}
-	var pf peersFile
+	var addrs []string
 	for _, mem := range m.Members() {
-		if mem.State == "alive" && len(pf.Members) < maxSavedPeers {
-			pf.Members = append(pf.Members, mem.GossipAddr)
+		if mem.State == "alive" && len(addrs) < maxSavedPeers {
+			addrs = append(addrs, mem.GossipAddr)
 		}
 	}
-	if len(pf.Members) == 0 {
+	if len(addrs) == 0 {
 		return // keep what an earlier run saw rather than forget it
 	}
-	b, _ := json.Marshal(pf)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		m.n.cfg.Logger.Warn("could not save known peers", "err", err)
-		return
-	}
-	if err := os.Rename(tmp, filepath.Clean(path)); err != nil {
+	if err := m.n.cfg.Peers.SavePeers(addrs); err != nil {
 		m.n.cfg.Logger.Warn("could not save known peers", "err", err)
 	}
 }

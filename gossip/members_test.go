@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/thingtracker/ttn/gossip"
@@ -23,8 +23,8 @@ import (
 func TestRejoinAfterRestart(t *testing.T) {
 	checkLeaks(t)
 	a := start(t, nil, nil)
-	peers := filepath.Join(t.TempDir(), "peers")
-	withPeers := func(c *gossip.Config) { c.PeersFile = peers }
+	peers := datadir.Peers{Dir: t.TempDir()} // DIR/peers, as a node keeps it
+	withPeers := func(c *gossip.Config) { c.Peers = peers }
 	b := start(t, []string{a.node.GossipAddr()}, withPeers)
 	wait.For(t, 10*time.Second, func() error {
 		if len(b.node.Peers()) != 1 || len(a.node.Members()) != 1 {

@@ -80,7 +80,7 @@ type joined struct {
 }
 
 // New starts a node: the libp2p host, GossipSub, the discovery topic, and
-// memberlist, joining cfg.Join and the peers remembered in cfg.PeersFile.
+// memberlist, joining cfg.Join and the peers remembered in cfg.Peers.
 // It blocks until one of them has answered or all have failed, or until ctx
 // is done: then it stops what it started and returns ctx's error. A failure
 // to join is logged, not fatal: the node runs alone until peers find it.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -187,7 +186,7 @@ func (n *Node) start(ctx context.Context) error {
 		Join:          n.cfg.Join,
 		Bootstrap:     n.cfg.Bootstrap,
 		Keyring:       n.cfg.Keyring,
-		PeersFile:     filepath.Join(n.Path, "peers"), // TODO(datadir): Peers
+		Peers:         datadir.Peers{Dir: n.Path},
 		MaxPeers:      n.cfg.MaxPeers,
 		MaxTrackers:   n.cfg.MaxTrackers,
 		OnDiscovery:   n.discovered,
