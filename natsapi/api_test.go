@@ -31,6 +31,8 @@ func TestBadRequests(t *testing.T) {
 		{"ttn.api.publish", `{"tracker":"nope","thing":{}}`, "400", "tracker id"},
 		{"ttn.api.publish", `{"tracker":"` + tr.String() + `"}`, "400", "needs a thing"},
 		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","thing":{"id":"a","title":"A"},"things":[{"id":"b","title":"B"}]}`, "400", "not both"},
+		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","thing":{"id":"a\u001b[2J","title":"A"}}`, "400", "control character"},
+		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","thing":{"id":"a","title":"A","version":2}}`, "400", "want a string"},
 		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","thing":{"title":"no id"}}`, "400", "id"},
 		{"ttn.api.publish", `{"tracker":"` + tr.String() + `","things":[{"id":"a","title":"A"},{"id":"b","title":"B"},{"id":"c","title":"C"},{"id":"d","title":"D"}]}`, "400", "at most 3"},
 		{"ttn.api.publish", `{"tracker":"` + n.ID.NodeTracker().String() + `","thing":{"id":"a","title":"A"}}`, "400", "node tracker"},

@@ -183,13 +183,30 @@ func (c *checker) failf(leaf, format string, args ...any) {
 	}
 }
 
-// str checks a string's length. (Its UTF-8 is checked where JSON is read
-// and written.)
+// str checks a one-line string: its length, and no control characters
+// (they would reach logs, URLs, terminals and pages as they are). Its UTF-8
+// is checked where JSON is read and written.
 func (c *checker) str(leaf, s string, max int) {
-	if len(s) > max {
-		c.failf(leaf, " is %d bytes, over the %d byte limit", len(s), max)
+	c.text(leaf, s, max)
+	if i := strings.IndexFunc(s, isControl); i >= 0 {
+		c.failf(leaf, " holds a control character (%U at byte %d)", []rune(s[i:])[0], i)
 	}
 }
+
+// text checks a multi-line string: its length, and no control characters
+// but line breaks and tabs.
+func (c *checker) text(leaf, s string, max int) {
+	if len(s) > max {
+		c.failf(leaf, " is %d bytes, over the %d byte limit", len(s), max)
+		return
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return isControl(r) && r != '\n' && r != '\r' && r != '\t' }); i >= 0 {
+		c.failf(leaf, " holds a control character (%U at byte %d)", []rune(s[i:])[0], i)
+	}
+}
+
+// isControl reports the C0 and C1 control characters and DEL.
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r < 0xa0 }
 
 func (c *checker) required(leaf, s string, max int) {
 	if s == "" {
@@ -201,11 +218,9 @@ func (c *checker) required(leaf, s string, max int) {
 func (c *checker) strs(leaf string, list []string, max int) {
 	c.count(leaf, len(list))
 	for i, s := range list {
-		if len(s) > max {
-			c.push(leaf, i)
-			c.str("", s, max)
-			c.pop()
-		}
+		c.push(leaf, i)
+		c.str("", s, max)
+		c.pop()
 	}
 }
 
@@ -306,7 +321,7 @@ func (t *Thing) Check() error {
 	c.str("refUrl", t.RefURL, MaxTextLen)
 	c.str("created", t.Created, MaxTextLen)
 	c.str("updated", t.Updated, MaxTextLen)
-	c.str("description", t.Description, MaxDescriptionLen)
+	c.text("description", t.Description, MaxDescriptionLen)
 	c.people("authors", t.Authors)
 	c.strs("licenses", t.Licenses, MaxTitleLen)
 	c.strs("thumbnailUrls", t.ThumbnailURLs, MaxTextLen)
@@ -341,7 +356,7 @@ func (t *Thing) Check() error {
 		c.push("billOfMaterials", i)
 		c.ext(b.Ext)
 		c.str("partNumber", b.PartNumber, MaxIDLen)
-		c.str("description", b.Description, MaxDescriptionLen)
+		c.text("description", b.Description, MaxDescriptionLen)
 		c.str("type", b.Type, MaxTitleLen)
 		c.str("url", b.URL, MaxTextLen)
 		c.str("mimetype", b.Mimetype, MaxTitleLen)
@@ -362,7 +377,7 @@ func (t *Thing) Check() error {
 		c.push("instructions", i)
 		c.ext(in.Ext)
 		c.number("step", in.Step)
-		c.str("text", in.Text, MaxDescriptionLen)
+		c.text("text", in.Text, MaxDescriptionLen)
 		c.strs("imageUrls", in.ImageURLs, MaxTextLen)
 		c.pop()
 	}
@@ -383,7 +398,7 @@ func (ti *TrackerInfo) Check() error {
 	c.ext(ti.Ext)
 	c.required("name", ti.Name, MaxIDLen)
 	c.str("title", ti.Title, MaxTitleLen)
-	c.str("description", ti.Description, MaxDescriptionLen)
+	c.text("description", ti.Description, MaxDescriptionLen)
 	c.str("url", ti.URL, MaxTextLen)
 	c.str("version", ti.Version, MaxVersionLen)
 	c.str("updated", ti.Updated, MaxTextLen)

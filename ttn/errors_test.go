@@ -116,6 +116,11 @@ func TestThingErrors(t *testing.T) {
 		{"duplicate", `{"id":"a","id":"b","title":"A"}`, `duplicate object member name`},
 		{"document members", `{"id":"a","title":"A","thingsCount":1}`, `ttn: unknown member "thingsCount"`},
 		{"array", `[{"id":"a","title":"A"}]`, `ttn: want a JSON object, got an array`},
+		{"numeric version", `{"id":"a","title":"A","version":1.10}`, `ttn: version: want a string, as in "version": "1.10", not a number`},
+		{"control character in id", `{"id":"a\u001b[2J","title":"A"}`, `ttn: thing.id holds a control character (U+001B at byte 1)`},
+		{"line break in title", `{"id":"a","title":"A\nB"}`, `ttn: thing.title holds a control character (U+000A at byte 1)`},
+		{"escape in description", `{"id":"a","title":"A","description":"x\u0007"}`, `ttn: thing.description holds a control character (U+0007 at byte 1)`},
+		{"C1 in a tag", `{"id":"a","title":"A","tags":["\u009b"]}`, `ttn: thing.tags[0] holds a control character (U+009B at byte 0)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseThing([]byte(tc.in))

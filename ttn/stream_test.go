@@ -12,7 +12,7 @@ func TestReadThings(t *testing.T) {
 	pretty := `{
   "id": "gear",
   "title": "Gear",
-  "version": 2.0,
+  "version": "2.0",
   "tags": [
     "fun"
   ]

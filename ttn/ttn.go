@@ -1,6 +1,7 @@
 package ttn
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 
@@ -66,6 +67,9 @@ func parseThing(b []byte) (*topics.Thing, error) {
 	if err := topics.CheckStrictJSON(b); err != nil {
 		return nil, err
 	}
+	if err := stringVersion(b); err != nil {
+		return nil, err
+	}
 	t := new(topics.Thing)
 	if err := thing("", b, t); err != nil {
 		return nil, err
@@ -88,3 +92,29 @@ var lineBreaks = strings.NewReplacer("\n", `\n`, "\r", `\r`)
 func (e *importError) Error() string { return e.prefix + lineBreaks.Replace(e.err.Error()) }
 
 func (e *importError) Unwrap() error { return e.err }
+
+// stringVersion refuses a Thing, published on its own, whose version is a
+// JSON number: read as its digits it would silently become a string (1.10
+// and 1.1 are one number and two versions). The specification's documents
+// write numbers there, and ParseDocument takes them; a publish is ours.
+func stringVersion(b []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil // thing() says what is wrong
+	}
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil
+		}
+		name := tok.String() // before the next read voids tok
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil
+		}
+		if name == "version" && v.Kind() == '0' {
+			return errorf("version", "want a string, as in \"version\": \"%s\", not a number", clip(string(v)))
+		}
+	}
+	return nil
+}
