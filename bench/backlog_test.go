@@ -84,7 +84,7 @@ func BenchmarkBacklog(b *testing.B) {
 		}
 		peak, rounds := 0.0, 0
 		sample := time.NewTicker(20 * time.Millisecond)
-		deadline := time.Now().Add(time.Duration(n)*time.Millisecond + time.Minute)
+		deadline := time.Now().Add(time.Duration(n)*4*time.Millisecond + 2*time.Minute)
 		for held(peer, tracker) < uint64(n)+1 { // the tracker record too
 			if time.Now().After(deadline) {
 				cmd.Process.Kill()
