@@ -173,8 +173,9 @@ func delivery(t *testing.T, size int) {
 		}
 	}
 	// Wait until membership has connected everyone and the publisher knows
-	// every follower's subscriptions.
-	wait.For(t, 20*time.Second, func() error {
+	// every follower's subscriptions (a generous bound: 16 nodes under
+	// -race on a loaded 2-core machine took over 20 s).
+	wait.For(t, time.Minute, func() error {
 		for i, n := range nodes {
 			if got := len(n.node.Peers()); got < size-1 {
 				return fmt.Errorf("node %d has %d peers", i, got)

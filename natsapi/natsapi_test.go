@@ -204,7 +204,7 @@ func TestFanOut(t *testing.T) {
 // only those allowed ttn.api.publish may.
 func TestPublishAuth(t *testing.T) {
 	body := func(tr topics.TrackerID, id string) []byte {
-		return fmt.Appendf(nil, `{"tracker":%q,"thing":{"id":%q,"title":"From a plugin","version":2}}`, tr, id)
+		return fmt.Appendf(nil, `{"tracker":%q,"thing":{"id":%q,"title":"From a plugin","version":"2"}}`, tr, id)
 	}
 
 	t.Run("none", func(t *testing.T) {
