@@ -2,6 +2,7 @@ package topics
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -90,6 +91,8 @@ func ValidateDiscovery(data []byte, now time.Time) (*Discovery, error) {
 		return nil, rejectf("discovery: tracker %s is not owned by %s", d.Tracker, sg.id)
 	case len(d.Title) > MaxTitleLen:
 		return nil, rejectf("discovery: title is over %d bytes", MaxTitleLen)
+	case strings.ContainsFunc(d.Title, isControl):
+		return nil, rejectf("discovery: title holds a control character")
 	case d.HeadSeq > MaxSeq || (d.HeadSeq == 0) != d.HeadID.IsZero():
 		return nil, rejectf("discovery: bad head (seq %d)", d.HeadSeq)
 	}

@@ -393,3 +393,23 @@ func TestExtensionNamesDifferInCase(t *testing.T) {
 		t.Fatalf("names differing in case: %v", err)
 	}
 }
+
+// TestDiscoveryTitleControl: a discovery record whose title holds a control
+// character is invalid on every node (Reject), as a Thing's title is.
+func TestDiscoveryTitleControl(t *testing.T) {
+	k := testKey(t, 1)
+	tracker := DeriveTrackerID(rawPub(t, k), "designs")
+	for title, want := range map[string]bool{"Designs": true, "De\x1b[2Jsigns": false, "Line\nbreak": false} {
+		b, err := SignDiscovery(k, &Discovery{Tracker: tracker, Title: title, Time: FormatTime(testNow)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ValidateDiscovery(b, testNow)
+		if ok := err == nil; ok != want {
+			t.Errorf("title %q: valid %v, want %v (%v)", title, ok, want, err)
+		}
+		if err != nil && OutcomeOf(err) != Reject {
+			t.Errorf("title %q: %v, want a Reject", title, err)
+		}
+	}
+}

@@ -2,7 +2,7 @@
 // programs and people that ask: the Entry of every log line, SSE event and
 // NATS history page; Things queries and their pages; a Thing's history; a
 // page of trackers; the node's status. The front ends (httpapi, natsapi,
-// control, web) speak these; node fills them. It is pure: it imports topics,
+// control) speak these; node fills them. It is pure: it imports topics,
 // nothing that does I/O.
 package view
 
