@@ -76,6 +76,42 @@ func inFlight(t *testing.T, c *http.Client, s *httpapi.Server, path string) <-ch
 	return out
 }
 
+// openFeed opens a feed and returns once the server serves it: its headers
+// have come, so its handler runs. It then reads the feed to its end in the
+// background and sends how it ended: nil when the server ended it cleanly.
+func openFeed(t *testing.T, c *http.Client, s *httpapi.Server) <-chan error {
+	t.Helper()
+	resp, err := c.Get("http://" + s.Addr() + "/v1/feed")
+	if err != nil {
+		t.Fatalf("opening a feed: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("opening a feed: status %d, want 200", resp.StatusCode)
+	}
+	out := make(chan error, 1)
+	go func() {
+		defer resp.Body.Close()
+		_, err := io.ReadAll(resp.Body)
+		out <- err
+	}()
+	return out
+}
+
+// within returns what ch sends, failing the test if it sends nothing for d.
+func within[T any](t *testing.T, d time.Duration, ch <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("after %v: %s", d, what)
+		panic("unreachable")
+	}
+}
+
 // TestCloseIsHardAndSafeTwice: Close cuts a request under way and ends a
 // feed at once, returns once their handlers have, and may be called again.
 func TestCloseIsHardAndSafeTwice(t *testing.T) {
@@ -105,17 +141,24 @@ func TestCloseIsHardAndSafeTwice(t *testing.T) {
 
 // TestLeaveIsGraceful: Leave stops listening and ends the feeds at once,
 // but lets a request under way finish; Close after it is harmless.
+//
+// Both requests are under way before Leave: the feed's headers have come and
+// the health handler has been entered. (A request the server has not read
+// yet when Leave starts is not under way: net/http drops its connection.)
 func TestLeaveIsGraceful(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const patience = 30 * time.Second // for each step, on a loaded machine
 	b := newBlocking()
 	s := serve(t, b)
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	feed := inFlight(t, c, s, "/v1/feed")
+	c := &http.Client{Timeout: 2 * patience, Transport: &http.Transport{DisableKeepAlives: true}}
+	feed := openFeed(t, c, s)
 	health := inFlight(t, c, s, "/healthz")
-	<-b.entered
+	within(t, patience, b.entered, "the health request never reached its handler")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
+	defer cancel()
 	left := make(chan error, 1)
-	go func() { left <- s.Leave(context.Background()) }()
-	wait.For(t, 5*time.Second, func() error {
+	go func() { left <- s.Leave(ctx) }()
+	wait.For(t, patience, func() error {
 		conn, err := net.Dial("tcp", s.Addr())
 		if err != nil {
 			return nil
@@ -123,8 +166,8 @@ func TestLeaveIsGraceful(t *testing.T) {
 		conn.Close()
 		return errors.New("still listening during Leave")
 	})
-	if got := <-feed; got != http.StatusOK {
-		t.Errorf("feed at Leave: %d, want it ended cleanly", got)
+	if err := within(t, patience, feed, "the feed did not end at Leave"); err != nil {
+		t.Errorf("feed at Leave: %v, want it ended cleanly", err)
 	}
 	select {
 	case err := <-left:
@@ -132,10 +175,10 @@ func TestLeaveIsGraceful(t *testing.T) {
 	default:
 	}
 	close(b.release)
-	if got := <-health; got != http.StatusOK {
+	if got := within(t, patience, health, "the request under way at Leave did not finish"); got != http.StatusOK {
 		t.Errorf("the request under way at Leave: %d, want 200", got)
 	}
-	if err := <-left; err != nil {
+	if err := within(t, patience, left, "Leave did not return"); err != nil {
 		t.Errorf("Leave: %v", err)
 	}
 	if err := s.Close(); err != nil {
