@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/thingtracker/ttn/internal/racebuild"
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/view"
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	announcerBin = filepath.Join(dir, "announcer")
 	subscriberBin = filepath.Join(dir, "subscriber")
 	for bin, pkg := range map[string]string{announcerBin: "../announcer", subscriberBin: "."} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
+		build := exec.Command("go", append(append([]string{"build"}, racebuild.BuildFlags()...), "-o", bin, pkg)...)
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			panic("build " + pkg + ": " + err.Error())

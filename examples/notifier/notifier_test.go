@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thingtracker/ttn/internal/nodetest"
+	"github.com/thingtracker/ttn/internal/racebuild"
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
@@ -26,7 +27,7 @@ import (
 func TestRestartMidStream(t *testing.T) {
 	ctx := context.Background()
 	bin := filepath.Join(t.TempDir(), "notifier")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", append(append([]string{"build"}, racebuild.BuildFlags()...), "-o", bin, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cfg := nodetest.Config(t)
