@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +17,11 @@ import (
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
@@ -172,8 +178,14 @@ func TestForkDiscoveredThroughHeads(t *testing.T) {
 	}
 }
 
+// graylist is gossip's graylist threshold (gossip/score.go, unexported):
+// below it a peer's GossipSub RPCs are ignored.
+const graylist = -80
+
 // TestBadResponderRefused: a responder sending tampered or unrequested
-// envelopes is dropped and banned, and nothing of what it sent is stored.
+// envelopes is dropped and banned (not asked again, not served, its
+// GossipSub score below the graylist), and nothing of what it sent is
+// stored.
 func TestBadResponderRefused(t *testing.T) {
 	key, _, _ := crypto.GenerateEd25519Key(nil)
 	anns := chain(t, key, "served", 6, "a")
@@ -192,41 +204,124 @@ func TestBadResponderRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newNetPeer(t, nil)
 			appendAll(t, b.log, anns[:3]) // b holds seq 1..3
-			h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-			if err != nil {
+			h := newLiar(t, tracker, lyingHistory{tracker: tracker, key: key, envs: tc.envs},
+				[]gossip.WireChain{{Author: anns[0].Payload.Author, Seq: 3, ID: anns[2].ID}})
+			if err := b.net.Connect(context.Background(), h.addr()); err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
-			// A lying responder: the real serving code over a history that
-			// returns the crafted envelopes as seqs 4, 5, 6.
-			lies := lyingHistory{tracker: tracker, key: key, envs: tc.envs}
-			h.SetStreamHandler(gossip.SyncProtocol, func(s network.Stream) {
-				defer s.Close()
-				br := bufio.NewReader(s)
-				n, _ := binary.ReadUvarint(br)
-				br.Discard(int(n)) // the request: b holds seq 1..3
-				req := gossip.FetchRequest{Tracker: tracker, All: true, Chains: []gossip.WireChain{{Author: anns[0].Payload.Author, Seq: 3, ID: anns[2].ID}}}
-				gossip.ServeFetch(context.Background(), s, lies, req, nil)
+			// Its score is kept from the first GossipSub stream on.
+			wait.For(t, 10*time.Second, func() error {
+				if _, ok := b.net.PeerScores()[h.ID()]; !ok {
+					return errors.New("b does not score the responder yet")
+				}
+				return nil
 			})
-			if err := b.net.Connect(context.Background(), h.Addrs()[0].String()+"/p2p/"+h.ID().String()); err != nil {
-				t.Fatal(err)
-			}
+
 			last := b.log.Last()
-			_, err = b.net.Fetch(context.Background(), h.ID(), tracker)
+			_, err := b.net.Fetch(context.Background(), h.ID(), tracker)
 			if !errors.Is(err, gossip.ErrBadPeer) {
 				t.Fatalf("fetch: %v, want a bad peer", err)
 			}
 			if b.log.Last() != last {
 				t.Fatal("something of the bad batch was stored")
 			}
-			if st := b.net.SyncStats(); st.Violations != 1 {
+			st := b.net.SyncStats()
+			if st.Violations != 1 {
 				t.Errorf("violations %d", st.Violations)
 			}
+
+			// Dropped, as the responder sees it too.
+			if slices.Contains(b.net.Peers(), h.ID()) {
+				t.Error("b is still connected to the responder")
+			}
+			wait.For(t, 10*time.Second, func() error {
+				if c := h.Network().Connectedness(b.net.ID()); c == network.Connected {
+					return errors.New("the responder still sees a connection to b")
+				}
+				return nil
+			})
+			// Below the graylist.
+			wait.For(t, 10*time.Second, func() error {
+				if s, ok := b.net.PeerScores()[h.ID()]; !ok || s >= graylist {
+					return fmt.Errorf("the responder's score at b is %v (kept: %v), want below %d", s, ok, graylist)
+				}
+				return nil
+			})
+			// Not served: its inventory request is reset unanswered.
+			if resp, err := h.inventory(b.net.Addrs()[0]); !errors.Is(err, network.ErrReset) || len(resp) != 0 {
+				t.Errorf("the banned peer was served: %q, %v", resp, err)
+			}
+			// Not asked again: b would dial it (its addresses are known).
 			if _, err := b.net.Fetch(context.Background(), h.ID(), tracker); err == nil {
-				t.Error("a banned peer was asked again")
+				t.Error("a second fetch from the banned peer succeeded")
+			}
+			if n := h.served.Load(); n != 1 {
+				t.Errorf("the banned peer was asked %d times", n)
+			}
+			if got := b.net.SyncStats().Fetches; got != st.Fetches {
+				t.Errorf("%d fetches after the ban, want none", got-st.Fetches)
 			}
 		})
 	}
+}
+
+// liar is a lying sync responder on a host of its own: the real serving
+// code over a made-up history. It runs GossipSub, as any peer does, so
+// that the requester keeps a score for it.
+type liar struct {
+	host.Host
+	served atomic.Int32 // sync streams answered
+}
+
+func newLiar(t *testing.T, tracker topics.TrackerID, lies gossip.History, held []gossip.WireChain) *liar {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); h.Close() })
+	if _, err := pubsub.NewGossipSub(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	l := &liar{Host: h}
+	h.SetStreamHandler(gossip.SyncProtocol, func(s network.Stream) {
+		defer s.Close()
+		l.served.Add(1)
+		br := bufio.NewReader(s)
+		n, _ := binary.ReadUvarint(br)
+		br.Discard(int(n)) // the request: the requester holds held
+		gossip.ServeFetch(ctx, s, lies, gossip.FetchRequest{Tracker: tracker, All: true, Chains: held}, nil)
+	})
+	return l
+}
+
+func (l *liar) addr() string { return l.Addrs()[0].String() + "/p2p/" + l.ID().String() }
+
+// inventory connects to the node at addr and asks it for its heads, as
+// the wire format has it (gossip/syncwire.go); it returns what came back.
+func (l *liar) inventory(addr string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Connect(ctx, *ai); err != nil {
+		return nil, err
+	}
+	s, err := l.NewStream(ctx, ai.ID, gossip.SyncProtocol)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	req := append([]byte{'J'}, `{"type":"inventory"}`...)
+	if _, err := s.Write(append(binary.AppendUvarint(nil, uint64(len(req))), req...)); err != nil {
+		return nil, err
+	}
+	s.CloseWrite()
+	return io.ReadAll(s)
 }
 
 // lyingHistory serves envs as if they were seqs 4, 5, 6… of one chain.
