@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -354,68 +355,109 @@ func (l lyingHistory) AppendAll(context.Context, []*topics.Announcement) ([]topi
 
 // TestNewNodeCatchesUpWithFailover: a brand-new node joins a network
 // holding 20,000 announcements and catches up fully; the peer serving it is
-// stopped mid-transfer and it finishes from another.
+// stopped mid-transfer and it finishes from another, resuming where the
+// transfer stopped.
 func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: 20,000 announcements")
 	}
 	const total = 20000
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	anns := chain(t, key, "big", total, "a")
+	tracker := anns[0].Payload.Tracker
 	root := t.TempDir()
-	a := startNode(t, fastConfig(filepath.Join(root, "a")))
-	tr, err := a.CreateTracker(context.Background(), topics.TrackerInfo{Name: "big"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	things := make([]topics.Thing, total)
-	for i := range things {
-		things[i] = topics.Thing{ID: fmt.Sprint(i), Title: "A Thing with a title", Version: "1", Description: "A description of some length to make the announcement realistic."}
-	}
-	if _, err := a.Publish(context.Background(), tr.ID, things); err != nil {
-		t.Fatal(err)
-	}
-	relayCfg := fastConfig(filepath.Join(root, "relay"), a.GossipAddr())
-	relayCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr.ID}}
-	relay := startNode(t, relayCfg)
-	wait.For(t, 60*time.Second, func() error {
-		if hs, _ := relay.Log.TrackerHeads(tr.ID); len(hs) == 0 || hs[0].Seq != total+1 {
-			return fmt.Errorf("relay holds %v", hs)
-		}
-		return nil
-	})
 
-	servers := map[string]*Node{"a": a, "relay": relay}
-	killed := make(chan string, 1)
+	// Two nodes hold the tracker, from its author (not a node of theirs:
+	// nothing of it goes out live, so the new node has it by sync only).
+	// The relay follows it; a only holds it. The new node asks its topic
+	// peers first, so the relay serves it first: the relay is the one
+	// stopped, and a is the other.
+	a := startNode(t, fastConfig(filepath.Join(root, "a")))
+	appendAll(t, a.Log, anns)
+	relay := startNode(t, fastConfig(filepath.Join(root, "relay"), a.GossipAddr()))
+	appendAll(t, relay.Log, anns)
+	if err := relay.Follow(context.Background(), datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		once    sync.Once
+		stopped = make(chan int, 1) // envelopes the new node had when the relay stopped
+		closed  = make(chan struct{})
+	)
+	t.Cleanup(func() { <-closed }) // before the relay's own cleanup
 	newCfg := fastConfig(filepath.Join(root, "new"), relay.GossipAddr())
-	newCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr.ID}}
+	newCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}
 	newCfg.OnProgress = func(_ topics.TrackerID, r gossip.FetchResult) {
-		if r.Received < 5000 || len(killed) > 0 {
+		if r.Received < total/4 {
 			return
 		}
-		for name, s := range servers {
-			if s.net.SyncStats().Served > 0 {
-				killed <- name
-				go s.net.Close() // mid-transfer: streams reset
-				return
-			}
-		}
+		once.Do(func() {
+			stopped <- r.Received
+			go func() { // mid-transfer: streams reset
+				defer close(closed)
+				relay.net.Close()
+			}()
+		})
 	}
 	n := startNode(t, newCfg)
-	wait.For(t, 120*time.Second, func() error {
-		hs, _ := n.Log.TrackerHeads(tr.ID)
-		if len(hs) == 0 || hs[0].Seq != total+1 || len(hs[0].Gaps) != 0 {
-			return fmt.Errorf("new node holds %v", hs)
+	waitGrowing(t, time.Minute, 5*time.Minute, func() (int, error) {
+		hs, _ := n.Log.TrackerHeads(tracker)
+		if len(hs) == 0 || hs[0].Seq != total || len(hs[0].Gaps) != 0 {
+			return int(n.Log.Last()), fmt.Errorf("new node holds %v", hs)
 		}
 		// Heads show what is applied; entries, what is also durable.
-		if st := n.Log.Stats(); st.Entries != total+1 {
-			return fmt.Errorf("new node holds %d durable entries", st.Entries)
+		if st := n.Log.Stats(); st.Entries != total {
+			return int(st.Entries), fmt.Errorf("new node holds %d durable entries", st.Entries)
+		}
+		return total, nil
+	})
+	var had int
+	select {
+	case had = <-stopped:
+	default:
+		t.Fatal("the relay was not stopped mid-transfer")
+	}
+	st := n.net.SyncStats()
+	if st.FetchFailures == 0 {
+		t.Errorf("no fetch was cut off when the relay stopped (it had sent %d): %+v", had, st)
+	}
+	if st.Received != total || st.Stored != total {
+		t.Errorf("received %d, stored %d by sync: want each of the %d once (the fetch from a resumes, not restarts)", st.Received, st.Stored, total)
+	}
+	// a counts what it served once its response is over.
+	wait.For(t, 10*time.Second, func() error {
+		if a.net.SyncStats().Served == 0 {
+			return errors.New("a served nothing: the new node did not finish from it")
 		}
 		return nil
 	})
-	select {
-	case name := <-killed:
-		t.Logf("stopped %s mid-transfer; the new node finished from the other", name)
-	default:
-		t.Fatal("no server was stopped mid-transfer")
+	t.Logf("the relay stopped after %d envelopes; the new node finished from a", had)
+}
+
+// waitGrowing waits until cond returns nil, failing t if the count cond
+// reports does not grow for stall (a loaded machine is slow, but makes
+// progress) or if it all takes longer than limit.
+func waitGrowing(t testing.TB, stall, limit time.Duration, cond func() (int, error)) {
+	t.Helper()
+	start := time.Now()
+	last, lastAt := -1, start
+	for {
+		n, err := cond()
+		if err == nil {
+			return
+		}
+		now := time.Now()
+		if n != last {
+			last, lastAt = n, now
+		}
+		if now.Sub(lastAt) > stall {
+			t.Fatalf("no progress for %v (at %d): %v", stall, last, err)
+		}
+		if now.Sub(start) > limit {
+			t.Fatalf("after %v: %v", limit, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
