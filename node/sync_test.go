@@ -388,6 +388,9 @@ func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 	t.Cleanup(func() { <-closed }) // before the relay's own cleanup
 	newCfg := fastConfig(filepath.Join(root, "new"), relay.GossipAddr())
 	newCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}
+	// Anti-entropy would finish the transfer too, a minute later: out of
+	// the test's way, only the sync's failover can.
+	newCfg.AntiEntropyInterval = time.Hour
 	newCfg.OnProgress = func(_ topics.TrackerID, r gossip.FetchResult) {
 		if r.Received < total/4 {
 			return
