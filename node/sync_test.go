@@ -385,7 +385,10 @@ func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 		stopped = make(chan int, 1) // envelopes the new node had when the relay stopped
 		closed  = make(chan struct{})
 	)
-	t.Cleanup(func() { <-closed }) // before the relay's own cleanup
+	t.Cleanup(func() { // before the relay's own cleanup
+		once.Do(func() { close(closed) }) // never stopped: nothing to wait for
+		<-closed
+	})
 	newCfg := fastConfig(filepath.Join(root, "new"), relay.GossipAddr())
 	newCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}
 	// Anti-entropy would finish the transfer too, a minute later: out of
