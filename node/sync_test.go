@@ -6,7 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +18,11 @@ import (
 	"github.com/thingtracker/ttn/internal/wait"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
@@ -84,7 +91,11 @@ func appendAll(t *testing.T, l *feed.Log, anns []*topics.Announcement) {
 // TestGapRepair: a live message a node missed is repaired through gap
 // detection: the next one it receives shows the hole.
 func TestGapRepair(t *testing.T) {
-	b := startNode(t, fastConfig(filepath.Join(t.TempDir(), "b")))
+	cfg := fastConfig(filepath.Join(t.TempDir(), "b"))
+	// Anti-entropy would repair the hole too, a minute later: out of the
+	// test's way, only the gap can bring seq 3.
+	cfg.AntiEntropyInterval = time.Hour
+	b := startNode(t, cfg)
 	c := newNetPeer(t, nil)
 	anns := chain(t, c.key, "gappy", 5, "a")
 	tracker := anns[0].Payload.Tracker
@@ -122,10 +133,21 @@ func TestGapRepair(t *testing.T) {
 		if err != nil || len(hs) != 1 || hs[0].Seq != 5 || len(hs[0].Gaps) != 0 {
 			return fmt.Errorf("b's head: %+v %v", hs, err)
 		}
+		// A fetch counts what it stored once it ends, after the log
+		// shows it: wait for the repair to be over before reading them.
+		if p := b.syncQ.pending(); p != 0 {
+			return fmt.Errorf("%d syncs pending", p)
+		}
 		return nil
 	})
-	if st, _ := b.Status(context.Background()); st.Sync.Stored < 1 {
-		t.Errorf("seq 3 did not come by sync: %+v", st.Sync)
+	// Each of the five once: seqs 1, 2, 4, 5 live (or, for a later one,
+	// by the repair if it came first), seq 3 only by the repair.
+	st, err := b.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sync.Stored < 1 || st.Net.Accepted+st.Sync.Stored != 5 {
+		t.Errorf("seq 3 did not come by sync: %d live, sync %+v", st.Net.Accepted, st.Sync)
 	}
 }
 
@@ -157,8 +179,14 @@ func TestForkDiscoveredThroughHeads(t *testing.T) {
 	}
 }
 
+// graylist is gossip's graylist threshold (gossip/score.go, unexported):
+// below it a peer's GossipSub RPCs are ignored.
+const graylist = -80
+
 // TestBadResponderRefused: a responder sending tampered or unrequested
-// envelopes is dropped and banned, and nothing of what it sent is stored.
+// envelopes is dropped and banned (not asked again, not served, its
+// GossipSub score below the graylist), and nothing of what it sent is
+// stored.
 func TestBadResponderRefused(t *testing.T) {
 	key, _, _ := crypto.GenerateEd25519Key(nil)
 	anns := chain(t, key, "served", 6, "a")
@@ -177,41 +205,124 @@ func TestBadResponderRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newNetPeer(t, nil)
 			appendAll(t, b.log, anns[:3]) // b holds seq 1..3
-			h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-			if err != nil {
+			h := newLiar(t, tracker, lyingHistory{tracker: tracker, key: key, envs: tc.envs},
+				[]gossip.WireChain{{Author: anns[0].Payload.Author, Seq: 3, ID: anns[2].ID}})
+			if err := b.net.Connect(context.Background(), h.addr()); err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
-			// A lying responder: the real serving code over a history that
-			// returns the crafted envelopes as seqs 4, 5, 6.
-			lies := lyingHistory{tracker: tracker, key: key, envs: tc.envs}
-			h.SetStreamHandler(gossip.SyncProtocol, func(s network.Stream) {
-				defer s.Close()
-				br := bufio.NewReader(s)
-				n, _ := binary.ReadUvarint(br)
-				br.Discard(int(n)) // the request: b holds seq 1..3
-				req := gossip.FetchRequest{Tracker: tracker, All: true, Chains: []gossip.WireChain{{Author: anns[0].Payload.Author, Seq: 3, ID: anns[2].ID}}}
-				gossip.ServeFetch(context.Background(), s, lies, req, nil)
+			// Its score is kept from the first GossipSub stream on.
+			wait.For(t, 10*time.Second, func() error {
+				if _, ok := b.net.PeerScores()[h.ID().String()]; !ok {
+					return errors.New("b does not score the responder yet")
+				}
+				return nil
 			})
-			if err := b.net.Connect(context.Background(), h.Addrs()[0].String()+"/p2p/"+h.ID().String()); err != nil {
-				t.Fatal(err)
-			}
+
 			last := b.log.Last()
-			_, err = b.net.Fetch(context.Background(), h.ID().String(), tracker)
+			_, err := b.net.Fetch(context.Background(), h.ID().String(), tracker)
 			if !errors.Is(err, gossip.ErrBadPeer) {
 				t.Fatalf("fetch: %v, want a bad peer", err)
 			}
 			if b.log.Last() != last {
 				t.Fatal("something of the bad batch was stored")
 			}
-			if st := b.net.SyncStats(); st.Violations != 1 {
+			st := b.net.SyncStats()
+			if st.Violations != 1 {
 				t.Errorf("violations %d", st.Violations)
 			}
+
+			// Dropped, as the responder sees it too.
+			if slices.Contains(b.net.Peers(), h.ID().String()) {
+				t.Error("b is still connected to the responder")
+			}
+			wait.For(t, 10*time.Second, func() error {
+				if c := h.Network().Connectedness(mustPeer(t, b.net.ID())); c == network.Connected {
+					return errors.New("the responder still sees a connection to b")
+				}
+				return nil
+			})
+			// Below the graylist.
+			wait.For(t, 10*time.Second, func() error {
+				if s, ok := b.net.PeerScores()[h.ID().String()]; !ok || s >= graylist {
+					return fmt.Errorf("the responder's score at b is %v (kept: %v), want below %d", s, ok, graylist)
+				}
+				return nil
+			})
+			// Not served: its inventory request is reset unanswered.
+			if resp, err := h.inventory(b.net.Addrs()[0]); !errors.Is(err, network.ErrReset) || len(resp) != 0 {
+				t.Errorf("the banned peer was served: %q, %v", resp, err)
+			}
+			// Not asked again: b would dial it (its addresses are known).
 			if _, err := b.net.Fetch(context.Background(), h.ID().String(), tracker); err == nil {
-				t.Error("a banned peer was asked again")
+				t.Error("a second fetch from the banned peer succeeded")
+			}
+			if n := h.served.Load(); n != 1 {
+				t.Errorf("the banned peer was asked %d times", n)
+			}
+			if got := b.net.SyncStats().Fetches; got != st.Fetches {
+				t.Errorf("%d fetches after the ban, want none", got-st.Fetches)
 			}
 		})
 	}
+}
+
+// liar is a lying sync responder on a host of its own: the real serving
+// code over a made-up history. It runs GossipSub, as any peer does, so
+// that the requester keeps a score for it.
+type liar struct {
+	host.Host
+	served atomic.Int32 // sync streams answered
+}
+
+func newLiar(t *testing.T, tracker topics.TrackerID, lies gossip.History, held []gossip.WireChain) *liar {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); h.Close() })
+	if _, err := pubsub.NewGossipSub(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	l := &liar{Host: h}
+	h.SetStreamHandler(gossip.SyncProtocol, func(s network.Stream) {
+		defer s.Close()
+		l.served.Add(1)
+		br := bufio.NewReader(s)
+		n, _ := binary.ReadUvarint(br)
+		br.Discard(int(n)) // the request: the requester holds held
+		gossip.ServeFetch(ctx, s, lies, gossip.FetchRequest{Tracker: tracker, All: true, Chains: held}, nil)
+	})
+	return l
+}
+
+func (l *liar) addr() string { return l.Addrs()[0].String() + "/p2p/" + l.ID().String() }
+
+// inventory connects to the node at addr and asks it for its heads, as
+// the wire format has it (gossip/syncwire.go); it returns what came back.
+func (l *liar) inventory(addr string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Connect(ctx, *ai); err != nil {
+		return nil, err
+	}
+	s, err := l.NewStream(ctx, ai.ID, gossip.SyncProtocol)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	req := append([]byte{'J'}, `{"type":"inventory"}`...)
+	if _, err := s.Write(append(binary.AppendUvarint(nil, uint64(len(req))), req...)); err != nil {
+		return nil, err
+	}
+	s.CloseWrite()
+	return io.ReadAll(s)
 }
 
 // lyingHistory serves envs as if they were seqs 4, 5, 6… of one chain.
@@ -244,68 +355,115 @@ func (l lyingHistory) AppendAll(context.Context, []*topics.Announcement) ([]topi
 
 // TestNewNodeCatchesUpWithFailover: a brand-new node joins a network
 // holding 20,000 announcements and catches up fully; the peer serving it is
-// stopped mid-transfer and it finishes from another.
+// stopped mid-transfer and it finishes from another, resuming where the
+// transfer stopped.
 func TestNewNodeCatchesUpWithFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: 20,000 announcements")
 	}
 	const total = 20000
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	anns := chain(t, key, "big", total, "a")
+	tracker := anns[0].Payload.Tracker
 	root := t.TempDir()
-	a := startNode(t, fastConfig(filepath.Join(root, "a")))
-	tr, err := a.CreateTracker(context.Background(), topics.TrackerInfo{Name: "big"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	things := make([]topics.Thing, total)
-	for i := range things {
-		things[i] = topics.Thing{ID: fmt.Sprint(i), Title: "A Thing with a title", Version: "1", Description: "A description of some length to make the announcement realistic."}
-	}
-	if _, err := a.Publish(context.Background(), tr.ID, things); err != nil {
-		t.Fatal(err)
-	}
-	relayCfg := fastConfig(filepath.Join(root, "relay"), a.GossipAddr())
-	relayCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr.ID}}
-	relay := startNode(t, relayCfg)
-	wait.For(t, 60*time.Second, func() error {
-		if hs, _ := relay.Log.TrackerHeads(tr.ID); len(hs) == 0 || hs[0].Seq != total+1 {
-			return fmt.Errorf("relay holds %v", hs)
-		}
-		return nil
-	})
 
-	servers := map[string]*Node{"a": a, "relay": relay}
-	killed := make(chan string, 1)
+	// Two nodes hold the tracker, from its author (not a node of theirs:
+	// nothing of it goes out live, so the new node has it by sync only).
+	// The relay follows it; a only holds it. The new node asks its topic
+	// peers first, so the relay serves it first: the relay is the one
+	// stopped, and a is the other.
+	a := startNode(t, fastConfig(filepath.Join(root, "a")))
+	appendAll(t, a.Log, anns)
+	relay := startNode(t, fastConfig(filepath.Join(root, "relay"), a.GossipAddr()))
+	appendAll(t, relay.Log, anns)
+	if err := relay.Follow(context.Background(), datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		once    sync.Once
+		stopped = make(chan int, 1) // envelopes the new node had when the relay stopped
+		closed  = make(chan struct{})
+	)
+	t.Cleanup(func() { // before the relay's own cleanup
+		once.Do(func() { close(closed) }) // never stopped: nothing to wait for
+		<-closed
+	})
 	newCfg := fastConfig(filepath.Join(root, "new"), relay.GossipAddr())
-	newCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr.ID}}
+	newCfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}
+	// Anti-entropy would finish the transfer too, a minute later: out of
+	// the test's way, only the sync's failover can.
+	newCfg.AntiEntropyInterval = time.Hour
 	newCfg.OnProgress = func(_ topics.TrackerID, r gossip.FetchResult) {
-		if r.Received < 5000 || len(killed) > 0 {
+		if r.Received < total/4 {
 			return
 		}
-		for name, s := range servers {
-			if s.net.SyncStats().Served > 0 {
-				killed <- name
-				go s.net.Close() // mid-transfer: streams reset
-				return
-			}
-		}
+		once.Do(func() {
+			stopped <- r.Received
+			go func() { // mid-transfer: streams reset
+				defer close(closed)
+				relay.net.Close()
+			}()
+		})
 	}
 	n := startNode(t, newCfg)
-	wait.For(t, 120*time.Second, func() error {
-		hs, _ := n.Log.TrackerHeads(tr.ID)
-		if len(hs) == 0 || hs[0].Seq != total+1 || len(hs[0].Gaps) != 0 {
-			return fmt.Errorf("new node holds %v", hs)
+	waitGrowing(t, time.Minute, 5*time.Minute, func() (int, error) {
+		hs, _ := n.Log.TrackerHeads(tracker)
+		if len(hs) == 0 || hs[0].Seq != total || len(hs[0].Gaps) != 0 {
+			return int(n.Log.Last()), fmt.Errorf("new node holds %v", hs)
 		}
 		// Heads show what is applied; entries, what is also durable.
-		if st := n.Log.Stats(); st.Entries != total+1 {
-			return fmt.Errorf("new node holds %d durable entries", st.Entries)
+		if st := n.Log.Stats(); st.Entries != total {
+			return int(st.Entries), fmt.Errorf("new node holds %d durable entries", st.Entries)
+		}
+		return total, nil
+	})
+	var had int
+	select {
+	case had = <-stopped:
+	default:
+		t.Fatal("the relay was not stopped mid-transfer")
+	}
+	st := n.net.SyncStats()
+	if st.FetchFailures == 0 {
+		t.Errorf("no fetch was cut off when the relay stopped (it had sent %d): %+v", had, st)
+	}
+	if st.Received != total || st.Stored != total {
+		t.Errorf("received %d, stored %d by sync: want each of the %d once (the fetch from a resumes, not restarts)", st.Received, st.Stored, total)
+	}
+	// a counts what it served once its response is over.
+	wait.For(t, 10*time.Second, func() error {
+		if a.net.SyncStats().Served == 0 {
+			return errors.New("a served nothing: the new node did not finish from it")
 		}
 		return nil
 	})
-	select {
-	case name := <-killed:
-		t.Logf("stopped %s mid-transfer; the new node finished from the other", name)
-	default:
-		t.Fatal("no server was stopped mid-transfer")
+	t.Logf("the relay stopped after %d envelopes; the new node finished from a", had)
+}
+
+// waitGrowing waits until cond returns nil, failing t if the count cond
+// reports does not grow for stall (a loaded machine is slow, but makes
+// progress) or if it all takes longer than limit.
+func waitGrowing(t testing.TB, stall, limit time.Duration, cond func() (int, error)) {
+	t.Helper()
+	start := time.Now()
+	last, lastAt := -1, start
+	for {
+		n, err := cond()
+		if err == nil {
+			return
+		}
+		now := time.Now()
+		if n != last {
+			last, lastAt = n, now
+		}
+		if now.Sub(lastAt) > stall {
+			t.Fatalf("no progress for %v (at %d): %v", stall, last, err)
+		}
+		if now.Sub(start) > limit {
+			t.Fatalf("after %v: %v", limit, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -432,4 +590,14 @@ func holderAndFollower(t *testing.T, n int, tweak func(*Config, []*topics.Announ
 		t.Fatal(err)
 	}
 	return c, b
+}
+
+// mustPeer decodes a node ID into libp2p's peer ID.
+func mustPeer(t *testing.T, id string) peer.ID {
+	t.Helper()
+	p, err := peer.Decode(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
