@@ -588,45 +588,45 @@ func (n *Node) Known() []topics.Discovery {
 // dir, waiting at most until ctx is done for each. Close after Leave does
 // nothing.
 func (n *Node) Leave(ctx context.Context) error {
-	return n.stop(ctx)
+	return n.stop(ctx, true)
 }
 
 // Close stops the node at once, in the reverse order of New, without
 // telling the other members. It is safe to call twice.
 func (n *Node) Close() error {
-	return n.stop(nil)
+	return n.stop(context.Background(), false)
 }
 
 // stop runs once: it ends the control channel, the front ends, the loops,
-// the network and the data dir; gracefully (Leave) when ctx is not nil.
-func (n *Node) stop(ctx context.Context) error {
+// the network and the data dir; gracefully within ctx, or at once.
+func (n *Node) stop(ctx context.Context, graceful bool) error {
 	n.closeOnce.Do(func() {
 		var errs []error
 		if n.ctl != nil {
 			errs = append(errs, n.ctl.Close())
 		}
 		if n.http != nil {
-			errs = append(errs, leaveOrClose(ctx, n.http))
+			errs = append(errs, leaveOrClose(ctx, graceful, n.http))
 		}
 		if n.nats != nil {
-			errs = append(errs, leaveOrClose(ctx, n.nats))
+			errs = append(errs, leaveOrClose(ctx, graceful, n.nats))
 		}
 		n.cancel()
 		n.wg.Wait()
 		if n.net != nil {
-			errs = append(errs, leaveOrClose(ctx, n.net))
+			errs = append(errs, leaveOrClose(ctx, graceful, n.net))
 		}
 		n.closeErr = errors.Join(append(errs, n.Dir.Close())...)
 	})
 	return n.closeErr
 }
 
-// leaveOrClose stops a part gracefully when ctx is not nil, else at once.
-func leaveOrClose(ctx context.Context, p interface {
+// leaveOrClose stops a part gracefully within ctx, or at once.
+func leaveOrClose(ctx context.Context, graceful bool, p interface {
 	Leave(context.Context) error
 	Close() error
 }) error {
-	if ctx != nil {
+	if graceful {
 		return p.Leave(ctx)
 	}
 	return p.Close()
