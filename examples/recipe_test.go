@@ -94,7 +94,7 @@ func TestShellRecipe(t *testing.T) {
 		}
 	}
 	thing := filepath.Join(t.TempDir(), "thing.json")
-	os.WriteFile(thing, []byte(`{"id":"bracket","title":"Shelf bracket","version":3,"tags":["shelf"]}`), 0o600)
+	os.WriteFile(thing, []byte(`{"id":"bracket","title":"Shelf bracket","version":"3","tags":["shelf"]}`), 0o600)
 	if out := mustRun("publish", tr.ID.String(), thing); !strings.Contains(out, `"new":true`) {
 		t.Fatalf("publish:\n%s", out)
 	}
