@@ -116,25 +116,37 @@ type peersDoc struct {
 
 // LoadPeers returns the saved addresses; none when there is no file.
 func (p Peers) LoadPeers() ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(p.Dir, peersFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var d peersDoc
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("%s: %w", peersFile, err)
-	}
-	return d.Members, nil
+	err := readJSON(filepath.Join(p.Dir, peersFile), &d)
+	return d.Members, err
 }
 
 // SavePeers replaces the saved addresses.
 func (p Peers) SavePeers(addrs []string) error {
-	b, err := json.Marshal(peersDoc{Members: addrs})
+	return writeJSON(filepath.Join(p.Dir, peersFile), peersDoc{Members: addrs})
+}
+
+// readJSON decodes the JSON file at path into v; a missing file leaves v
+// as it is.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(p.Dir, peersFile), b)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON replaces the file at path by v in JSON.
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b)
 }

@@ -1,11 +1,6 @@
 package datadir
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -30,16 +25,9 @@ type Follows struct {
 // LoadFollows reads dir's follows (none when there is no file).
 func LoadFollows(dir string) (*Follows, error) {
 	f := &Follows{path: filepath.Join(dir, followsFile), trackers: make(map[topics.TrackerID]struct{}), nodes: make(map[string]struct{})}
-	b, err := os.ReadFile(f.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return f, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var fs FollowSet
-	if err := json.Unmarshal(b, &fs); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.path, err)
+	if err := readJSON(f.path, &fs); err != nil {
+		return nil, err
 	}
 	for _, t := range fs.Trackers {
 		f.trackers[t] = struct{}{}
@@ -120,11 +108,7 @@ func (f *Follows) Change(add, remove FollowSet) error {
 	if !changed {
 		return nil
 	}
-	b, err := json.Marshal(f.getLocked())
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(f.path, b)
+	return writeJSON(f.path, f.getLocked())
 }
 
 // ReadFollows returns what a data dir follows, as stored.
