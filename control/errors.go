@@ -57,22 +57,18 @@ var (
 	ErrBadRequest = errors.New("control: bad request")
 	// ErrRefused is a caller of another user.
 	ErrRefused = errors.New("control: refused: another user")
+	// ErrStreamEnded means the node ended a subscription: it stopped.
+	ErrStreamEnded = errors.New("control: the node ended the stream")
 	// ErrNodeGone means the node went away mid-request: the operation may
 	// or may not have happened. Repeating it is safe: publishing the same
 	// Things again returns their existing IDs.
-	// ErrStreamEnded means the node ended a subscription: it stopped.
-	ErrStreamEnded = errors.New("control: the node ended the stream")
-	ErrNodeGone    = errors.New("control: the node went away before answering; the operation may have happened, and repeating it is safe")
+	ErrNodeGone = errors.New("control: the node went away before answering; the operation may have happened, and repeating it is safe")
 )
 
 // wireError is how the node sends err: with the code of the first sentinel
 // it wraps.
 func wireError(err error) *Error {
 	e := &Error{Message: err.Error()}
-	var we *Error
-	if errors.As(err, &we) {
-		return we
-	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
 			e.Code = c.code
