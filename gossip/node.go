@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -115,21 +114,21 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rm, err := resourceManager()
+	admission, err := admissionOptions()
 	if err != nil {
 		return err
 	}
-	n.host, err = libp2p.New(
+	hostOpts := append([]libp2p.Option{
 		libp2p.Identity(n.cfg.Key),
 		libp2p.ListenAddrStrings(n.cfg.Listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
-		libp2p.ResourceManager(rm),
 		libp2p.DisableRelay(),
 		libp2p.Ping(false),
-	)
+	}, admission...)
+	n.host, err = libp2p.New(hostOpts...)
 	if err != nil {
 		return fmt.Errorf("gossip: libp2p host: %w", err)
 	}
@@ -257,19 +256,6 @@ func routerOptions(heartbeat time.Duration, appScore func(peer.ID) float64, colo
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validationQueue),
 	}
-}
-
-// resourceManager is libp2p's default resource manager with a limit on
-// sync streams, so that serving history cannot crowd out gossip.
-func resourceManager() (network.ResourceManager, error) {
-	limits := rcmgr.DefaultLimits
-	limits.AddProtocolLimit(SyncProtocol,
-		rcmgr.BaseLimit{StreamsInbound: 16, StreamsOutbound: 16, Streams: 32, Memory: 32 << 20},
-		rcmgr.BaseLimitIncrease{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 16 << 20})
-	limits.AddProtocolPeerLimit(SyncProtocol,
-		rcmgr.BaseLimit{StreamsInbound: 2, StreamsOutbound: 4, Streams: 6, Memory: 8 << 20},
-		rcmgr.BaseLimitIncrease{})
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 }
 
 // messageID is a message's ID: the raw SHA-256 of its data, which for an
