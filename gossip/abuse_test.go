@@ -111,7 +111,7 @@ type network struct {
 
 func newNetwork(t *testing.T, victimTweak func(*gossip.Config)) *network {
 	t.Helper()
-	off := func(c *gossip.Config) { c.GossipAddr = "off" }
+	off := func(c *gossip.Config) { c.GossipAddr, c.NoDHT = "off", true } // the topology stays as built
 	both := func(c *gossip.Config) {
 		off(c)
 		c.SeenTTL = time.Second
@@ -263,7 +263,7 @@ func TestReplayAfterSeenCacheExpiry(t *testing.T) {
 	if err != nil || len(es) != 1 {
 		t.Fatal(err)
 	}
-	off := func(c *gossip.Config) { c.GossipAddr = "off" }
+	off := func(c *gossip.Config) { c.GossipAddr, c.NoDHT = "off", true }
 	n.victim.node.Close()
 	victim := launch(t, n.victim.key, n.victim.log, nil, off)
 	// A new observer, which has not seen the envelope: it would store it if

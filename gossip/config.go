@@ -42,8 +42,9 @@ type Config struct {
 	// Logger receives the node's messages, and memberlist's. Nil discards.
 	Logger *slog.Logger
 
-	// Listen are the libp2p listen multiaddrs. Empty means
-	// /ip4/0.0.0.0/tcp/7601; a port of 0 means an ephemeral port.
+	// Listen are the libp2p listen multiaddrs. Empty means TCP and QUIC on
+	// port 7601 of every interface (TCP only with a PSK); a port of 0 means
+	// an ephemeral port.
 	Listen []string
 	// GossipAddr is memberlist's HOST:PORT. Empty means 0.0.0.0:7946;
 	// port 0 means an ephemeral port; "off" disables membership (the node
@@ -63,8 +64,27 @@ type Config struct {
 	// directly, besides members. Empty means none.
 	Bootstrap []string
 
-	// MaxPeers bounds the libp2p connections the node dials to members.
-	// Zero means 64.
+	// Reachability is ReachAuto, ReachPublic or ReachPrivate (see each).
+	// Empty means ReachAuto.
+	Reachability string
+	// NoRelayService stops a public node offering circuit relay v2 to
+	// private ones (by default it does, within relayResources).
+	NoRelayService bool
+	// NoNATPortMap stops the node asking its router for a port mapping
+	// (UPnP, NAT-PMP). A node listening on loopback only never asks.
+	NoNATPortMap bool
+	// NoDHT turns the DHT off: peers come only from members and bootstrap
+	// peers, and a topic's mesh is whatever they bring. Tests of a fixed
+	// topology use it.
+	NoDHT bool
+	// PSK, if set, makes the libp2p network private: only nodes holding the
+	// same 32-byte key can connect. libp2p's private networks cover TCP
+	// only, so QUIC is off. Nil means an open network.
+	PSK []byte
+
+	// MaxPeers bounds the node's libp2p connections: past it the connection
+	// manager trims, keeping mesh peers of followed topics, bootstrap peers
+	// and the owners of followed trackers. Zero means 64.
 	MaxPeers int
 	// MaxTrackers bounds the tracker topics the node joins. Zero means
 	// 10,000; at most MaxTrackersLimit.
@@ -118,16 +138,17 @@ const MaxTrackersLimit = 10000
 func DefaultConfig() Config {
 	return Config{
 		Logger:        slog.New(slog.DiscardHandler),
-		Listen:        []string{"/ip4/0.0.0.0/tcp/7601"}, // every interface
-		GossipAddr:    "0.0.0.0:7946",                    // memberlist's usual port
-		MaxPeers:      64,                                // connections dialled to members
-		MaxTrackers:   MaxTrackersLimit,                  // as many topics as a hello can carry
-		MaxPeerTopics: MaxTrackersLimit + 1,              // a peer's trackers and the discovery topic
-		AuthorRate:    100,                               // announcements per second per author, sustained
-		AuthorBurst:   2000,                              // and at once: a publisher's backlog
-		SeenTTL:       2 * time.Minute,                   // GossipSub's default
-		Heartbeat:     time.Second,                       // GossipSub's default
-		ProbeInterval: time.Second,                       // memberlist's LAN default
+		Listen:        []string{"/ip4/0.0.0.0/tcp/7601", "/ip4/0.0.0.0/udp/7601/quic-v1"}, // every interface
+		Reachability:  ReachAuto,
+		GossipAddr:    "0.0.0.0:7946",       // memberlist's usual port
+		MaxPeers:      64,                   // connections dialled to members
+		MaxTrackers:   MaxTrackersLimit,     // as many topics as a hello can carry
+		MaxPeerTopics: MaxTrackersLimit + 1, // a peer's trackers and the discovery topic
+		AuthorRate:    100,                  // announcements per second per author, sustained
+		AuthorBurst:   2000,                 // and at once: a publisher's backlog
+		SeenTTL:       2 * time.Minute,      // GossipSub's default
+		Heartbeat:     time.Second,          // GossipSub's default
+		ProbeInterval: time.Second,          // memberlist's LAN default
 		Now:           time.Now,
 	}
 }
@@ -149,11 +170,27 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if len(c.Listen) == 0 {
 		c.Listen = d.Listen
+		if len(c.PSK) > 0 {
+			c.Listen = d.Listen[:1]
+		}
 	}
 	for _, a := range c.Listen {
-		if _, err := ma.NewMultiaddr(a); err != nil {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("gossip: listen address %q: %v", a, err))
+		} else if _, err := m.ValueForProtocol(ma.P_QUIC_V1); err == nil && len(c.PSK) > 0 {
+			errs = append(errs, fmt.Errorf("gossip: listen address %q: a private network (PSK) covers TCP only; drop the QUIC address", a))
 		}
+	}
+	if n := len(c.PSK); n != 0 && n != 32 {
+		errs = append(errs, fmt.Errorf("gossip: PSK is %d bytes; want 32", n))
+	}
+	switch c.Reachability {
+	case "":
+		c.Reachability = d.Reachability
+	case ReachAuto, ReachPublic, ReachPrivate:
+	default:
+		errs = append(errs, fmt.Errorf("gossip: reachability %q: want auto, public or private", c.Reachability))
 	}
 	if c.GossipAddr == "" {
 		c.GossipAddr = d.GossipAddr

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -62,6 +63,8 @@ type members struct {
 	dial chan peer.ID
 	stop chan struct{}
 	wg   sync.WaitGroup
+	once sync.Once   // shutdown
+	gone atomic.Bool // shut down
 
 	// Memberlist does not tell a member that left from one that died, so
 	// a leaving node says so first, in a broadcast of its own.
@@ -491,6 +494,25 @@ func (m *members) Events() []MemberEvent {
 	return slices.Clone(m.events)
 }
 
+// leaveMembership leaves memberlist for good, in the background: the node
+// was found private.
+func (n *Node) leaveMembership() {
+	if n.mem == nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		defer cancel()
+		n.cfg.Logger.Info("private node: leaving memberlist (members would probe it as dead); peers come from bootstrap peers and the DHT")
+		if err := n.mem.leave(ctx); err != nil {
+			n.cfg.Logger.Debug("leave", "err", err)
+		}
+		n.mem.shutdown()
+	}()
+}
+
 // Members returns what the node knows of the other members (none when
 // membership is off).
 func (n *Node) Members() []Member {
@@ -541,6 +563,9 @@ func (m *members) savePeers() {
 
 // leave announces this node's departure, waiting at most until ctx is done.
 func (m *members) leave(ctx context.Context) error {
+	if m.gone.Load() {
+		return nil // left already
+	}
 	timeout := 5 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -568,9 +593,15 @@ func (m *members) gossipInterval() time.Duration {
 	return min(200*time.Millisecond, m.n.cfg.ProbeInterval/5)
 }
 
-// shutdown stops memberlist and the member goroutines.
-// It is safe after a start that failed part way.
+// shutdown stops memberlist and the member goroutines. It is safe after a
+// start that failed part way, and more than once.
 func (m *members) shutdown() error {
+	var err error
+	m.once.Do(func() { err = m.stop1(); m.gone.Store(true) })
+	return err
+}
+
+func (m *members) stop1() error {
 	if m.ml == nil {
 		if m.tr != nil {
 			m.tr.stop()

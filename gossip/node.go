@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -20,7 +21,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/thingtracker/ttn/topics"
@@ -46,14 +46,17 @@ const (
 
 // Node is a running network node. Its methods may be called concurrently.
 type Node struct {
-	cfg  Config
-	host host.Host
-	ps   *pubsub.PubSub
-	mem  *members
-	filt *subFilter
-	mesh *meshes
-	sync *syncer // nil without History
-	stat counters
+	cfg   Config
+	host  host.Host
+	ps    *pubsub.PubSub
+	mem   *members
+	dht   *dht.IpfsDHT
+	boot  []peer.AddrInfo // bootstrap peers
+	reach reach
+	filt  *subFilter
+	mesh  *meshes
+	sync  *syncer // nil without History
+	stat  counters
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -100,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		budgets:  newAuthorBudgets(cfg.AuthorRate, cfg.AuthorBurst),
 		scores:   make(map[peer.ID]float64),
 		mesh:     &meshes{m: make(map[string]map[peer.ID]struct{})},
+		reach:    reach{hostUp: make(chan struct{})},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
@@ -110,7 +114,18 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 func (n *Node) start(ctx context.Context) error {
+	for _, b := range n.cfg.Bootstrap {
+		ai, err := peer.AddrInfoFromString(b)
+		if err != nil {
+			return fmt.Errorf("gossip: bootstrap peer %q: %w", b, err)
+		}
+		n.boot = append(n.boot, *ai)
+	}
 	cm, err := connmgr.NewConnManager(n.cfg.MaxPeers*3/4, n.cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return err
+	}
+	hostOpts, err := n.hostOptions()
 	if err != nil {
 		return err
 	}
@@ -118,22 +133,25 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hostOpts := append([]libp2p.Option{
-		libp2p.Identity(n.cfg.Key),
-		libp2p.ListenAddrStrings(n.cfg.Listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
+	hostOpts = append(hostOpts,
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
-		libp2p.DisableRelay(),
-		libp2p.Ping(false),
-	}, admission...)
-	n.host, err = libp2p.New(hostOpts...)
+	)
+	if !n.cfg.NoDHT {
+		hostOpts = append(hostOpts, libp2p.Routing(n.newDHT))
+	}
+	n.host, err = libp2p.New(append(hostOpts, admission...)...)
 	if err != nil {
 		return fmt.Errorf("gossip: libp2p host: %w", err)
 	}
+	close(n.reach.hostUp)
+	if err := n.watchReachability(); err != nil {
+		return err
+	}
 	n.filt = newSubFilter(n.cfg.MaxPeerTopics, &n.stat.dropSub)
 	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { n.protectOwner(c.RemotePeer()) },
 		DisconnectedF: func(_ network.Network, c network.Conn) {
 			if len(n.host.Network().ConnsToPeer(c.RemotePeer())) == 0 {
 				n.filt.forget(c.RemotePeer())
@@ -155,7 +173,13 @@ func (n *Node) start(ctx context.Context) error {
 		pubsub.WithLogger(slog.New(quietHandler{n.cfg.Logger.Handler()}).With("component", "pubsub")),
 		pubsub.WithSeenMessagesTTL(n.cfg.SeenTTL),
 	)
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, opts...)
+	if n.dht != nil {
+		opts = append(opts, pubsub.WithDiscovery(newTopicDiscovery(n.dht)))
+	}
+	// GossipSub may use relayed connections: a node behind a symmetric NAT
+	// has no other way in.
+	psCtx := network.WithAllowLimitedConn(n.ctx, "pubsub")
+	n.ps, err = pubsub.NewGossipSub(psCtx, n.host, opts...)
 	if err != nil {
 		return fmt.Errorf("gossip: pubsub: %w", err)
 	}
@@ -165,22 +189,21 @@ func (n *Node) start(ctx context.Context) error {
 	n.wg.Add(1)
 	go n.dispatchDiscoveries()
 
-	var boot []peer.AddrInfo
-	for _, b := range n.cfg.Bootstrap {
-		ai, err := peer.AddrInfoFromString(b)
-		if err != nil {
-			return fmt.Errorf("gossip: bootstrap peer %q: %w", b, err)
-		}
-		boot = append(boot, *ai)
-	}
-	for _, ai := range boot {
+	for _, ai := range n.boot {
 		n.host.ConnManager().Protect(ai.ID, "bootstrap") // never trimmed
 	}
-	if len(boot) > 0 {
+	if len(n.boot) > 0 {
 		n.wg.Add(1)
-		go n.bootstrap(boot)
+		go n.bootstrap(n.boot)
+	}
+	if len(n.cfg.Keyring) > 0 && len(n.cfg.PSK) == 0 {
+		n.cfg.Logger.Warn("memberlist is encrypted (keyring) but libp2p is open: any node that reaches the libp2p port can connect; give a PSK to close it too")
 	}
 	if n.cfg.GossipAddr == "off" {
+		return nil
+	}
+	if n.cfg.Reachability == ReachPrivate {
+		n.cfg.Logger.Info("private node: no memberlist (members would probe it as dead); peers come from bootstrap peers and the DHT")
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -321,7 +344,16 @@ func (n *Node) Follow(t topics.TrackerID) error {
 		return fmt.Errorf("gossip: follow %s: %w", t, err)
 	}
 	n.joined[t] = &joined{topic: topic, relay: relay}
+	go n.protectOwners() // n.mu is held
 	return nil
+}
+
+// protectOwners looks for owners of followed trackers among the connected
+// peers.
+func (n *Node) protectOwners() {
+	for _, p := range n.host.Network().Peers() {
+		n.protectOwner(p)
+	}
 }
 
 // Unfollow leaves a tracker's topic.
@@ -387,6 +419,12 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 
 // Peers returns the node IDs of the connected libp2p peers.
 func (n *Node) Peers() []string { return nodeIDs(n.host.Network().Peers()) }
+
+// SyncPeers returns the node IDs of the peers with a direct connection,
+// those sync can use (relayed connections never carry it).
+func (n *Node) SyncPeers() []string {
+	return nodeIDs(slices.DeleteFunc(n.host.Network().Peers(), func(p peer.ID) bool { return !n.direct(p) }))
+}
 
 // PeerScores returns each connected peer's GossipSub score, by node ID, as
 // last inspected (once a second).
@@ -455,6 +493,10 @@ func (n *Node) Stats() Stats {
 	if n.mem != nil {
 		s.Members = n.mem.live()
 	}
+	s.Reachability = n.Reachability()
+	s.DirectConns, s.RelayedConns, s.RelayReservations = n.connKinds()
+	s.HolePunchesTried, s.HolePunchesWon = n.reach.punchTried.Load(), n.reach.punchWon.Load()
+	s.DHTPeers = n.DHTPeers()
 	return s
 }
 
@@ -503,6 +545,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.discTopic.Close())
 	}
 	n.cancel()
+	if n.dht != nil {
+		errs = append(errs, n.dht.Close())
+	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
 	}

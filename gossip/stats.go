@@ -40,6 +40,15 @@ type Stats struct {
 
 	// Membership events seen since start.
 	Joins, Leaves, Deaths uint64
+
+	// Reach: what AutoNAT found (public, private, unknown); the relays
+	// holding a reservation for this node; connections direct and through
+	// a relay; hole punches tried and won; the DHT routing table's size.
+	Reachability                     string
+	RelayReservations                int
+	DirectConns, RelayedConns        int
+	HolePunchesTried, HolePunchesWon uint64
+	DHTPeers                         int
 }
 
 type counters struct {

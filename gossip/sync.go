@@ -177,7 +177,7 @@ func (s *syncer) budget(p peer.ID) *rate.Limiter {
 func (s *syncer) serve(st network.Stream) {
 	defer st.Close()
 	p := st.Conn().RemotePeer()
-	if s.isBanned(p) {
+	if s.isBanned(p) || st.Conn().Stat().Limited { // never through a relay
 		st.Reset()
 		return
 	}
@@ -382,6 +382,7 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 			candidates = append(candidates, p)
 		}
 	}
+	candidates = slices.DeleteFunc(candidates, func(p peer.ID) bool { return !n.direct(p) })
 	var errs []error
 	for _, p := range candidates {
 		if ctx.Err() != nil {
@@ -400,7 +401,7 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 		}
 	}
 	if len(candidates) == 0 {
-		return total, errors.New("gossip: no peer to sync from")
+		return total, errors.New("gossip: no peer to sync from (sync needs a direct connection)")
 	}
 	return total, errors.Join(errs...)
 }

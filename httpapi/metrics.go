@@ -44,6 +44,15 @@ type Metrics struct {
 	// PerTracker counts the announcements the log holds of each tracker.
 	PerTracker map[string]uint64
 
+	// Reach: Reachability is public, private or unknown; Conns counts
+	// connections by kind (direct, relayed); HolePunches counts tried and
+	// won.
+	Reachability      string
+	RelayReservations int
+	Conns             map[string]uint64
+	HolePunches       map[string]uint64
+	DHTPeers          int
+
 	SyncPending int               // trackers waiting to be synced: the sync lag
 	Sync        map[string]uint64 // fetches, fetch_failures, received, stored, violations, served, busy, over_budget
 
@@ -86,6 +95,11 @@ var (
 	descDiskFree     = desc("disk_free_bytes", "Free space on the log's disk.")
 	descRefused      = desc("log_refused_total", "Appends the log refused since start, by why.", "why")
 	descPerTracker   = desc("tracker_announcements", "Announcements the log holds, by tracker (the largest; the rest as \"other\").", "tracker")
+	descReach        = desc("reachability", "1 for what AutoNAT found this node to be.", "state")
+	descRelayRes     = desc("relay_reservations", "Relays holding a reservation for this node.")
+	descConns        = desc("connections", "libp2p connections by kind.", "kind")
+	descHolePunches  = desc("hole_punches_total", "Hole punches, tried and won.", "result")
+	descDHTPeers     = desc("dht_routing_table_peers", "Peers in the DHT routing table.")
 	descSyncPending  = desc("sync_pending_trackers", "Trackers waiting to be synced.")
 	descSync         = desc("sync_total", "Sync protocol counters.", "what")
 	descNATSFanned   = desc("nats_fanned_total", "Announcements published to plugins.")
@@ -101,6 +115,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPeers, descMembers, descFollowing, descKnown, descMessages,
 		descDiscovery, descIgnored, descSeen, descDrops, descMemberEvents, descGaps, descMissing, descForks,
 		descLogEntries, descLogBytes, descLogCommits, descDiskFull, descDiskFree, descRefused, descPerTracker, descSyncPending, descSync,
+		descReach, descRelayRes, descConns, descHolePunches, descDHTPeers,
 		descNATSFanned, descNATSLag, descNATSErrors, descNATSSlow, descNATSClients, descNATSLeaf, descNATSRequests} {
 		ch <- d
 	}
@@ -151,6 +166,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for t, v := range boundTrackers(m.PerTracker) {
 		gauge(descPerTracker, float64(v), t)
 	}
+	for _, r := range []string{"public", "private", "unknown"} {
+		v := 0.0
+		if m.Reachability == r {
+			v = 1
+		}
+		gauge(descReach, v, r)
+	}
+	gauge(descRelayRes, float64(m.RelayReservations))
+	for k, v := range m.Conns {
+		gauge(descConns, float64(v), k)
+	}
+	counters(descHolePunches, m.HolePunches)
+	gauge(descDHTPeers, float64(m.DHTPeers))
 	gauge(descSyncPending, float64(m.SyncPending))
 	counters(descSync, m.Sync)
 	if n := m.NATS; n != nil {

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
@@ -25,7 +27,25 @@ func (n *Node) followNode(id string) error {
 	if err := n.join(nt); err != nil {
 		return err
 	}
+	n.findNode(id)
 	return n.refreshNode(nt)
+}
+
+// findNode connects to a followed node that is not a member, by a DHT
+// lookup, in the background: its node tracker's history comes from it.
+func (n *Node) findNode(id string) {
+	if n.net == nil || id == n.ID.ID {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+		defer cancel()
+		if err := n.net.FindNode(ctx, id); err != nil {
+			n.cfg.Logger.Debug("followed node not found yet", "node", id, "err", err)
+		}
+	}()
 }
 
 // refreshNode follows the trackers listed by the latest node record held on

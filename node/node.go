@@ -35,6 +35,11 @@ type Config struct {
 	MaxPeers    int
 	MaxTrackers int
 
+	Reachability   string
+	NoRelayService bool
+	NoNATPortMap   bool
+	PSK            []byte
+
 	// Follow are trackers and nodes to follow besides those stored in the
 	// dir; they are added to the stored follows.
 	Follow datadir.FollowSet
@@ -177,22 +182,26 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	store := LogStore{Log: n.Log, OnGap: n.scheduleSync}
 	n.net, err = gossip.New(ctx, gossip.Config{
-		Key:           n.ID.Key,
-		Store:         store,
-		History:       store,
-		Logger:        n.cfg.Logger.With("component", "gossip"),
-		Listen:        n.cfg.Listen,
-		GossipAddr:    n.cfg.GossipAddr,
-		Join:          n.cfg.Join,
-		Bootstrap:     n.cfg.Bootstrap,
-		Keyring:       n.cfg.Keyring,
-		Peers:         datadir.Peers{Dir: n.Path},
-		MaxPeers:      n.cfg.MaxPeers,
-		MaxTrackers:   n.cfg.MaxTrackers,
-		OnDiscovery:   n.discovered,
-		OnProgress:    n.cfg.OnProgress,
-		Heartbeat:     n.cfg.Heartbeat,
-		ProbeInterval: n.cfg.ProbeInterval,
+		Key:            n.ID.Key,
+		Store:          store,
+		History:        store,
+		Logger:         n.cfg.Logger.With("component", "gossip"),
+		Listen:         n.cfg.Listen,
+		GossipAddr:     n.cfg.GossipAddr,
+		Join:           n.cfg.Join,
+		Bootstrap:      n.cfg.Bootstrap,
+		Keyring:        n.cfg.Keyring,
+		Reachability:   n.cfg.Reachability,
+		NoRelayService: n.cfg.NoRelayService,
+		NoNATPortMap:   n.cfg.NoNATPortMap,
+		PSK:            n.cfg.PSK,
+		Peers:          datadir.Peers{Dir: n.Path},
+		MaxPeers:       n.cfg.MaxPeers,
+		MaxTrackers:    n.cfg.MaxTrackers,
+		OnDiscovery:    n.discovered,
+		OnProgress:     n.cfg.OnProgress,
+		Heartbeat:      n.cfg.Heartbeat,
+		ProbeInterval:  n.cfg.ProbeInterval,
 	})
 	if err != nil {
 		return err
@@ -308,7 +317,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		}
 		return true
 	}
-	if len(n.cfg.Join) == 0 && len(n.net.Members()) == 0 {
+	if len(n.cfg.Join) == 0 && len(n.cfg.Bootstrap) == 0 && len(n.net.Members()) == 0 {
 		n.closeOwn()
 		return nil // alone, by design
 	}
@@ -320,7 +329,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	n.syncOwn(ctx)
 	if n.cfg.Promiscuous {
 		// Learn every tracker the peers hold, not only live ones.
-		for _, p := range n.net.Peers() {
+		for _, p := range n.net.SyncPeers() {
 			n.compareWith(ctx, p)
 		}
 	}
@@ -634,7 +643,7 @@ func leaveOrClose(ctx context.Context, graceful bool, p interface {
 
 // String describes the node for the ready line.
 func (n *Node) String() string {
-	return fmt.Sprintf("node %s peers %d following %d", n.ID.ID, n.Peers(), len(n.Following()))
+	return fmt.Sprintf("node %s peers %d following %d reachability %s", n.ID.ID, n.Peers(), len(n.Following()), n.net.Reachability())
 }
 
 // Followed reports whether the node follows a tracker, itself or through

@@ -171,7 +171,7 @@ func (n *Node) antiEntropy() {
 			return
 		case <-t.C:
 		}
-		peers := n.net.Peers()
+		peers := n.net.SyncPeers()
 		if len(peers) == 0 || n.Log.DiskFull() { // nothing found could be stored
 			continue
 		}
@@ -251,7 +251,7 @@ func (n *Node) syncOwn(ctx context.Context) {
 	defer n.closeOwn()
 	ctx, cancel := context.WithTimeout(ctx, ownSyncTimeout)
 	defer cancel()
-	for _, p := range n.net.Peers() {
+	for _, p := range n.net.SyncPeers() {
 		heads, err := n.net.Inventory(ctx, p, nil)
 		if err != nil {
 			continue

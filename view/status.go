@@ -102,7 +102,7 @@ type LogStats struct {
 }
 
 // NetStats are the network's counters: peers, validation outcomes, drops,
-// membership events.
+// membership events, reach (NAT traversal and the DHT).
 type NetStats struct {
 	Peers    int `json:"peers"`
 	Members  int `json:"members"`
@@ -128,6 +128,14 @@ type NetStats struct {
 	Joins  uint64 `json:"joins"`
 	Leaves uint64 `json:"leaves"`
 	Deaths uint64 `json:"deaths"`
+
+	Reachability      string `json:"reachability"` // public, private, unknown
+	RelayReservations int    `json:"relay_reservations"`
+	DirectConns       int    `json:"direct_conns"`
+	RelayedConns      int    `json:"relayed_conns"`
+	HolePunchesTried  uint64 `json:"hole_punches_tried"`
+	HolePunchesWon    uint64 `json:"hole_punches_won"`
+	DHTPeers          int    `json:"dht_peers"` // the DHT routing table's size
 }
 
 // SyncStats count the sync protocol's work.

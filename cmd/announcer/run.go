@@ -32,7 +32,7 @@ ttn.ann.<tracker>.<kind>, requests ttn.api.*: see the README).
 It prints its addresses on stderr, then, once connected to the members it
 joined, one line scripts can wait for:
 
-  ready: node 12D3KooW… peers N following M
+  ready: node 12D3KooW… peers N following M reachability R
 
 SIGINT or SIGTERM stop it cleanly (it tells the other members it leaves).`,
 		nf.Register,
@@ -95,6 +95,8 @@ func printStatus(s *view.Status) {
 		fmt.Fprintf(w, "listen\t%s\n", strings.Join(s.Addrs, " "))
 		fmt.Fprintf(w, "gossip\t%s\n", s.GossipAddr)
 		fmt.Fprintf(w, "peers\t%d connected, %d members\n", s.Peers, len(s.Members))
+		fmt.Fprintf(w, "reach\t%s; %d direct and %d relayed connections, %d relay reservations; hole punches %d won of %d; DHT %d peers\n",
+			s.Net.Reachability, s.Net.DirectConns, s.Net.RelayedConns, s.Net.RelayReservations, s.Net.HolePunchesWon, s.Net.HolePunchesTried, s.Net.DHTPeers)
 		for _, m := range s.Members {
 			fmt.Fprintf(w, "  member\t%s %s %s since %s\n", m.ID, m.GossipAddr, m.State, m.Since.Format(time.RFC3339))
 		}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/pnet"
+
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/thingtracker/ttn/datadir"
@@ -144,6 +146,10 @@ type Node struct {
 	Join              List
 	Bootstrap         List
 	KeyringFile       string
+	PSKFile           string
+	Reachability      string
+	RelayService      bool
+	NATPortMap        bool
 	MaxTrackers       int
 	MaxPeers          int
 	DiscoveryInterval time.Duration
@@ -165,13 +171,17 @@ type Node struct {
 // Register adds the node flags to fs.
 func (f *Node) Register(fs *flag.FlagSet) {
 	fs.Var(&f.Follow, "follow", "follow tracker `ID`, or node ID (its node tracker and every tracker it lists, now and later); kept in the dir; repeatable")
-	fs.Var(&f.Listen, "listen", "libp2p listen `MULTIADDR`, repeatable (default "+gossip.DefaultConfig().Listen[0]+"; tcp/0: ephemeral)")
+	fs.Var(&f.Listen, "listen", "libp2p listen `MULTIADDR`, repeatable (default "+strings.Join(gossip.DefaultConfig().Listen, " and ")+"; port 0: ephemeral)")
 	fs.StringVar(&f.GossipAddr, "gossip-addr", gossip.DefaultConfig().GossipAddr, "memberlist `HOST:PORT` (port 0: ephemeral; off: no membership)")
 	fs.Var(&f.Join, "join", "memberlist `HOST:PORT` of a member to join, repeatable")
 	fs.Var(&f.Bootstrap, "bootstrap", "libp2p `MULTIADDR` with /p2p/ID of a peer to connect to directly, besides members (with --gossip-addr off, the only peers); repeatable")
 	fs.StringVar(&f.KeyringFile, "keyring", "", "`FILE` of base64 memberlist keys (16, 24 or 32 bytes), one per line, the first encrypting; mode 0600. Only nodes with a key in common can join")
+	fs.StringVar(&f.PSKFile, "psk", "", "libp2p private-network key `FILE` (the swarm.key format: /key/swarm/psk/1.0.0/, /base16/, 64 hex digits; mode 0600): only nodes with the same key connect; TCP only, QUIC is then off")
+	fs.StringVar(&f.Reachability, "reachability", gossip.DefaultConfig().Reachability, "auto (AutoNAT decides), public (dialable from outside: member, DHT server, relay) or private (behind NAT: no memberlist, relay reservations, hole punching)")
+	fs.BoolVar(&f.RelayService, "relay-service", true, "while public, relay for private nodes (circuit relay v2, within limits)")
+	fs.BoolVar(&f.NATPortMap, "nat-portmap", true, "ask the home router for a port mapping (UPnP, NAT-PMP); never asked when listening on loopback only")
 	fs.IntVar(&f.MaxTrackers, "max-trackers", gossip.DefaultConfig().MaxTrackers, fmt.Sprintf("most tracker topics to join (at most %d: GossipSub's subscription hello must fit its 512 KiB control limit)", gossip.MaxTrackersLimit))
-	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultConfig().MaxPeers, "most libp2p connections to members")
+	fs.IntVar(&f.MaxPeers, "max-peers", gossip.DefaultConfig().MaxPeers, "most libp2p connections; past it the least useful are closed, keeping peers on followed trackers, bootstrap peers and the trackers' owners")
 	fs.DurationVar(&f.DiscoveryInterval, "discovery-interval", node.DefaultConfig().DiscoveryInterval, "how often own trackers' discovery records are re-announced")
 	fs.DurationVar(&f.AntiEntropy, "anti-entropy-interval", node.DefaultConfig().AntiEntropyInterval, "how often followed chains are compared with a random peer's, to repair what was missed")
 	fs.Int64Var(&f.MinFree, "min-free", feed.DefaultConfig().MinFree>>20, "`MiB` to leave free on the data dir's disk: below it the node stores nothing (live, synced or published) and says so, but goes on serving; 0: no check")
@@ -211,6 +221,9 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		Bootstrap:           f.Bootstrap,
 		MaxTrackers:         f.MaxTrackers,
 		MaxPeers:            f.MaxPeers,
+		Reachability:        f.Reachability,
+		NoRelayService:      !f.RelayService,
+		NoNATPortMap:        !f.NATPortMap,
 		DiscoveryInterval:   f.DiscoveryInterval,
 		AntiEntropyInterval: f.AntiEntropy,
 		MinFree:             mib(f.MinFree),
@@ -232,6 +245,11 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		cfg.HTTP = &httpapi.Config{Addr: f.HTTP}
 		if err := cfg.HTTP.Check(); err != nil {
 			return node.Config{}, fmt.Errorf("--http: %w", err)
+		}
+	}
+	if f.PSKFile != "" {
+		if cfg.PSK, err = readPSK(f.PSKFile); err != nil {
+			return node.Config{}, err
 		}
 	}
 	if f.KeyringFile != "" {
@@ -302,4 +320,22 @@ func readKeyring(path string) ([][]byte, error) {
 		return nil, fmt.Errorf("--keyring %s: no keys", path)
 	}
 	return keys, nil
+}
+
+// readPSK reads a libp2p private-network key (the swarm.key format IPFS
+// uses); it refuses a file others can read.
+func readPSK(path string) ([]byte, error) {
+	if err := private("--psk", path); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--psk: %w", err)
+	}
+	defer f.Close()
+	psk, err := pnet.DecodeV1PSK(f)
+	if err != nil {
+		return nil, fmt.Errorf("--psk %s: not a swarm key (/key/swarm/psk/1.0.0/, /base16/, 64 hex digits): %v", path, err)
+	}
+	return psk, nil
 }

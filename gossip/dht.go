@@ -1,0 +1,123 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
+	"github.com/thingtracker/ttn/topics"
+)
+
+// DHTPrefix is the protocol prefix of the network's Kademlia DHT: a
+// network of its own (/ttn/kad/1.0.0), not the IPFS one.
+const DHTPrefix = "/ttn"
+
+// maxAdvertising bounds the provider records being published at once: an
+// indexer joining thousands of topics would otherwise start thousands of
+// DHT walks together.
+const maxAdvertising = 4
+
+// newDHT starts the node's DHT on h: a server when the node is public, a
+// client when private, and in auto mode a server unless AutoNAT finds the
+// node private. It is bootstrapped from the bootstrap peers and, through
+// the routing table's own refresh, from every peer it connects to (members
+// included).
+func (n *Node) newDHT(h host.Host) (routing.PeerRouting, error) {
+	mode := dht.ModeAutoServer
+	switch n.cfg.Reachability {
+	case ReachPublic:
+		mode = dht.ModeServer
+	case ReachPrivate:
+		mode = dht.ModeClient
+	}
+	d, err := dht.New(h,
+		dht.ProtocolPrefix(DHTPrefix),
+		dht.Mode(mode),
+		dht.BootstrapPeers(n.boot...),
+		dht.DisableValues(), // provider records and peer routing only
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: dht: %w", err)
+	}
+	n.dht = d
+	return d, nil
+}
+
+// DHTPeers returns the size of the node's DHT routing table.
+func (n *Node) DHTPeers() int {
+	if n.dht == nil {
+		return 0
+	}
+	return n.dht.RoutingTable().Size()
+}
+
+// topicDiscovery is GossipSub's discovery: a follower of tracker T
+// advertises itself under the topic's name, ttn/tracker/<T>, as a provider
+// record in the DHT, and GossipSub looks there for peers when a topic's
+// mesh is short. pubsub prefixes namespaces with "floodsub:"; the records
+// carry the topic name alone. The discovery topic is not advertised: every
+// node is on it, and members and bootstrap peers suffice.
+type topicDiscovery struct {
+	rd  *drouting.RoutingDiscovery
+	sem chan struct{}
+}
+
+func newTopicDiscovery(r routing.ContentRouting) *topicDiscovery {
+	return &topicDiscovery{rd: drouting.NewRoutingDiscovery(r), sem: make(chan struct{}, maxAdvertising)}
+}
+
+func trackerNamespace(ns string) (string, bool) {
+	ns = strings.TrimPrefix(ns, "floodsub:")
+	return ns, strings.HasPrefix(ns, topics.TrackerTopicPrefix)
+}
+
+// Advertise implements discovery.Advertiser.
+func (d *topicDiscovery) Advertise(ctx context.Context, ns string, opts ...discovery.Option) (time.Duration, error) {
+	ns, ok := trackerNamespace(ns)
+	if !ok {
+		return time.Hour, nil // asked again in an hour: nothing to do
+	}
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-d.sem }()
+	return d.rd.Advertise(ctx, ns, opts...)
+}
+
+// FindPeers implements discovery.Discoverer.
+func (d *topicDiscovery) FindPeers(ctx context.Context, ns string, opts ...discovery.Option) (<-chan peer.AddrInfo, error) {
+	ns, ok := trackerNamespace(ns)
+	if !ok {
+		c := make(chan peer.AddrInfo)
+		close(c)
+		return c, nil
+	}
+	return d.rd.FindPeers(ctx, ns, opts...)
+}
+
+// FindNode connects to a node that is not a member, found by its ID in the
+// DHT (peer routing), unless the node is connected to it already.
+func (n *Node) FindNode(ctx context.Context, id string) error {
+	p, err := decodeNodeID(id)
+	if err != nil {
+		return err
+	}
+	if p == n.host.ID() || n.host.Network().Connectedness(p) == network.Connected {
+		return nil
+	}
+	if err := n.host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+		return fmt.Errorf("gossip: find node %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Reachability settings (Config.Reachability).
+const (
+	// ReachAuto lets AutoNAT decide from what peers manage to dial back.
+	ReachAuto = "auto"
+	// ReachPublic is a node others can dial: a memberlist member, a DHT
+	// server, a relay for private nodes.
+	ReachPublic = "public"
+	// ReachPrivate is a node behind NAT: no memberlist (it would be probed
+	// as dead), a DHT client, reachable through relay reservations and
+	// hole punching.
+	ReachPrivate = "private"
+)
+
+// Relayed connections are limited: a relay carries GossipSub and hole-punch
+// coordination for private nodes, never sync (see syncer.serve). libp2p's
+// default (2 minutes, 128 KiB each way) suits hole punching only; a node
+// behind a symmetric NAT, where punching fails, gets its live announcements
+// through the relay for good, so a relayed connection may carry more. When
+// it reaches a limit it is reset and pubsub's discovery connects again.
+var relayResources = func() relay.Resources {
+	r := relay.DefaultResources()
+	r.Limit = &relay.RelayLimit{
+		Duration: 30 * time.Minute, // then the connection is re-established
+		Data:     4 << 20,          // each way: about 4,000 announcements
+	}
+	return r
+}()
+
+// reach holds what the host's NAT traversal reports.
+type reach struct {
+	state      atomic.Value // string: public, private, unknown
+	punchTried atomic.Uint64
+	punchWon   atomic.Uint64
+	hostUp     chan struct{} // closed once Node.host is set
+}
+
+// Trace implements holepunch.EventTracer: it counts hole punches.
+func (r *reach) Trace(evt *holepunch.Event) {
+	if e, ok := evt.Evt.(*holepunch.EndHolePunchEvt); ok {
+		r.punchTried.Add(1)
+		if e.Success {
+			r.punchWon.Add(1)
+		}
+	}
+}
+
+// hostOptions returns the libp2p options for the node's transports and
+// reachability: TCP and QUIC (TCP only in a private network), AutoNAT v2,
+// relay, hole punching and port mapping, by Config.Reachability.
+func (n *Node) hostOptions() ([]libp2p.Option, error) {
+	opts := []libp2p.Option{
+		libp2p.Identity(n.cfg.Key),
+		libp2p.ListenAddrStrings(n.cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.EnableRelay(), // dial and accept relayed connections
+		libp2p.EnableHolePunching(holepunch.WithTracer(&n.reach)),
+		libp2p.EnableAutoNATv2(),
+		libp2p.Ping(false),
+	}
+	if len(n.cfg.PSK) > 0 {
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(n.cfg.PSK)))
+	} else {
+		opts = append(opts, libp2p.Transport(libp2pquic.NewTransport))
+	}
+	if !n.cfg.NoNATPortMap && !allLoopback(n.cfg.Listen) {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	relaySvc := []libp2p.Option{libp2p.EnableNATService()} // answer others' AutoNAT dial-backs
+	if !n.cfg.NoRelayService {
+		// libp2p runs the relay only while the node is public.
+		relaySvc = append(relaySvc, libp2p.EnableRelayService(relay.WithResources(relayResources)))
+	}
+	autoRelay := libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
+		autorelay.WithMinCandidates(1),         // one bootstrap relay is enough to start
+		autorelay.WithBootDelay(0),             // a home node should be reachable at once
+		autorelay.WithMinInterval(time.Minute), // how often to ask for candidates
+		autorelay.WithBackoff(time.Minute))
+	switch n.cfg.Reachability {
+	case ReachPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+		opts = append(opts, relaySvc...)
+	case ReachPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate(), autoRelay)
+	default:
+		opts = append(opts, autoRelay)
+		opts = append(opts, relaySvc...)
+	}
+	return opts, nil
+}
+
+// allLoopback reports whether every listen address is on loopback: then
+// there is nothing for a home router to map, and no reason to ask it.
+func allLoopback(listen []string) bool {
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil || !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// relayCandidates is AutoRelay's source of relays: the bootstrap peers,
+// then connected peers that offer the relay service.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, num)
+	go func() {
+		defer close(out)
+		select {
+		case <-n.reach.hostUp:
+		case <-ctx.Done():
+			return
+		}
+		var sent []peer.ID
+		send := func(ai peer.AddrInfo) bool {
+			if slices.Contains(sent, ai.ID) {
+				return true
+			}
+			select {
+			case out <- ai:
+				sent = append(sent, ai.ID)
+				return len(sent) < num
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for _, ai := range n.boot {
+			if !send(ai) {
+				return
+			}
+		}
+		for _, p := range n.host.Network().Peers() {
+			if ps, err := n.host.Peerstore().SupportsProtocols(p, relayHop); err != nil || len(ps) == 0 {
+				continue
+			}
+			if !send(n.host.Peerstore().PeerInfo(p)) {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
+
+// watchReachability follows AutoNAT's verdict. A node found private in auto
+// mode leaves memberlist, where its members would probe it as dead.
+func (n *Node) watchReachability() error {
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		return fmt.Errorf("gossip: reachability events: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case e := <-sub.Out():
+				r := e.(event.EvtLocalReachabilityChanged).Reachability
+				n.reach.state.Store(reachabilityName(r))
+				n.cfg.Logger.Info("reachability", "state", reachabilityName(r))
+				if r == network.ReachabilityPrivate && n.cfg.Reachability == ReachAuto {
+					n.leaveMembership()
+				}
+			case <-n.ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func reachabilityName(r network.Reachability) string {
+	switch r {
+	case network.ReachabilityPublic:
+		return ReachPublic
+	case network.ReachabilityPrivate:
+		return ReachPrivate
+	}
+	return "unknown"
+}
+
+// Reachability returns what the node knows of its reachability: public,
+// private or unknown.
+func (n *Node) Reachability() string {
+	if s, ok := n.reach.state.Load().(string); ok {
+		return s
+	}
+	switch n.cfg.Reachability {
+	case ReachPublic, ReachPrivate:
+		return n.cfg.Reachability
+	}
+	return "unknown"
+}
+
+// connKinds counts the connections that are direct and those through a
+// relay, and the relays that hold a reservation for this node.
+func (n *Node) connKinds() (direct, relayed, reservations int) {
+	for _, c := range n.host.Network().Conns() {
+		if c.Stat().Limited {
+			relayed++
+		} else {
+			direct++
+		}
+	}
+	for _, p := range n.host.Network().Peers() {
+		if n.host.ConnManager().IsProtected(p, autorelayTag) {
+			reservations++
+		}
+	}
+	return direct, relayed, reservations
+}
+
+// autorelayTag is how AutoRelay protects the connection to a relay that
+// holds a reservation for the node.
+const autorelayTag = "autorelay"
+
+// direct reports whether the node has a direct (not relayed) connection to
+// a peer: sync runs only on those.
+func (n *Node) direct(p peer.ID) bool {
+	for _, c := range n.host.Network().ConnsToPeer(p) {
+		if !c.Stat().Limited {
+			return true
+		}
+	}
+	return false
+}
+
+// protectOwners keeps the connection to a peer that owns a followed
+// tracker (the tracker ID starts with its key's hash): the one peer sure
+// to have the tracker's whole history.
+func (n *Node) protectOwner(p peer.ID) {
+	pub, err := p.ExtractPublicKey()
+	if err != nil || pub.Type() != crypto.Ed25519 {
+		return
+	}
+	raw, err := pub.Raw()
+	if err != nil {
+		return
+	}
+	prefix := topics.OwnerPrefix(raw)
+	n.mu.Lock()
+	owns := false
+	for t := range n.joined {
+		if strings.HasPrefix(string(t[:]), string(prefix)) {
+			owns = true
+			break
+		}
+	}
+	n.mu.Unlock()
+	if owns {
+		n.host.ConnManager().Protect(p, "owner")
+	} else {
+		n.host.ConnManager().Unprotect(p, "owner")
+	}
+}

@@ -1,0 +1,103 @@
+package gossip_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/internal/wait"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// TestTopicPeersFromTheDHT: two private nodes (no memberlist) whose only
+// peer is a public bootstrap node following nothing find each other
+// through the DHT, as followers of the same tracker, and the follower gets
+// what the other publishes. Without the DHT they never meet.
+func TestTopicPeersFromTheDHT(t *testing.T) {
+	checkLeaks(t)
+	boot := start(t, nil, func(c *gossip.Config) { c.GossipAddr, c.Reachability = "off", gossip.ReachPublic })
+	private := func(c *gossip.Config) {
+		c.Reachability = gossip.ReachPrivate
+		c.Bootstrap = []string{boot.node.Addrs()[0]}
+	}
+	a := start(t, nil, private)
+	b := start(t, nil, private)
+	if a.node.GossipAddr() != "" {
+		t.Fatalf("a private node runs memberlist on %s", a.node.GossipAddr())
+	}
+	tracker := topics.DeriveTrackerID(a.raw, "shared")
+	for _, p := range []*peer{a, b} {
+		if err := p.node.Follow(tracker); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 30*time.Second, func() error {
+		if a.node.MeshPeers(tracker) == 0 || b.node.MeshPeers(tracker) == 0 {
+			return fmt.Errorf("mesh peers: a %d, b %d; DHT peers: a %d, b %d, boot %d", a.node.MeshPeers(tracker), b.node.MeshPeers(tracker),
+				a.node.DHTPeers(), b.node.DHTPeers(), boot.node.DHTPeers())
+		}
+		return nil
+	})
+	a.publish(t, tracker, 3)
+	wait.For(t, 10*time.Second, func() error {
+		if got := len(b.trackerIDs(t, tracker)); got != 3 {
+			return fmt.Errorf("b holds %d of 3", got)
+		}
+		return nil
+	})
+	if s := a.node.Stats(); s.Reachability != gossip.ReachPrivate || s.DirectConns == 0 {
+		t.Errorf("a's stats: reachability %q, %d direct connections", s.Reachability, s.DirectConns)
+	}
+	if s := boot.node.Stats(); s.Reachability != gossip.ReachPublic || a.node.DHTPeers() != 1 {
+		t.Errorf("bootstrap's reachability %q; a's DHT routing table has %d peers, want the bootstrap node", s.Reachability, a.node.DHTPeers())
+	}
+}
+
+// TestRelayReservation: a private node keeps a relay reservation on its
+// public bootstrap peer, and says so. (AutoRelay makes circuit addresses of
+// public relay addresses only: none on loopback.)
+func TestRelayReservation(t *testing.T) {
+	checkLeaks(t)
+	relay := start(t, nil, func(c *gossip.Config) { c.GossipAddr, c.Reachability = "off", gossip.ReachPublic })
+	home := start(t, nil, func(c *gossip.Config) {
+		c.GossipAddr, c.Reachability = "off", gossip.ReachPrivate
+		c.Bootstrap = []string{relay.node.Addrs()[0]}
+	})
+	wait.For(t, 30*time.Second, func() error {
+		if s := home.node.Stats(); s.RelayReservations != 1 {
+			return fmt.Errorf("%d relay reservations", s.RelayReservations)
+		}
+		return nil
+	})
+}
+
+// TestPrivateNetwork: with a PSK, only nodes holding the same key connect.
+func TestPrivateNetwork(t *testing.T) {
+	checkLeaks(t)
+	psk := bytes.Repeat([]byte{7}, 32)
+	withPSK := func(key []byte) func(*gossip.Config) {
+		return func(c *gossip.Config) { c.GossipAddr, c.NoDHT, c.PSK = "off", true, key }
+	}
+	a := start(t, nil, withPSK(psk))
+	same := start(t, nil, withPSK(psk))
+	other := start(t, nil, withPSK(bytes.Repeat([]byte{8}, 32)))
+	open := start(t, nil, withPSK(nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := same.node.Connect(ctx, a.node.Addrs()[0]); err != nil {
+		t.Fatalf("same key: %v", err)
+	}
+	for name, p := range map[string]*peer{"another key": other, "no key": open} {
+		if err := p.node.Connect(ctx, a.node.Addrs()[0]); err == nil {
+			t.Errorf("%s: connected", name)
+		}
+	}
+	if _, err := gossip.New(ctx, gossip.Config{Key: newKey(t), PSK: psk, // refused before it needs a Store
+		Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}); err == nil || !strings.Contains(err.Error(), "covers TCP only") {
+		t.Errorf("a PSK with a QUIC listener: %v", err)
+	}
+}
