@@ -23,7 +23,9 @@ import (
 // handshake ends; libp2p's defaults (a 15 s handshake, about 80 transient
 // slots on a machine with 24 GiB, 32 on a small one, 8 connections per
 // IPv4 address) let ten addresses that open connections and never finish
-// them keep every new peer out. An attacker's hold on the handshake room
+// them fill the room at once and keep every new peer out for 15 s, again
+// whenever they have saved up their rate (measured: BenchmarkAdmission-
+// UnderAttack with these lines reverted waits 15.5 s). An attacker's hold on the handshake room
 // is bounded twice: by the subnet caps (at most connsPer16 from one /16,
 // half the room), and by rate × time (an address opens connRatePerIP a
 // second, each held at most handshakeTimeout: one slot per address held
