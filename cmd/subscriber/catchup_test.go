@@ -17,7 +17,7 @@ import (
 
 // logIDs returns the IDs of a data dir's log entries of trackers, through
 // the announcer command (and the running node's socket).
-func logIDs(t *testing.T, dir string, trackers ...string) map[topics.ID]bool {
+func logIDs(t testing.TB, dir string, trackers ...string) map[topics.ID]bool {
 	t.Helper()
 	want := map[string]bool{}
 	for _, tr := range trackers {

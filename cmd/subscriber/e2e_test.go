@@ -51,7 +51,7 @@ var fast = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--gossip-addr", "127.0.
 // proc is a running node process: its stdout lines and what its stderr
 // said.
 type proc struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	cmd    *exec.Cmd
 	gossip chan string // the gossip address, once
@@ -62,10 +62,15 @@ type proc struct {
 	lines []string
 }
 
-func startProc(t *testing.T, name, bin string, args ...string) *proc {
+func startProc(t testing.TB, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, gossip: make(chan string, 1), ready: make(chan string, 1), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	return startCmd(t, name, exec.Command(bin, args...))
+}
+
+// startCmd starts cmd as the node process called name.
+func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: cmd, gossip: make(chan string, 1), ready: make(chan string, 1), done: make(chan struct{})}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +172,7 @@ func (p *proc) entries() []view.Entry {
 }
 
 // cli runs the announcer command line against dir.
-func cli(t *testing.T, stdin string, args ...string) string {
+func cli(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(announcerBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)

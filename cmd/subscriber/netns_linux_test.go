@@ -3,174 +3,68 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/netlab"
 	"github.com/thingtracker/ttn/topics"
 )
 
-// The multi-host test runs the real binaries on separate hosts: network
-// namespaces joined by a bridge in a namespace of their own, with
-// addresses the test assigns. It needs root and iproute2; without them it
-// says SKIP loudly. Namespaces are named ttnt-PID-RAND-*: a crashed run's
-// are removed by the next one.
+// The multi-host tests run the real binaries on separate hosts: network
+// namespaces joined by bridges (internal/netlab), with addresses the test
+// assigns. They need root and iproute2; without them they say SKIP
+// loudly.
 
-const nsPrefix = "ttnt-"
-
-var nsName = regexp.MustCompile(`^ttnt-(\d+)-[0-9a-f]+-\w+$`)
-
-// lab is a set of hosts on one bridge.
+// lab is a set of hosts, 10.213.0.1 … 10.213.0.n, on one or two bridges.
 type lab struct {
-	t   *testing.T
-	tag string // PID-RAND
-	rnd string // RAND, for interface names
-	n   int
-}
-
-func run(args ...string) error {
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// removeStale deletes namespaces left by test runs whose process is gone.
-func removeStale() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		name := fields[0]
-		m := nsName.FindStringSubmatch(name)
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
-			exec.Command("ip", "netns", "del", name).Run()
-		}
-	}
+	t     *testing.T
+	hosts []*netlab.Host
+	links []*netlab.Link // each host's
+	trunk *netlab.Link   // between the bridges, if there are two
 }
 
 // newLab creates the bridge and n hosts, 10.213.0.1 … 10.213.0.n.
 func newLab(t *testing.T, n int) *lab { return newSplitLab(t, n, n) }
 
 // newSplitLab creates hosts 1…n, those up to split on one bridge and the
-// others on a second, the two bridges joined by a link that cut can take
-// down: a network that can be partitioned.
+// others on a second, the two bridges joined by a link that partition can
+// take down: a network that can be partitioned.
 func newSplitLab(t *testing.T, n, split int) *lab {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("SKIP: the multi-host test needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("SKIP: the multi-host test needs iproute2 (ip): " + err.Error())
-	}
-	removeStale()
-	b := make([]byte, 3)
-	rand.Read(b)
-	l := &lab{t: t, rnd: hex.EncodeToString(b), n: n}
-	l.tag = fmt.Sprintf("%d-%s", os.Getpid(), l.rnd)
-	t.Cleanup(l.destroy)
-	if err := run("ip", "netns", "add", l.ns("br")); err != nil {
-		t.Skip("SKIP: cannot create network namespaces here: " + err.Error())
-	}
-	steps := [][]string{
-		{"ip", "-n", l.ns("br"), "link", "add", "br0", "type", "bridge"},
-		{"ip", "-n", l.ns("br"), "link", "set", "br0", "up"},
-	}
+	nl := netlab.New(t)
+	l := &lab{t: t}
+	left := nl.Bridge()
+	right := left
 	if split < n {
-		steps = append(steps,
-			[]string{"ip", "-n", l.ns("br"), "link", "add", "br1", "type", "bridge"},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", "br1", "up"},
-			[]string{"ip", "-n", l.ns("br"), "link", "add", "bx", "type", "veth", "peer", "name", "by"},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", "bx", "master", "br0"},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", "by", "master", "br1"},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", "bx", "up"},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", "by", "up"},
-		)
+		right = nl.Bridge()
+		l.trunk = nl.Trunk(left, right)
 	}
 	for i := 1; i <= n; i++ {
-		h, v, p := l.host(i), l.veth(i), l.veth(i)+"p"
-		bridge := "br0"
+		bridge := left
 		if i > split {
-			bridge = "br1"
+			bridge = right
 		}
-		steps = append(steps,
-			[]string{"ip", "netns", "add", h},
-			[]string{"ip", "-n", h, "link", "set", "lo", "up"},
-			[]string{"ip", "link", "add", v, "type", "veth", "peer", "name", p},
-			[]string{"ip", "link", "set", v, "netns", h},
-			[]string{"ip", "link", "set", p, "netns", l.ns("br")},
-			[]string{"ip", "-n", h, "addr", "add", l.addr(i) + "/24", "dev", v},
-			[]string{"ip", "-n", h, "link", "set", v, "up"},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", p, "master", bridge},
-			[]string{"ip", "-n", l.ns("br"), "link", "set", p, "up"},
-		)
-	}
-	for _, s := range steps {
-		if err := run(s...); err != nil {
-			t.Fatal(err)
-		}
+		h := nl.Host(fmt.Sprintf("h%d", i))
+		l.hosts = append(l.hosts, h)
+		l.links = append(l.links, h.Attach(bridge, l.addr(i)+"/24"))
 	}
 	return l
 }
 
-func (l *lab) ns(name string) string { return nsPrefix + l.tag + "-" + name }
-func (l *lab) host(i int) string     { return l.ns(fmt.Sprintf("h%d", i)) }
-func (l *lab) veth(i int) string     { return fmt.Sprintf("t%s%d", l.rnd, i) }
-func (l *lab) addr(i int) string     { return fmt.Sprintf("10.213.0.%d", i) }
+func (l *lab) addr(i int) string { return fmt.Sprintf("10.213.0.%d", i) }
 
 // link sets host i's link up or down.
-func (l *lab) link(i int, up bool) {
-	l.t.Helper()
-	state := "down"
-	if up {
-		state = "up"
-	}
-	if err := run("ip", "-n", l.host(i), "link", "set", l.veth(i), state); err != nil {
-		l.t.Fatal(err)
-	}
-}
+func (l *lab) link(i int, up bool) { l.links[i-1].Set(up) }
 
 // partition cuts (or, with heal, restores) the link between the bridges.
-func (l *lab) partition(heal bool) {
-	l.t.Helper()
-	state := "down"
-	if heal {
-		state = "up"
-	}
-	if err := run("ip", "-n", l.ns("br"), "link", "set", "bx", state); err != nil {
-		l.t.Fatal(err)
-	}
-}
-
-func (l *lab) destroy() {
-	for i := 1; i <= l.n; i++ {
-		exec.Command("ip", "netns", "del", l.host(i)).Run()
-	}
-	exec.Command("ip", "netns", "del", l.ns("br")).Run()
-}
+func (l *lab) partition(heal bool) { l.trunk.Set(heal) }
 
 // start runs a binary on host i.
 func (l *lab) start(i int, name, bin string, args ...string) *proc {
-	return startProc(l.t, name, "ip", append([]string{"netns", "exec", l.host(i), bin}, args...)...)
+	return startCmd(l.t, name, l.hosts[i-1].Command(bin, args...))
 }
 
 // TestMultiHost: three hosts; the second joins the first and the third the

@@ -6,7 +6,7 @@
 // It exits 1 if a test or a package failed, or if the input held no test
 // event at all; with CI=true in the environment, also if a test skipped for
 // want of something CI could have provided (root, network namespaces,
-// iproute2, a tool on PATH): on CI such a skip hides a test that never ran.
+// iproute2, iptables, a tool on PATH): on CI such a skip hides a test that never ran.
 //
 //	go test -race -json ./... 2>&1 | go run ./internal/cmd/testsummary
 package main
@@ -23,8 +23,9 @@ import (
 )
 
 // ciFixable matches the skip reasons CI could have removed: it runs as
-// root, creates network namespaces and installs its tools (.ci/run).
-var ciFixable = regexp.MustCompile(`(?i)\broot\b|namespace|iproute2|\bnot on PATH\b|\btmpfs\b`)
+// root, creates network namespaces and installs its tools (.ci/run):
+// iproute2 and iptables for internal/netlab.
+var ciFixable = regexp.MustCompile(`(?i)\broot\b|namespace|iproute2|\biptables\b|\bnot on PATH\b|\btmpfs\b`)
 
 // event is one line of `go test -json` (cmd/test2json).
 type event struct {

@@ -67,3 +67,22 @@ func TestSummary(t *testing.T) {
 		})
 	}
 }
+
+// TestCIFixable: the skips of what CI provides are recognised, others not.
+func TestCIFixable(t *testing.T) {
+	for _, tc := range []struct {
+		reason string
+		want   bool
+	}{
+		{"netns_linux_test.go:31: SKIP: the network lab needs root to create network namespaces", true},
+		{"SKIP: the network lab needs iproute2 (ip): exec: \"ip\": executable file not found in $PATH", true},
+		{"SKIP: cannot create network namespaces here: ip netns add: exit status 1", true},
+		{"SKIP: the network lab's routers need iptables (NAT): exec: \"iptables\": executable file not found in $PATH", true},
+		{"SKIP: the nats CLI is not on PATH", true},
+		{"SKIP: 5,000 announcements", false},
+	} {
+		if got := ciFixable.MatchString(tc.reason); got != tc.want {
+			t.Errorf("ciFixable(%q) = %v, want %v", tc.reason, got, tc.want)
+		}
+	}
+}
