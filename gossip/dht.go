@@ -80,12 +80,31 @@ func trackerNamespace(ns string) (string, bool) {
 	return ns, strings.HasPrefix(ns, topics.TrackerTopicPrefix)
 }
 
-// Advertise implements discovery.Advertiser.
+// Advertise implements discovery.Advertiser. A failure is retried here,
+// soon: pubsub would wait two minutes, and a topic joined at start is
+// joined before the DHT has a peer to store the record.
 func (d *topicDiscovery) Advertise(ctx context.Context, ns string, opts ...discovery.Option) (time.Duration, error) {
 	ns, ok := trackerNamespace(ns)
 	if !ok {
 		return time.Hour, nil // asked again in an hour: nothing to do
 	}
+	for backoff := time.Second; ; backoff = min(2*backoff, maxAdvertiseBackoff) {
+		ttl, err := d.advertise(ctx, ns, opts)
+		if err == nil || ctx.Err() != nil {
+			return ttl, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// maxAdvertiseBackoff bounds the wait between attempts to advertise.
+const maxAdvertiseBackoff = 30 * time.Second
+
+func (d *topicDiscovery) advertise(ctx context.Context, ns string, opts []discovery.Option) (time.Duration, error) {
 	select {
 	case d.sem <- struct{}{}:
 	case <-ctx.Done():

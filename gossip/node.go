@@ -114,12 +114,22 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 func (n *Node) start(ctx context.Context) error {
+	var boot []ma.Multiaddr
 	for _, b := range n.cfg.Bootstrap {
-		ai, err := peer.AddrInfoFromString(b)
+		a, err := ma.NewMultiaddr(b)
+		if err == nil {
+			_, err = peer.AddrInfoFromP2pAddr(a)
+		}
 		if err != nil {
 			return fmt.Errorf("gossip: bootstrap peer %q: %w", b, err)
 		}
-		n.boot = append(n.boot, *ai)
+		boot = append(boot, a)
+	}
+	// One entry per peer, with all its addresses: libp2p then dials them
+	// together, QUIC first.
+	var err error
+	if n.boot, err = peer.AddrInfosFromP2pAddrs(boot...); err != nil {
+		return fmt.Errorf("gossip: bootstrap peers: %w", err)
 	}
 	cm, err := connmgr.NewConnManager(n.cfg.MaxPeers*3/4, n.cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
@@ -149,6 +159,8 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.watchReachability(); err != nil {
 		return err
 	}
+	n.wg.Add(1)
+	go n.retryPunches()
 	n.filt = newSubFilter(n.cfg.MaxPeerTopics, &n.stat.dropSub)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { n.protectOwner(c.RemotePeer()) },

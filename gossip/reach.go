@@ -282,3 +282,78 @@ func (n *Node) protectOwner(p peer.ID) {
 		n.host.ConnManager().Unprotect(p, "owner")
 	}
 }
+
+// Hole punching again. libp2p tries DCUtR once, when a relayed connection
+// arrives, and a node that does not know its public address yet (it learns
+// it from its peers' observations, in its first seconds) refuses the punch.
+// So a node whose only connection to a peer is one it dialled through a
+// relay closes it and dials again, now and then: the peer then tries again.
+const (
+	punchCheck    = 5 * time.Second  // how often relayed-only peers are looked at
+	punchFirst    = 10 * time.Second // the first retry, after the relayed connection opens
+	punchAttempts = 5                // retries per peer, each after twice the wait
+)
+
+func (n *Node) retryPunches() {
+	defer n.wg.Done()
+	type state struct {
+		tries int
+		next  time.Time
+	}
+	peers := map[peer.ID]*state{}
+	t := time.NewTicker(punchCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		relayedOnly := map[peer.ID]bool{}
+		for _, c := range n.host.Network().Conns() {
+			p := c.RemotePeer()
+			if !c.Stat().Limited {
+				relayedOnly[p] = false
+			} else if _, seen := relayedOnly[p]; !seen && c.Stat().Direction == network.DirOutbound {
+				relayedOnly[p] = true
+			}
+		}
+		for p := range peers {
+			if !relayedOnly[p] {
+				delete(peers, p) // direct now, or gone
+			}
+		}
+		for p, only := range relayedOnly {
+			if !only {
+				continue
+			}
+			s := peers[p]
+			if s == nil {
+				s = &state{next: now.Add(punchFirst)}
+				peers[p] = s
+			}
+			if s.tries >= punchAttempts || now.Before(s.next) {
+				continue
+			}
+			s.tries++
+			s.next = now.Add(punchFirst << s.tries)
+			n.redialRelayed(p)
+		}
+	}
+}
+
+// redialRelayed closes the relayed connections to p and dials it again
+// through a relay: p, receiving the new one, tries a hole punch.
+func (n *Node) redialRelayed(p peer.ID) {
+	for _, c := range n.host.Network().ConnsToPeer(p) {
+		if c.Stat().Limited {
+			c.Close()
+		}
+	}
+	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(n.ctx, "hole punch"), dialTimeout)
+	defer cancel()
+	if err := n.host.Connect(ctx, n.host.Peerstore().PeerInfo(p)); err != nil {
+		n.cfg.Logger.Debug("redial through a relay", "peer", p.String(), "err", err)
+	}
+}

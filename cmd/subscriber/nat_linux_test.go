@@ -153,11 +153,15 @@ func startNAT(t testing.TB) *natRun {
 	}
 
 	r.start = time.Now()
-	args := slices.Concat([]string{"run", "--data", filepath.Join(r.root, "pub")}, listenArgs(natPublic), natNodeArgs)
+	// The public host is an indexer, as a community's bootstrap nodes are:
+	// it follows every tracker it learns of, so a home behind a symmetric
+	// NAT, which no hole reaches, has a direct peer on its topics (pubsub
+	// uses direct connections only) and a peer to sync from.
+	args := slices.Concat([]string{"--data", filepath.Join(r.root, "pub"), "--promiscuous", "--format", "json"}, listenArgs(natPublic), natNodeArgs)
 	if natFeatures() {
 		args = append(args, "--reachability", "public")
 	}
-	r.pub = r.startOn(r.net.pub, "pub", announcerBin, args...)
+	r.pub = r.startOn(r.net.pub, "pub", subscriberBin, args...)
 	ready, err := readyLine(r.pub)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +172,7 @@ func startNAT(t testing.TB) *natRun {
 		boot = append(boot, "--bootstrap", "/ip4/"+natPublic+"/udp/7601/quic-v1/p2p/"+r.pubID, "--reachability", "private")
 	}
 	for i, h := range natHomes {
-		home := slices.Concat([]string{"--data", r.dirs[i]}, listenArgs(r.net.homes[i].Addr()), boot, natNodeArgs)
+		home := slices.Concat([]string{"--data", r.dirs[i]}, listenArgs("0.0.0.0"), boot, natNodeArgs)
 		if i == 0 {
 			r.homes[i] = r.startOn(r.net.homes[i], h.name, announcerBin, append([]string{"run"}, home...)...)
 		} else {

@@ -227,10 +227,17 @@ func (h *Host) Attach(b *Bridge, prefix string) *Link {
 	return &Link{l: h.l, ns: h.ns, dev: dev}
 }
 
-// Route sends what h sends beyond its own links through the gateway gw.
+// Route sends what h sends beyond its own links through the gateway gw,
+// from h's first address, as a DHCP-configured host's default route does
+// (libp2p dials TCP from its listening port only to addresses whose route
+// names that source).
 func (h *Host) Route(gw string) {
 	h.l.t.Helper()
-	h.l.must([]string{"ip", "-n", h.ns, "route", "add", "default", "via", gw})
+	route := []string{"ip", "-n", h.ns, "route", "add", "default", "via", gw}
+	if a := h.Addr(); a != "" {
+		route = append(route, "src", a)
+	}
+	h.l.must(route)
 }
 
 // Command returns a command that runs name with args on h (through ip
