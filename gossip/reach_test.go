@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,32 @@ func TestPrivateNetwork(t *testing.T) {
 	if _, err := gossip.New(ctx, gossip.Config{Key: newKey(t), PSK: psk, // refused before it needs a Store
 		Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}); err == nil || !strings.Contains(err.Error(), "covers TCP only") {
 		t.Errorf("a PSK with a QUIC listener: %v", err)
+	}
+}
+
+// TestFindNode: a node finds another it has never heard of, by its ID
+// alone, through the DHT of their common bootstrap node.
+func TestFindNode(t *testing.T) {
+	checkLeaks(t)
+	boot := start(t, nil, func(c *gossip.Config) { c.GossipAddr, c.Reachability = "off", gossip.ReachPublic })
+	viaBoot := func(c *gossip.Config) {
+		c.GossipAddr, c.Reachability = "off", gossip.ReachPublic
+		c.Bootstrap = []string{boot.node.Addrs()[0]}
+	}
+	a := start(t, nil, viaBoot)
+	b := start(t, nil, viaBoot)
+	wait.For(t, 10*time.Second, func() error {
+		if boot.node.DHTPeers() < 2 {
+			return fmt.Errorf("the bootstrap node's routing table has %d peers", boot.node.DHTPeers())
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.node.FindNode(ctx, b.node.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(a.node.Peers(), b.node.ID()) {
+		t.Fatalf("a's peers %v lack b", a.node.Peers())
 	}
 }
