@@ -42,7 +42,18 @@ func (n *Node) newDHT(h host.Host) (routing.PeerRouting, error) {
 	d, err := dht.New(h,
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Mode(mode),
-		dht.BootstrapPeers(n.boot...),
+		// Not before the host listens: a connection dialled earlier (the DHT
+		// starts inside libp2p.New) leaves from a port that is not the
+		// listening one, so its peer's observation of this node's public
+		// address is useless, and a node behind NAT cannot hole-punch.
+		dht.BootstrapPeersFunc(func() []peer.AddrInfo {
+			select {
+			case <-n.reach.hostUp:
+				return n.boot
+			default:
+				return nil
+			}
+		}),
 		dht.DisableValues(), // provider records and peer routing only
 	)
 	if err != nil {

@@ -188,10 +188,7 @@ func (n *Node) start(ctx context.Context) error {
 	if n.dht != nil {
 		opts = append(opts, pubsub.WithDiscovery(newTopicDiscovery(n.dht)))
 	}
-	// GossipSub may use relayed connections: a node behind a symmetric NAT
-	// has no other way in.
-	psCtx := network.WithAllowLimitedConn(n.ctx, "pubsub")
-	n.ps, err = pubsub.NewGossipSub(psCtx, n.host, opts...)
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, opts...)
 	if err != nil {
 		return fmt.Errorf("gossip: pubsub: %w", err)
 	}

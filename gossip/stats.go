@@ -146,13 +146,16 @@ func (tracer) RecvRPC(*pubsub.RPC)                      {}
 func (tracer) SendRPC(*pubsub.RPC, peer.ID)             {}
 func (tracer) UndeliverableMessage(*pubsub.Message)     {}
 
-// quietHandler lowers pubsub's warning about connection-manager tag bumps
-// dropped under bursts to debug: it is harmless (the tags only rank peers
-// for pruning) and would otherwise print once per message of a burst.
+// quietHandler lowers two of pubsub's warnings to debug: connection-manager
+// tag bumps dropped under bursts (harmless: the tags only rank peers for
+// pruning; it would print once per message of a burst), and a provider
+// record not published (topicDiscovery retries by itself; pubsub only sees
+// the failure when the node stops).
 type quietHandler struct{ slog.Handler }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, "error bumping delivery tag") {
+	if r.Level == slog.LevelWarn && (strings.HasPrefix(r.Message, "error bumping delivery tag") ||
+		strings.HasPrefix(r.Message, "bootstrap: error providing rendezvous")) {
 		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}

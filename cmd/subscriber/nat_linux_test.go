@@ -172,7 +172,7 @@ func startNAT(t testing.TB) *natRun {
 		boot = append(boot, "--bootstrap", "/ip4/"+natPublic+"/udp/7601/quic-v1/p2p/"+r.pubID, "--reachability", "private")
 	}
 	for i, h := range natHomes {
-		home := slices.Concat([]string{"--data", r.dirs[i]}, listenArgs("0.0.0.0"), boot, natNodeArgs)
+		home := slices.Concat([]string{"--data", r.dirs[i]}, listenArgs(r.net.homes[i].Addr()), boot, natNodeArgs)
 		if i == 0 {
 			r.homes[i] = r.startOn(r.net.homes[i], h.name, announcerBin, append([]string{"run"}, home...)...)
 		} else {

@@ -228,9 +228,7 @@ func (h *Host) Attach(b *Bridge, prefix string) *Link {
 }
 
 // Route sends what h sends beyond its own links through the gateway gw,
-// from h's first address, as a DHCP-configured host's default route does
-// (libp2p dials TCP from its listening port only to addresses whose route
-// names that source).
+// from h's first address, as a DHCP-configured host's default route does.
 func (h *Host) Route(gw string) {
 	h.l.t.Helper()
 	route := []string{"ip", "-n", h.ns, "route", "add", "default", "via", gw}
