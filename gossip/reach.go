@@ -128,7 +128,7 @@ func allLoopback(listen []string) bool {
 }
 
 // relayCandidates is AutoRelay's source of relays: the bootstrap peers,
-// then connected peers that offer the relay service.
+// then connected peers and the DHT's that offer the relay service.
 func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo, num)
 	go func() {
@@ -156,7 +156,11 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 				return
 			}
 		}
-		for _, p := range n.host.Network().Peers() {
+		candidates := n.host.Network().Peers()
+		if n.dht != nil {
+			candidates = append(candidates, n.dht.RoutingTable().ListPeers()...)
+		}
+		for _, p := range candidates {
 			if ps, err := n.host.Peerstore().SupportsProtocols(p, relayHop); err != nil || len(ps) == 0 {
 				continue
 			}

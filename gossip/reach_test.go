@@ -129,3 +129,31 @@ func TestFindNode(t *testing.T) {
 		t.Fatalf("a's peers %v lack b", a.node.Peers())
 	}
 }
+
+// TestOwnersProtected: the connection to the owner of a followed tracker is
+// kept when the connection manager trims, whether the follow comes before
+// the connection or after; another peer's is not.
+func TestOwnersProtected(t *testing.T) {
+	checkLeaks(t)
+	off := func(c *gossip.Config) { c.GossipAddr, c.NoDHT = "off", true }
+	a, before, after, other := start(t, nil, off), start(t, nil, off), start(t, nil, off), start(t, nil, off)
+	if err := a.node.Follow(topics.DeriveTrackerID(before.raw, "designs")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*peer{before, after, other} {
+		connect(t, a, p)
+	}
+	if err := a.node.Follow(topics.DeriveTrackerID(after.raw, "designs")); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if !a.node.Protected(before.node.ID(), "owner") || !a.node.Protected(after.node.ID(), "owner") {
+			return fmt.Errorf("owners protected: followed before connecting %v, after %v",
+				a.node.Protected(before.node.ID(), "owner"), a.node.Protected(after.node.ID(), "owner"))
+		}
+		return nil
+	})
+	if a.node.Protected(other.node.ID(), "owner") {
+		t.Error("a peer owning no followed tracker is protected")
+	}
+}
