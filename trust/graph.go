@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -61,9 +62,8 @@ type Graph struct {
 	ids   map[string]int32 // node ID → index; self is index 0
 	names []string         // index → node ID
 	nodes []node           // index → state
-	out   [][]edge         // author → its records, one per subject
+	out   [][]record       // author → its standing records, by subject
 	in    [][]edge         // subject → the records on it, one per author
-	recs  map[pair]rec     // the latest record of each pair
 
 	// update's scratch, reused from one update to the next.
 	touched []uint32 // per node: tgen when update saved its old state
@@ -78,25 +78,19 @@ type Graph struct {
 
 const self int32 = 0
 
-// pair is an (author, subject) pair of node indices.
-type pair uint64
-
-func pairOf(author, subject int32) pair {
-	return pair(uint64(uint32(author))<<32 | uint64(uint32(subject)))
+// record is the standing record of one pair, kept by its author. A
+// withdrawn record stays, as level cNone, to hold its seq.
+type record struct {
+	seq     uint64
+	subject int32
+	inPos   int32 // its edge in in[subject]
+	level   code
 }
 
-type rec struct {
-	seq    uint64
-	outPos int32 // its edge in out[author]
-	inPos  int32 // its edge in in[subject]
-	level  code
-}
-
-// edge is one record seen from one end: peer is the subject in out and the
-// author in in. A withdrawn record stays, as level cNone.
+// edge is a record seen from its subject.
 type edge struct {
-	peer  int32
-	level code
+	author int32
+	level  code
 }
 
 // state is a node's computed level.
@@ -121,7 +115,6 @@ func New(cfg Config) (*Graph, error) {
 	g := &Graph{
 		depth: cfg.Depth,
 		ids:   make(map[string]int32),
-		recs:  make(map[pair]rec),
 	}
 	g.intern(cfg.Self)
 	g.nodes[self].state = state{level: cSelf}
@@ -173,12 +166,7 @@ func (g *Graph) Add(r Record) (taken bool, changed []string) {
 func (g *Graph) Load(rs []Record) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.recs) == 0 {
-		g.recs = make(map[pair]rec, len(rs))
-	}
-	for _, r := range rs {
-		g.store(r)
-	}
+	g.load(rs)
 	g.recompute()
 }
 
@@ -227,7 +215,7 @@ func (g *Graph) Level(id string) Verdict {
 	if st.level == cWeb {
 		for _, e := range g.in[x] {
 			if w, hop := g.weight(e); w != WeightNone && hop < int(st.hop) {
-				v.Introducers = append(v.Introducers, g.names[e.peer])
+				v.Introducers = append(v.Introducers, g.names[e.author])
 			}
 		}
 		slices.Sort(v.Introducers)
@@ -250,34 +238,129 @@ func (g *Graph) Counts() map[Level]int {
 // store keeps r if it is the latest of its pair. moved reports whether the
 // pair's level changed (a newer record with the same level only moves Seq).
 func (g *Graph) store(r Record) (a, s int32, taken, moved bool) {
-	c, ok := recordCode(r.Level)
-	if !ok || r.Author == "" || r.Subject == "" || r.Author == r.Subject {
+	c, ok := g.valid(r)
+	if !ok {
 		return -1, -1, false, false
 	}
 	a, s = g.intern(r.Author), g.intern(r.Subject)
-	k := pairOf(a, s)
-	old, found := g.recs[k]
+	out := g.out[a]
+	i, found := slices.BinarySearchFunc(out, s, func(e record, s int32) int { return cmp.Compare(e.subject, s) })
 	if !found {
-		g.recs[k] = rec{seq: r.Seq, outPos: int32(len(g.out[a])), inPos: int32(len(g.in[s])), level: c}
-		g.out[a] = append(g.out[a], edge{peer: s, level: c})
-		g.in[s] = append(g.in[s], edge{peer: a, level: c})
+		g.out[a] = slices.Insert(out, i, record{seq: r.Seq, subject: s, inPos: int32(len(g.in[s])), level: c})
+		g.in[s] = append(g.in[s], edge{author: a, level: c})
 	} else {
-		if r.Seq < old.seq || r.Seq == old.seq && caution(c) <= caution(old.level) {
+		e := &out[i]
+		if !stands(r.Seq, c, e.seq, e.level) {
 			return a, s, false, false
 		}
-		moved = c != old.level
-		old.seq, old.level = r.Seq, c
-		g.recs[k] = old
+		moved = c != e.level
+		e.seq, e.level = r.Seq, c
 		if !moved {
 			return a, s, true, false
 		}
-		g.out[a][old.outPos].level = c
-		g.in[s][old.inPos].level = c
+		g.in[s][e.inPos].level = c
 	}
 	if a == self {
 		g.nodes[s].mine = c
 	}
 	return a, s, true, true
+}
+
+// valid returns the code of r's level if the Graph takes such a record.
+func (g *Graph) valid(r Record) (code, bool) {
+	c, ok := recordCode(r.Level)
+	return c, ok && r.Author != "" && r.Subject != "" && r.Author != r.Subject
+}
+
+// stands reports whether a record (seq, c) replaces the one held (oldSeq,
+// old) of the same pair.
+func stands(seq uint64, c code, oldSeq uint64, old code) bool {
+	return seq > oldSeq || seq == oldSeq && caution(c) > caution(old)
+}
+
+// load takes rs in bulk: every author's records, old and new, are sorted by
+// subject and the standing one of each pair kept, then every subject's
+// edges are rebuilt. Two allocations for all the edges, where store would
+// make one map probe and one insertion per record.
+func (g *Graph) load(rs []Record) {
+	type pending struct{ a, s int32 }
+	ps := make([]pending, 0, len(rs))
+	counts := make([]int, len(g.nodes), len(g.nodes)+len(rs)/8)
+	for i := range g.out {
+		counts[i] = len(g.out[i])
+	}
+	for _, r := range rs {
+		if _, ok := g.valid(r); !ok {
+			ps = append(ps, pending{-1, -1})
+			continue
+		}
+		a, s := g.intern(r.Author), g.intern(r.Subject)
+		for len(counts) < len(g.nodes) {
+			counts = append(counts, 0)
+		}
+		counts[a]++
+		ps = append(ps, pending{a, s})
+	}
+
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	all := make([]record, 0, total)
+	for a, n := range counts {
+		lo := len(all)
+		all = append(all, g.out[a]...)
+		g.out[a] = all[lo : len(all) : lo+n] // room for its new records, no more
+		all = all[:lo+n]
+	}
+	for i, r := range rs {
+		if p := ps[i]; p.a >= 0 {
+			c, _ := recordCode(r.Level)
+			g.out[p.a] = append(g.out[p.a], record{seq: r.Seq, subject: p.s, level: c})
+		}
+	}
+
+	clear(counts)
+	for a, out := range g.out {
+		slices.SortFunc(out, func(x, y record) int {
+			if c := cmp.Compare(x.subject, y.subject); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(x.seq, y.seq); c != 0 {
+				return c
+			}
+			return cmp.Compare(caution(x.level), caution(y.level))
+		})
+		kept := out[:0]
+		for i, e := range out {
+			if i+1 < len(out) && out[i+1].subject == e.subject {
+				continue // the last of a pair stands
+			}
+			kept = append(kept, e)
+			counts[e.subject]++
+		}
+		g.out[a] = kept
+	}
+
+	edges := make([]edge, total)
+	lo := 0
+	for s, n := range counts {
+		g.in[s] = edges[lo : lo : lo+n]
+		lo += n
+	}
+	for i := range g.nodes {
+		g.nodes[i].mine = cUnknown
+	}
+	for a, out := range g.out {
+		for i := range out {
+			e := &out[i]
+			e.inPos = int32(len(g.in[e.subject]))
+			g.in[e.subject] = append(g.in[e.subject], edge{author: int32(a), level: e.level})
+			if a == int(self) {
+				g.nodes[e.subject].mine = e.level
+			}
+		}
+	}
 }
 
 // base is a node's level from self's own view alone (self, the block list,
@@ -308,7 +391,7 @@ func (g *Graph) weight(e edge) (Weight, int) {
 	if s == WeightNone {
 		return WeightNone, 0
 	}
-	a := g.nodes[e.peer].state
+	a := g.nodes[e.author].state
 	if !g.introduces(a) {
 		return WeightNone, 0
 	}

@@ -26,10 +26,8 @@ func reference(selfID string, depth int, records []Record, blocked map[string]bo
 			latest[k] = r
 		}
 	}
-	for id, b := range blocked {
-		if b {
-			known[id] = true
-		}
+	for id := range blocked { // once blocked, known, even if unblocked since
+		known[id] = true
 	}
 	strengthOf := map[Level]Weight{Verified: WeightFull, Trusted: WeightFull, Marginal: WeightMarginal}
 

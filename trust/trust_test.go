@@ -346,10 +346,24 @@ func TestIncremental(t *testing.T) {
 				full.Block(id, b)
 			}
 			full.Load(rs)
+			// And in two loads, the first over records added one by one.
+			split := newGraph(t, "n0", depth)
+			k := rng.IntN(len(rs) + 1)
+			for _, r := range rs[:k/2] {
+				split.Add(r)
+			}
+			split.Load(rs[k/2 : k])
+			for id, b := range blocked {
+				split.Block(id, b)
+			}
+			split.Load(rs[k:])
 			ref := reference("n0", depth, rs, blocked)
 			for id, v := range after {
 				if w := full.Level(id); !reflect.DeepEqual(v, w) {
 					t.Fatalf("seed %d step %d: %s incrementally %+v, in a full pass %+v", seed, step, id, v, w)
+				}
+				if w := split.Level(id); !reflect.DeepEqual(v, w) {
+					t.Fatalf("seed %d step %d: %s incrementally %+v, in two loads %+v", seed, step, id, v, w)
 				}
 				if w := ref[id]; !reflect.DeepEqual(v, w) {
 					t.Fatalf("seed %d step %d: %s is %+v, the reference says %+v", seed, step, id, v, w)

@@ -108,6 +108,6 @@ func (g *Graph) queueOutIfMoved(x int32, old state) {
 		return
 	}
 	for _, e := range g.out[x] {
-		g.queue(e.peer)
+		g.queue(e.subject)
 	}
 }
