@@ -64,6 +64,8 @@ type Graph struct {
 	nodes []node           // index → state
 	out   [][]record       // author → its standing records, by subject
 	in    [][]edge         // subject → the records on it, one per author
+	// intros: node → the introductions it receives (see set).
+	intros [][]intro
 
 	// update's scratch, reused from one update to the next.
 	touched []uint32 // per node: tgen when update saved its old state
@@ -132,6 +134,7 @@ func (g *Graph) intern(id string) int32 {
 	g.nodes = append(g.nodes, node{})
 	g.out = append(g.out, nil)
 	g.in = append(g.in, nil)
+	g.intros = append(g.intros, nil)
 	g.touched = append(g.touched, 0)
 	g.prev = append(g.prev, state{})
 	g.queued = append(g.queued, 0)
@@ -155,7 +158,8 @@ func (g *Graph) Add(r Record) (taken bool, changed []string) {
 	if a == self {
 		return true, g.update(s, -1)
 	}
-	if g.introduces(g.nodes[a].state) {
+	if k := g.key(g.nodes[a].state); k != (introKey{}) {
+		g.introduce(a, s, k, g.in[s][g.inPos(a, s)].level)
 		return true, g.update(-1, s)
 	}
 	return true, nil // the author introduces nobody: no level can move
@@ -213,9 +217,9 @@ func (g *Graph) Level(id string) Verdict {
 	st := g.nodes[x].state
 	v := Verdict{Level: levelOf[st.level], Hops: int(st.hop), Power: st.power}
 	if st.level == cWeb {
-		for _, e := range g.in[x] {
-			if w, hop := g.weight(e); w != WeightNone && hop < int(st.hop) {
-				v.Introducers = append(v.Introducers, g.names[e.author])
+		for _, in := range g.intros[x] {
+			if in.hop < st.hop {
+				v.Introducers = append(v.Introducers, g.names[in.author])
 			}
 		}
 		slices.Sort(v.Introducers)
@@ -289,12 +293,16 @@ func (g *Graph) load(rs []Record) {
 	for i := range g.out {
 		counts[i] = len(g.out[i])
 	}
+	lastAuthor, last := "", int32(-1) // a node's records come together, in chain order
 	for _, r := range rs {
 		if _, ok := g.valid(r); !ok {
 			ps = append(ps, pending{-1, -1})
 			continue
 		}
-		a, s := g.intern(r.Author), g.intern(r.Subject)
+		if r.Author != lastAuthor || last < 0 {
+			lastAuthor, last = r.Author, g.intern(r.Author)
+		}
+		a, s := last, g.intern(r.Subject)
 		for len(counts) < len(g.nodes) {
 			counts = append(counts, 0)
 		}
@@ -384,18 +392,11 @@ func (g *Graph) introduces(st state) bool {
 	return st.power != WeightNone && int(st.hop) < g.depth
 }
 
-// weight is the weight of the introduction in-edge e makes, and the hop of
-// its introducer: min(power of the introducer, strength of the record).
-func (g *Graph) weight(e edge) (Weight, int) {
-	s := strength(e.level)
-	if s == WeightNone {
-		return WeightNone, 0
-	}
-	a := g.nodes[e.author].state
-	if !g.introduces(a) {
-		return WeightNone, 0
-	}
-	return min(a.power, s), int(a.hop)
+// inPos returns where a's record on s is in in[s]; it must exist.
+func (g *Graph) inPos(a, s int32) int32 {
+	out := g.out[a]
+	i, _ := slices.BinarySearchFunc(out, s, func(e record, s int32) int { return cmp.Compare(e.subject, s) })
+	return out[i].inPos
 }
 
 // eval decides whether candidate y is web from the introducers at hop ≤ h:
@@ -404,13 +405,11 @@ func (g *Graph) weight(e edge) (Weight, int) {
 func (g *Graph) eval(y int32, h int) (state, bool) {
 	var best Weight
 	n := 0
-	for _, e := range g.in[y] {
-		w, hop := g.weight(e)
-		if w == WeightNone || hop > h {
-			continue
+	for _, in := range g.intros[y] {
+		if int(in.hop) <= h {
+			n++
+			best = max(best, in.weight)
 		}
-		n++
-		best = max(best, w)
 	}
 	if best == WeightFull || n >= 3 {
 		return state{level: cWeb, hop: uint8(h + 1), power: best.weaker()}, true
@@ -424,17 +423,21 @@ func (g *Graph) eval(y int32, h int) (state, bool) {
 // a layer adds no introducer.
 func (g *Graph) recompute() {
 	for x := range g.nodes {
-		g.nodes[x].state = g.base(int32(x))
+		g.nodes[x].state = state{}
+		g.intros[x] = g.intros[x][:0]
+	}
+	for x := range g.nodes {
+		g.set(int32(x), g.base(int32(x)))
 	}
 	for h := 1; h < g.depth; h++ {
 		more := false
 		for x := range g.nodes {
 			y := int32(x)
-			if g.nodes[y].level != cUnknown || g.base(y).level != cUnknown {
+			if len(g.intros[y]) == 0 || g.nodes[y].level != cUnknown || g.base(y).level != cUnknown {
 				continue
 			}
 			if st, ok := g.eval(y, h); ok {
-				g.nodes[y].state = st
+				g.set(y, st)
 				more = more || g.introduces(st)
 			}
 		}

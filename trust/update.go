@@ -32,7 +32,7 @@ func (g *Graph) update(seed0, seed1 int32) []string {
 	if seed0 >= 0 {
 		old := g.touch(seed0)
 		st := g.base(seed0)
-		g.nodes[seed0].state = st
+		g.set(seed0, st)
 		if st.level == cUnknown {
 			g.queue(seed0)
 		}
@@ -55,7 +55,7 @@ func (g *Graph) update(seed0, seed1 int32) []string {
 			}
 			old := g.touch(y)
 			st, ok := g.eval(y, h)
-			n.state = st
+			g.set(y, st)
 			if !ok {
 				g.queue(y) // may still be web higher up; unknown if not
 			}
