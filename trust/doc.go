@@ -51,12 +51,14 @@
 //
 // # Keeping it up to date
 //
-// Add, Block and Load keep every level current. Add recomputes only what the
-// change can reach: a record by a node with no power, or beyond the depth
-// limit, changes no level and costs a map update; a record by an introducer
-// re-evaluates its subject, and, if the subject's power or hop moves, the
-// subject's subjects; a record of self's or a block re-evaluates the node and
-// what it introduces, layer by layer. Load and Recompute make one full pass.
-// The result depends only on the standing records and the block list, never
-// on the order they came in.
+// Add, Block and Load keep every level current. Every node keeps the
+// introductions it receives, so judging it costs its introducers, not every
+// record on it. Add recomputes only what the change can reach: a record by a
+// node that introduces nobody (no power, or at the depth limit) changes no
+// level and costs one binary search; a record by an introducer re-evaluates
+// its subject, and, if the subject's power or hop moves, the subject's
+// subjects; a record of self's or a block re-evaluates the node and what it
+// introduces, layer by layer. Load and Recompute make one full pass. The
+// result depends only on the standing records and the block list, never on
+// the order they came in.
 package trust

@@ -17,7 +17,9 @@ import "slices"
 // h+1, since whatever moved below it may still make it web higher up. A node
 // whose introducing (power, hop) differs from its state before the update
 // queues its out-neighbours for the next layer, which is the lowest layer
-// its old or new introductions count at.
+// its old or new introductions count at. g.set keeps every introduction
+// in step as states move, so an evaluation at layer h sees the introducers
+// at hops ≤ h as they now are.
 func (g *Graph) update(seed0, seed1 int32) []string {
 	g.tgen++
 	g.qgen++
@@ -94,17 +96,7 @@ func (g *Graph) queue(x int32) {
 // queueOutIfMoved queues x's subjects if x introduces differently from the
 // way it did before the update (old).
 func (g *Graph) queueOutIfMoved(x int32, old state) {
-	type intro struct {
-		power Weight
-		hop   uint8
-	}
-	key := func(st state) intro {
-		if !g.introduces(st) {
-			return intro{}
-		}
-		return intro{st.power, st.hop}
-	}
-	if key(old) == key(g.nodes[x].state) {
+	if g.key(old) == g.key(g.nodes[x].state) {
 		return
 	}
 	for _, e := range g.out[x] {
