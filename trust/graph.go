@@ -159,7 +159,8 @@ func (g *Graph) Add(r Record) (taken bool, changed []string) {
 		return true, g.update(s, -1)
 	}
 	if k := g.key(g.nodes[a].state); k != (introKey{}) {
-		g.introduce(a, s, k, g.in[s][g.inPos(a, s)].level)
+		c, _ := recordCode(r.Level)
+		g.introduce(a, s, k, c)
 		return true, g.update(-1, s)
 	}
 	return true, nil // the author introduces nobody: no level can move
@@ -390,13 +391,6 @@ func (g *Graph) base(x int32) state {
 // power and is closer than the depth limit.
 func (g *Graph) introduces(st state) bool {
 	return st.power != WeightNone && int(st.hop) < g.depth
-}
-
-// inPos returns where a's record on s is in in[s]; it must exist.
-func (g *Graph) inPos(a, s int32) int32 {
-	out := g.out[a]
-	i, _ := slices.BinarySearchFunc(out, s, func(e record, s int32) int { return cmp.Compare(e.subject, s) })
-	return out[i].inPos
 }
 
 // eval decides whether candidate y is web from the introducers at hop ≤ h:
