@@ -437,3 +437,81 @@ func TestImports(t *testing.T) {
 		t.Errorf("trust depends on %v; it must stay pure", deps)
 	}
 }
+
+// TestIncrementalLarge: the same property on a larger network, with the
+// changes aimed where they move most: self's records, introducers'
+// records, and blocks.
+func TestIncrementalLarge(t *testing.T) {
+	const nodes, records = 3000, 30_000
+	rng := rand.New(rand.NewPCG(7, 14))
+	id := func(i int) string { return fmt.Sprintf("n%d", i) }
+	levels := []Level{Verified, Trusted, Trusted, Marginal, Marginal, Distrusted, None}
+	random := func(author int) Record {
+		s := (author + rng.IntN(41) - 20 + nodes) % nodes // neighbours on a ring
+		if rng.IntN(2) == 0 {
+			s = rng.IntN(nodes / 10) // the popular tenth
+		}
+		return Record{Author: id(author), Subject: id(s), Level: levels[rng.IntN(len(levels))], Seq: uint64(rng.IntN(1 << 20))}
+	}
+	var rs []Record
+	for range 40 {
+		rs = append(rs, random(0))
+	}
+	for len(rs) < records {
+		rs = append(rs, random(1+rng.IntN(nodes-1)))
+	}
+	g := newGraph(t, id(0), 0)
+	g.Load(rs)
+	blocked := make(map[string]bool)
+	var intro []int // the introducers, refreshed now and then
+	for step := range 3000 {
+		if step%25 == 0 {
+			intro = intro[:0]
+			for i, x := range g.names {
+				if v := g.Level(x); v.Power != WeightNone && v.Hops < g.depth {
+					intro = append(intro, i)
+				}
+			}
+		}
+		switch n := rng.IntN(20); {
+		case n < 3:
+			r := random(0)
+			rs = append(rs, r)
+			g.Add(r)
+		case n < 4:
+			x := id(rng.IntN(nodes))
+			blocked[x] = !blocked[x]
+			g.Block(x, blocked[x])
+		case n < 12 && len(intro) > 0: // an introducer, or one lately
+			a := 0
+			fmt.Sscanf(g.names[intro[rng.IntN(len(intro))]], "n%d", &a)
+			r := random(a)
+			rs = append(rs, r)
+			g.Add(r)
+		default:
+			r := random(1 + rng.IntN(nodes-1))
+			rs = append(rs, r)
+			g.Add(r)
+		}
+		if step%250 != 249 {
+			continue
+		}
+		full := newGraph(t, id(0), 0)
+		for x, b := range blocked {
+			full.Block(x, b)
+		}
+		full.Load(rs)
+		got, want := verdicts(g), verdicts(full)
+		if !reflect.DeepEqual(got, want) {
+			for x, v := range got {
+				if !reflect.DeepEqual(v, want[x]) {
+					t.Errorf("step %d: %s incrementally %+v, in a full pass %+v", step, x, v, want[x])
+				}
+			}
+			t.FailNow()
+		}
+		if step == 2999 {
+			t.Logf("levels at the end: %v", g.Counts())
+		}
+	}
+}
