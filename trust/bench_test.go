@@ -176,6 +176,9 @@ func BenchmarkFull(b *testing.B) {
 //   - self-hub: self's record on its node with the most records (the
 //     worst realistic case) between verified and distrusted: all it
 //     introduces, and what they introduce, moves.
+//   - self-biggest: self's record on the node with the most records of
+//     all (1,377 here), not its own, between verified and none: the worst
+//     case, where hundreds of levels move.
 //   - self-new: self's record on the node with the most introductions
 //     that is not its own, between trusted and none.
 //   - introducer: a record by self's trusted node with the most records,
@@ -193,7 +196,7 @@ func BenchmarkIncremental(b *testing.B) {
 		pass = min(pass, time.Since(start))
 	}
 
-	var hub, trusted, popular, far int32 = -1, -1, -1, -1
+	var hub, biggest, trusted, popular, far int32 = -1, -1, -1, -1, -1
 	for _, e := range g.out[self] {
 		switch x, n := e.subject, g.nodes[e.subject]; {
 		case n.level == cVerified && (hub < 0 || len(g.out[x]) > len(g.out[hub])):
@@ -206,6 +209,9 @@ func BenchmarkIncremental(b *testing.B) {
 		y := int32(x)
 		if g.nodes[y].level == cWeb && (popular < 0 || len(g.in[y]) > len(g.in[popular])) {
 			popular = y
+		}
+		if g.nodes[y].level == cUnknown && (biggest < 0 || len(g.out[y]) > len(g.out[biggest])) {
+			biggest = y
 		}
 		if far < 0 && x > 0 && g.nodes[y].level == cUnknown && len(g.out[y]) > 0 {
 			far = y
@@ -221,6 +227,7 @@ func BenchmarkIncremental(b *testing.B) {
 		level1, level2  Level
 	}{
 		{"self-hub", self, hub, Verified, Distrusted},
+		{"self-biggest", self, biggest, Verified, None},
 		{"self-new", self, popular, Trusted, None},
 		{"introducer", trusted, stranger, Trusted, None},
 		{"far", far, g.out[far][0].subject, Trusted, Marginal},
