@@ -173,9 +173,9 @@ func BenchmarkFull(b *testing.B) {
 // run: x-load is a Load's time (index and full pass) over one op's,
 // x-recompute the full pass's alone.
 //
-//   - self-hub: self's record on its node with the most records (the
-//     worst realistic case) between verified and distrusted: all it
-//     introduces, and what they introduce, moves.
+//   - self-hub: self's record on its verified node with the most records,
+//     between verified and distrusted: all it introduces, and what they
+//     introduce, moves.
 //   - self-biggest: self's record on the node with the most records of
 //     all (1,377 here), not its own, between verified and none: the worst
 //     case, where hundreds of levels move.
