@@ -19,6 +19,8 @@ var forbidden = map[string][]string{
 	"topics": slices.Concat(engines, []string{"ttn", "view", "control", "github.com/cockroachdb/pebble", "github.com/nats-io", "github.com/hashicorp/memberlist"}),
 	"view":   slices.Concat(engines, []string{"ttn", "control", "github.com/cockroachdb/pebble", "github.com/nats-io", "github.com/hashicorp/memberlist"}),
 	"ttn":    slices.Concat(engines, []string{"control", "github.com/cockroachdb/pebble"}),
+	// pure computation: trust levels from records, nothing of the project's
+	"trust": slices.Concat(engines, []string{"topics", "view", "ttn", "datadir", "control", "natsapi", "httpapi", "github.com/cockroachdb/pebble", "github.com/nats-io", "github.com/hashicorp/memberlist", "github.com/libp2p"}),
 	// engines
 	"feed":    {"gossip", "node", "datadir", "control", "natsapi", "httpapi", "ttn", "github.com/libp2p/go-libp2p-pubsub", "github.com/hashicorp/memberlist"},
 	"gossip":  {"feed", "node", "datadir", "control", "natsapi", "httpapi", "view", "github.com/cockroachdb/pebble"},
