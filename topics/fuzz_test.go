@@ -3,8 +3,9 @@ package topics
 import (
 	"bytes"
 	"fmt"
-
+	"maps"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +20,13 @@ func FuzzEnvelope(f *testing.F) {
 	k := testKey(f, 1)
 	for seq := uint64(1); seq <= 3; seq++ {
 		a, err := Sign(k, thingPayload(f, k, seq))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(a.Raw())
+	}
+	for _, p := range recordSeeds(f) {
+		a, err := Sign(k, p)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -80,6 +88,14 @@ func FuzzPayload(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	for _, p := range recordSeeds(f) {
+		p.Author, _ = NodeID(k.GetPublic())
+		b, err := p.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Add([]byte(`{"v":2,"kind":"x","author":"a","tracker":"aaaaaaaaaaaaaaaaaaaaaaaaaa","seq":1,"time":"2026-01-01T00:00:00Z","y":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePayload(data)
@@ -110,6 +126,17 @@ func FuzzPayload(f *testing.F) {
 			t.Fatal("ID is not stable")
 		}
 	})
+}
+
+// recordSeeds returns a valid node record, trust record and flag of every
+// shape, signed by testKey(1), for the fuzz targets to start from.
+func recordSeeds(f *testing.F) []*Payload {
+	recs := newRecordFixture(f).validRecords()
+	ps := make([]*Payload, 0, len(recs))
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		ps = append(ps, recs[name])
+	}
+	return ps
 }
 
 // protoCanonical is the definition DecodeEnvelope implements: a protobuf

@@ -178,16 +178,52 @@ func Fingerprint(k crypto.PubKey) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(raw)
-	s := trackerEncoding.EncodeToString(sum[:16])
-	var b strings.Builder
-	for i := 0; i < len(s); i += 4 {
+	return FingerprintOf(raw), nil
+}
+
+// FingerprintLen is the length of a fingerprint: 26 base32 characters in
+// six groups of four and one of two, with six "-" between them.
+const FingerprintLen = 32
+
+// FingerprintOf returns the fingerprint of a raw Ed25519 public key.
+func FingerprintOf(rawPub []byte) string {
+	sum := sha256.Sum256(rawPub)
+	var enc [TrackerIDLen]byte
+	trackerEncoding.Encode(enc[:], sum[:16])
+	b := make([]byte, 0, FingerprintLen)
+	for i := 0; i < len(enc); i += 4 {
 		if i > 0 {
-			b.WriteByte('-')
+			b = append(b, '-')
 		}
-		b.WriteString(s[i:min(i+4, len(s))])
+		b = append(b, enc[i:min(i+4, len(enc))]...)
 	}
-	return b.String(), nil
+	return string(b)
+}
+
+// CheckFingerprint reports whether s is a fingerprint as FingerprintOf
+// writes it: lowercase base32 in groups of four separated by "-", with the
+// unused low bits of the last character zero. It says nothing about whose.
+func CheckFingerprint(s string) error {
+	if len(s) != FingerprintLen {
+		return fmt.Errorf("fingerprint %q: want %d characters like vyqw-ylxv-er5d-pawb-gxx2-e6nd-4q", clip(s), FingerprintLen)
+	}
+	var digits [TrackerIDLen]byte
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if i%5 == 4 {
+			if s[i] != '-' {
+				return fmt.Errorf("fingerprint %q: want groups of four separated by -", clip(s))
+			}
+			continue
+		}
+		digits[n] = s[i]
+		n++
+	}
+	var sum [16]byte
+	if m, err := trackerEncoding.Decode(sum[:], digits[:]); err != nil || m != len(sum) || trackerEncoding.EncodeToString(sum[:]) != string(digits[:]) {
+		return fmt.Errorf("fingerprint %q: not lowercase base32", clip(s))
+	}
+	return nil
 }
 
 // clip shortens untrusted text quoted in an error message.
@@ -199,12 +235,31 @@ func clip(s string) string {
 	return s[:max] + "…"
 }
 
+// ParseNodeID returns the raw Ed25519 public key of a node ID written as
+// records must write it: the canonical base58 form NodeID returns. NodeKey
+// also takes other spellings of the same ID (a CID); records may not, since
+// they are keyed by the ID's text and one node must have one key.
+func ParseNodeID(s string) ([]byte, error) {
+	id, err := peer.Decode(s)
+	if err != nil {
+		return nil, fmt.Errorf("node id %q: %v", clip(s), err)
+	}
+	if id.String() != s {
+		return nil, fmt.Errorf("node id %q: not in the canonical base58 form", clip(s))
+	}
+	return idKey(id, s)
+}
+
 // NodeKey returns the raw Ed25519 public key a node ID stands for.
 func NodeKey(nodeID string) ([]byte, error) {
 	id, err := peer.Decode(nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("node id %q: %v", clip(nodeID), err)
 	}
+	return idKey(id, nodeID)
+}
+
+func idKey(id peer.ID, nodeID string) ([]byte, error) {
 	k, err := id.ExtractPublicKey()
 	if err != nil {
 		return nil, fmt.Errorf("node id %q: no key inside: %v", clip(nodeID), err)

@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,7 +15,9 @@ const (
 	KindTracker = "tracker" // body tracker_info: the tracker's name and description
 	KindThing   = "thing"   // body thing: a new Thing, version or edit
 	KindRetract = "retract" // body retracts: the announcement ID of a Thing version to hide
-	KindNode    = "node"    // body node_info: the node's profile and tracker list
+	KindNode    = "node"    // body node_info: the node's profile, trackers and follows
+	KindTrust   = "trust"   // body trust: what the author thinks of another node
+	KindFlag    = "flag"    // body flag: the author marks something as suspicious
 )
 
 // Version is the payload version this implementation writes.
@@ -26,6 +29,14 @@ var bodyField = map[string]string{
 	KindThing:   "thing",
 	KindRetract: "retracts",
 	KindNode:    "node_info",
+	KindTrust:   "trust",
+	KindFlag:    "flag",
+}
+
+// OnNodeTracker reports whether kind belongs on its author's node tracker,
+// and only there.
+func OnNodeTracker(kind string) bool {
+	return kind == KindNode || kind == KindTrust || kind == KindFlag
 }
 
 // Payload is an announcement's signed JSON content. Exactly one body field is
@@ -45,6 +56,8 @@ type Payload struct {
 	TrackerInfo *TrackerInfo `json:"tracker_info,omitempty"`
 	Retracts    ID           `json:"retracts,omitzero"`
 	NodeInfo    *NodeInfo    `json:"node_info,omitempty"`
+	Trust       *Trust       `json:"trust,omitempty"`
+	Flag        *Flag        `json:"flag,omitempty"`
 }
 
 // Opaque reports whether this implementation does not understand the body.
@@ -73,6 +86,8 @@ type wirePayload struct {
 	TrackerInfo *TrackerInfo `json:"tracker_info"`
 	Retracts    *ID          `json:"retracts"`
 	NodeInfo    *NodeInfo    `json:"node_info"`
+	Trust       *Trust       `json:"trust"`
+	Flag        *Flag        `json:"flag"`
 }
 
 // ParsePayload parses payload JSON strictly (see CheckStrictJSON), checks the
@@ -108,39 +123,67 @@ func ParsePayload(b []byte) (*Payload, error) {
 	}
 	field := bodyField[p.Kind]
 	bodies := 0
+	present := "" // the body member found last
 	var err error
 	if w.Thing != nil {
-		bodies++
+		bodies, present = bodies+1, "thing"
 		p.Thing = w.Thing
 		err = w.Thing.Check()
 	}
 	if w.TrackerInfo != nil {
-		bodies++
+		bodies, present = bodies+1, "tracker_info"
 		p.TrackerInfo = w.TrackerInfo
 		err = w.TrackerInfo.Check()
 	}
 	if w.NodeInfo != nil {
-		bodies++
+		bodies, present = bodies+1, "node_info"
 		p.NodeInfo = w.NodeInfo
 		err = w.NodeInfo.Check()
 	}
+	if w.Trust != nil {
+		bodies, present = bodies+1, "trust"
+		p.Trust = w.Trust
+		err = w.Trust.Check()
+		if err == nil && p.Trust.Subject == p.Author {
+			err = errors.New("trust.subject is the author itself")
+		}
+	}
+	if w.Flag != nil {
+		bodies, present = bodies+1, "flag"
+		p.Flag = w.Flag
+		err = w.Flag.Check()
+	}
 	if w.Retracts != nil {
-		bodies++
+		bodies, present = bodies+1, "retracts"
 		p.Retracts = *w.Retracts
 		if p.Retracts.IsZero() {
 			err = fmt.Errorf("retracts is the zero ID")
 		}
 	}
 	switch {
-	case bodies == 0 || (p.Kind == KindThing) != (p.Thing != nil) || (p.Kind == KindTracker) != (p.TrackerInfo != nil) ||
-		(p.Kind == KindNode) != (p.NodeInfo != nil) || (p.Kind == KindRetract) != (w.Retracts != nil):
+	case bodies != 1 || present != field:
 		return nil, rejectf("payload: kind %q needs %q and no other body", p.Kind, field)
-	case bodies > 1:
-		return nil, rejectf("payload: kind %q has more than one body", p.Kind)
 	case err != nil:
 		return nil, rejectf("payload: %s: %v", field, err)
 	}
 	return p, nil
+}
+
+// RecordKey returns what a later record of the same author replaces, for
+// the kinds where only the latest (by seq) of an author stands: a trust
+// record's subject ("trust:NODE_ID") and a flag's target ("flag:" and
+// FlagTarget.Key). The pair (Author, RecordKey) identifies the record. ok is
+// false for other kinds and opaque payloads.
+func (p *Payload) RecordKey() (key string, ok bool) {
+	switch {
+	case p.Opaque():
+		return "", false
+	case p.Kind == KindTrust && p.Trust != nil:
+		return "trust:" + p.Trust.Subject, true
+	case p.Kind == KindFlag && p.Flag != nil:
+		return "flag:" + p.Flag.Target.Key(), true
+	}
+	return "", false
 }
 
 // parseOpaque parses a payload this implementation does not understand: it

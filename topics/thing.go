@@ -130,12 +130,24 @@ type TrackerRef struct {
 	Ext         Extensions   `json:",embed"`
 }
 
-// NodeInfo is a node record (kind "node") on the node tracker: a profile and
-// the list of the node's trackers.
+// NodeInfo is a node record (kind "node") on the node tracker: a profile,
+// the list of the node's trackers, and what the node follows.
 type NodeInfo struct {
-	Name     string      `json:"name,omitempty"`
-	Trackers []TrackerID `json:"trackers"`
-	Ext      Extensions  `json:",embed"`
+	Name        string      `json:"name,omitempty"`
+	Description string      `json:"description,omitempty"` // may span lines
+	URL         string      `json:"url,omitempty"`
+	Trackers    []TrackerID `json:"trackers"`
+	// Follows is nil when the node keeps its follows to itself; an empty
+	// Follows says it follows nothing.
+	Follows *Follows   `json:"follows,omitzero"`
+	Ext     Extensions `json:",embed"`
+}
+
+// Follows lists the trackers and nodes a node follows, so that others can
+// follow what it follows.
+type Follows struct {
+	Trackers []TrackerID `json:"trackers,omitempty"`
+	Nodes    []string    `json:"nodes,omitempty"` // node IDs, canonical
 }
 
 // checker records the first problem found while walking a body. It keeps
@@ -224,10 +236,16 @@ func (c *checker) strs(leaf string, list []string, max int) {
 	}
 }
 
-func (c *checker) count(leaf string, n int) {
-	if n > MaxListLen {
-		c.failf(leaf, " has %d entries, over the %d limit", n, MaxListLen)
+func (c *checker) count(leaf string, n int) { c.countMax(leaf, n, MaxListLen) }
+
+// countMax checks a list's length against max and reports whether it is
+// within it.
+func (c *checker) countMax(leaf string, n, max int) bool {
+	if n > max {
+		c.failf(leaf, " has %d entries, over the %d limit", n, max)
+		return false
 	}
+	return true
 }
 
 func (c *checker) number(leaf string, f float64) {
@@ -426,8 +444,20 @@ func (n *NodeInfo) Check() error {
 	c.push("node_info", -1)
 	c.ext(n.Ext)
 	c.str("name", n.Name, MaxTitleLen)
-	if len(n.Trackers) > MaxNodeTrackers {
-		c.failf("trackers", " has %d entries, over the %d limit", len(n.Trackers), MaxNodeTrackers)
+	c.text("description", n.Description, MaxNodeDescriptionLen)
+	c.str("url", n.URL, MaxTextLen)
+	c.countMax("trackers", len(n.Trackers), MaxNodeTrackers)
+	if f := n.Follows; f != nil {
+		c.push("follows", -1)
+		c.countMax("trackers", len(f.Trackers), MaxNodeFollowedTrackers)
+		if c.countMax("nodes", len(f.Nodes), MaxNodeFollowedNodes) {
+			for i, id := range f.Nodes {
+				c.push("nodes", i)
+				c.nodeID("", id)
+				c.pop()
+			}
+		}
+		c.pop()
 	}
 	return c.err
 }

@@ -204,7 +204,7 @@ func TestValidate(t *testing.T) {
 		{"tracker not owned", topic, unchecked(&Payload{V: 1, Kind: KindThing, Tracker: DeriveTrackerID(rawPub(t, other), "designs"), Seq: 1, Time: FormatTime(testNow), Thing: &Thing{ID: "a", Title: "b", Version: "1"}}), Reject, "not owned"},
 		{"tracker name mismatch", topic, unchecked(&Payload{V: 1, Kind: KindTracker, Tracker: designs, Seq: 1, Time: FormatTime(testNow), TrackerInfo: &TrackerInfo{Name: "else"}}), Reject, "not named"},
 		{"node record off the node tracker", topic, unchecked(&Payload{V: 1, Kind: KindNode, Tracker: designs, Seq: 1, Time: FormatTime(testNow), NodeInfo: &NodeInfo{}}), Reject, "node tracker"},
-		{"thing on the node tracker", "", unchecked(&Payload{V: 1, Kind: KindThing, Tracker: DeriveTrackerID(pub, ""), Seq: 1, Time: FormatTime(testNow), Thing: &Thing{ID: "a", Title: "b", Version: "1"}}), Reject, "node records only"},
+		{"thing on the node tracker", "", unchecked(&Payload{V: 1, Kind: KindThing, Tracker: DeriveTrackerID(pub, ""), Seq: 1, Time: FormatTime(testNow), Thing: &Thing{ID: "a", Title: "b", Version: "1"}}), Reject, "records only"},
 		{"future time", topic, sealRaw(t, k, AnnouncementType, strings.Replace(payload(thing), "2026-11-21T10:00:00Z", "2026-11-21T10:11:00Z", 1)), Ignore, "future"},
 		{"old time is fine", topic, sealRaw(t, k, AnnouncementType, strings.Replace(payload(thing), "2026-11-21T10:00:00Z", "2001-01-01T00:00:00Z", 1)), Accept, ""},
 		{"local time zone", topic, sealRaw(t, k, AnnouncementType, strings.Replace(payload(thing), "10:00:00Z", "10:00:00+01:00", 1)), Reject, "UTC"},

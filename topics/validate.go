@@ -2,9 +2,8 @@ package topics
 
 import (
 	"bytes"
-	"time"
-
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -116,10 +115,10 @@ func Check(e *Envelope, id ID, topic string, now time.Time) (*Announcement, erro
 		switch {
 		case p.Kind == KindTracker && p.Tracker != DeriveTrackerID(e.RawKey, p.TrackerInfo.Name):
 			return nil, rejectf("payload: tracker %s is not named %q", p.Tracker, clip(p.TrackerInfo.Name))
-		case p.Kind == KindNode && p.Tracker != nodeTracker:
-			return nil, rejectf("payload: node record on tracker %s, not the node tracker %s", p.Tracker, nodeTracker)
-		case p.Kind != KindNode && p.Tracker == nodeTracker:
-			return nil, rejectf("payload: the node tracker carries node records only, not %q", p.Kind)
+		case OnNodeTracker(p.Kind) && p.Tracker != nodeTracker:
+			return nil, rejectf("payload: %s record on tracker %s, not the node tracker %s", p.Kind, p.Tracker, nodeTracker)
+		case !OnNodeTracker(p.Kind) && p.Tracker == nodeTracker:
+			return nil, rejectf("payload: the node tracker carries node, trust and flag records only, not %q", p.Kind)
 		}
 	}
 	if !now.IsZero() {
