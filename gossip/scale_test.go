@@ -501,7 +501,10 @@ func discoverAtScale(b *testing.B, cfg scaleConfig, follows [][]int, withDHT boo
 	// that has a topic peer has a mesh peer. Then settle: the DHT walks
 	// open connections past MaxPeers, which the connection manager trims
 	// only after the grace period, so the meshes are counted again once
-	// every node is back within MaxPeers (or at the deadline).
+	// every node is back within MaxPeers (or at the deadline). With the
+	// DHT they rarely are: kad-dht protects the peers of its routing
+	// table's two farthest buckets (commonPrefixLen < 2, up to 2×20) from
+	// the connection manager.
 	t1 := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
