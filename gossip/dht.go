@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -77,13 +78,53 @@ func (n *Node) DHTPeers() int {
 // mesh is short. pubsub prefixes namespaces with "floodsub:"; the records
 // carry the topic name alone. The discovery topic is not advertised: every
 // node is on it, and members and bootstrap peers suffice.
+//
+// GossipSub asks once a second for every topic whose mesh is short, and a
+// tracker with fewer followers than the mesh wants is short for good: a
+// topic's lookups are spaced, from lookupFirst doubling to lookupMax, and
+// the spacing starts again once a topic has gone unasked that long.
 type topicDiscovery struct {
-	rd  *drouting.RoutingDiscovery
+	rd  discovery.Discovery
 	sem chan struct{}
+	now func() time.Time
+
+	mu      sync.Mutex
+	lookups map[string]*lookupPace
 }
 
+// lookupPace is when a topic may next be looked up, and the spacing.
+type lookupPace struct {
+	next time.Time
+	gap  time.Duration
+}
+
+const (
+	lookupFirst = 5 * time.Second
+	lookupMax   = 10 * time.Minute
+)
+
 func newTopicDiscovery(r routing.ContentRouting) *topicDiscovery {
-	return &topicDiscovery{rd: drouting.NewRoutingDiscovery(r), sem: make(chan struct{}, maxAdvertising)}
+	return &topicDiscovery{rd: drouting.NewRoutingDiscovery(r), sem: make(chan struct{}, maxAdvertising),
+		now: time.Now, lookups: make(map[string]*lookupPace)}
+}
+
+// due reports whether ns may be looked up now, and if so spaces the next.
+func (d *topicDiscovery) due(ns string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	p := d.lookups[ns]
+	switch {
+	case p == nil || now.After(p.next.Add(p.gap)): // new, or unasked for a spell
+		p = &lookupPace{gap: lookupFirst}
+		d.lookups[ns] = p
+	case now.Before(p.next):
+		return false
+	default:
+		p.gap = min(2*p.gap, lookupMax)
+	}
+	p.next = now.Add(p.gap)
+	return true
 }
 
 func trackerNamespace(ns string) (string, bool) {
@@ -128,7 +169,7 @@ func (d *topicDiscovery) advertise(ctx context.Context, ns string, opts []discov
 // FindPeers implements discovery.Discoverer.
 func (d *topicDiscovery) FindPeers(ctx context.Context, ns string, opts ...discovery.Option) (<-chan peer.AddrInfo, error) {
 	ns, ok := trackerNamespace(ns)
-	if !ok {
+	if !ok || !d.due(ns) {
 		c := make(chan peer.AddrInfo)
 		close(c)
 		return c, nil

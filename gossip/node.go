@@ -146,7 +146,7 @@ func (n *Node) start(ctx context.Context) error {
 	hostOpts = append(hostOpts,
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionManager(boundedConns{cm}),
 	)
 	if !n.cfg.NoDHT {
 		hostOpts = append(hostOpts, libp2p.Routing(n.newDHT))

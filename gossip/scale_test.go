@@ -175,26 +175,22 @@ type boundedHost struct {
 
 func (h boundedHost) ConnManager() connmgr.ConnManager { return h.cm }
 
-// countingDiscovery counts the discovery calls on tracker topics: each
-// FindPeers is a DHT provider lookup, each Advertise at least one provider
-// record put (topicDiscovery retries a failed one itself).
+// countingDiscovery counts the DHT operations topicDiscovery makes, under
+// its pacing and retries: each FindPeers a provider lookup, each Advertise a
+// provider record put.
 type countingDiscovery struct {
-	*topicDiscovery
+	discovery.Discovery
 	finds, advertises *atomic.Int64
 }
 
 func (c countingDiscovery) Advertise(ctx context.Context, ns string, opts ...discovery.Option) (time.Duration, error) {
-	if _, ok := trackerNamespace(ns); ok {
-		c.advertises.Add(1)
-	}
-	return c.topicDiscovery.Advertise(ctx, ns, opts...)
+	c.advertises.Add(1)
+	return c.Discovery.Advertise(ctx, ns, opts...)
 }
 
 func (c countingDiscovery) FindPeers(ctx context.Context, ns string, opts ...discovery.Option) (<-chan peer.AddrInfo, error) {
-	if _, ok := trackerNamespace(ns); ok {
-		c.finds.Add(1)
-	}
-	return c.topicDiscovery.FindPeers(ctx, ns, opts...)
+	c.finds.Add(1)
+	return c.Discovery.FindPeers(ctx, ns, opts...)
 }
 
 // meshTracer follows one node's meshes. GossipSub leaves a disconnected
@@ -289,7 +285,7 @@ func discoverAtScale(b *testing.B, cfg scaleConfig, follows [][]int, withDHT boo
 		}
 		defer cm.Close()
 		h.Network().Notify(cm.Notifee())
-		hosts[i] = boundedHost{h, cm}
+		hosts[i] = boundedHost{h, boundedConns{cm}} // as the node's
 	}
 	// Every node may dial every other: who connects to whom is up to the
 	// nodes, not the links.
@@ -355,7 +351,9 @@ func discoverAtScale(b *testing.B, cfg scaleConfig, follows [][]int, withDHT boo
 			mu.Lock()
 			dhts = append(dhts, d)
 			mu.Unlock()
-			opts = append(opts, pubsub.WithDiscovery(countingDiscovery{newTopicDiscovery(d), &finds, &advertises}))
+			td := newTopicDiscovery(d)
+			td.rd = countingDiscovery{td.rd, &finds, &advertises}
+			opts = append(opts, pubsub.WithDiscovery(td))
 		}
 		ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 		if err != nil {
