@@ -5,21 +5,16 @@ package gossip_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,12 +23,13 @@ import (
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
+	"github.com/thingtracker/ttn/internal/netlab"
 	"github.com/thingtracker/ttn/internal/wait"
 )
 
 // The admission lab runs off loopback, where libp2p's per-address limits
 // apply (loopback is exempt from them): three network namespaces, each a
-// host, that the test creates and joins by veth pairs.
+// host, that the test creates and joins on a bridge.
 //
 //	attacker 10.77.1.1-32, 10.77.2.1-32 ── 10.77.0.1 victim 10.78.0.1 ── 10.78.K.2 honest
 //
@@ -42,9 +38,8 @@ import (
 // one line a reply: libp2p dials from goroutines on any thread, so the
 // only robust way to put a node's sockets in a namespace is to put its
 // process there. A process exits when its stdin closes (the test ended or
-// died). It needs root and iproute2; without them it says SKIP loudly.
-// Namespaces are named ttnadm-PID-RAND-*: a crashed run's are removed by
-// the next one.
+// died). The lab is internal/netlab's: it needs root and iproute2, and
+// without them says SKIP loudly.
 
 const (
 	attackConns     = 500             // half-open connections the attacker holds, renewing each once closed
@@ -59,100 +54,36 @@ const (
 	labProcessLife  = 10 * time.Minute // a lab process exits by itself after
 )
 
-var labNsName = regexp.MustCompile(`^ttnadm-(\d+)-[0-9a-f]+-\w+$`)
-
-// admissionLab is the three hosts.
+// admissionLab is the three hosts, on one bridge.
 type admissionLab struct {
-	t   testing.TB
-	tag string // PID-RAND
-}
-
-func ipRun(stdin string, args ...string) error {
-	cmd := exec.Command("ip", args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// removeStaleLabs deletes namespaces left by runs whose process is gone.
-func removeStaleLabs() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for line := range strings.SplitSeq(string(out), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		m := labNsName.FindStringSubmatch(fields[0])
-		if m == nil {
-			continue
-		}
-		if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
-			exec.Command("ip", "netns", "del", fields[0]).Run()
-		}
-	}
+	t                        testing.TB
+	victim, attacker, honest *netlab.Host
 }
 
 func newAdmissionLab(t testing.TB) *admissionLab {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("SKIP: the admission lab needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("SKIP: the admission lab needs root and iproute2 (ip): " + err.Error())
-	}
-	removeStaleLabs()
-	b := make([]byte, 3)
-	rand.Read(b)
-	l := &admissionLab{t: t, tag: fmt.Sprintf("%d-%s", os.Getpid(), hex.EncodeToString(b))}
-	t.Cleanup(l.destroy)
-	if err := ipRun("", "netns", "add", l.ns("victim")); err != nil {
-		t.Skip("SKIP: the admission lab needs root and network namespaces: " + err.Error())
-	}
-	v, a, h := l.ns("victim"), l.ns("attacker"), l.ns("honest")
-	steps := [][]string{
-		{"netns", "add", a},
-		{"netns", "add", h},
-		{"-n", v, "link", "add", "va", "type", "veth", "peer", "name", "av", "netns", a},
-		{"-n", v, "link", "add", "vh", "type", "veth", "peer", "name", "hv", "netns", h},
-		{"-n", v, "addr", "add", "10.77.0.1/16", "dev", "va"},
-		{"-n", v, "addr", "add", "10.78.0.1/16", "dev", "vh"},
-	}
-	for _, s := range steps {
-		if err := ipRun("", s...); err != nil {
-			t.Fatal(err)
+	lab := netlab.New(t)
+	sw := lab.Bridge()
+	l := &admissionLab{t: t, victim: lab.Host("victim"), attacker: lab.Host("attacker"), honest: lab.Host("honest")}
+	l.victim.Attach(sw, "10.77.0.1/16")
+	l.victim.Attach(sw, "10.78.0.1/16")
+	l.attacker.Attach(sw, l.attackerIPs()[0]+"/16")
+	l.honest.Attach(sw, l.honestIPs()[0]+"/16")
+	with16 := func(ips []string) []string {
+		out := make([]string, len(ips))
+		for i, ip := range ips {
+			out[i] = ip + "/16"
 		}
+		return out
 	}
-	var attackAddrs, honest strings.Builder
-	for _, ip := range l.attackerIPs() {
-		fmt.Fprintf(&attackAddrs, "addr add %s/16 dev av\n", ip)
-	}
-	for _, ip := range l.honestIPs() {
-		fmt.Fprintf(&honest, "addr add %s/16 dev hv\n", ip)
-	}
-	for _, batch := range []struct{ ns, lines string }{{a, attackAddrs.String()}, {h, honest.String()}} {
-		if err := ipRun(batch.lines, "-n", batch.ns, "-batch", "-"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, s := range [][]string{
-		{"-n", v, "link", "set", "lo", "up"}, {"-n", a, "link", "set", "lo", "up"}, {"-n", h, "link", "set", "lo", "up"},
-		{"-n", v, "link", "set", "va", "up"}, {"-n", v, "link", "set", "vh", "up"},
-		{"-n", a, "link", "set", "av", "up"}, {"-n", h, "link", "set", "hv", "up"},
-	} {
-		if err := ipRun("", s...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l.attacker.AddAddrs(0, with16(l.attackerIPs()[1:])...)
+	l.honest.AddAddrs(0, with16(l.honestIPs()[1:])...)
 	return l
 }
 
-func (l *admissionLab) ns(host string) string { return "ttnadm-" + l.tag + "-" + host }
+func (l *admissionLab) host(name string) *netlab.Host {
+	return map[string]*netlab.Host{"victim": l.victim, "attacker": l.attacker, "honest": l.honest}[name]
+}
 
 func (l *admissionLab) attackerIPs() []string {
 	var ips []string
@@ -168,12 +99,6 @@ func (l *admissionLab) honestIPs() []string {
 		ips = append(ips, fmt.Sprintf("10.78.%d.2", k))
 	}
 	return ips
-}
-
-func (l *admissionLab) destroy() {
-	for _, h := range []string{"victim", "attacker", "honest"} {
-		exec.Command("ip", "netns", "del", l.ns(h)).Run()
-	}
 }
 
 // labProcess is one host's process.
@@ -196,7 +121,7 @@ func (l *admissionLab) start(host string, env ...string) *labProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", l.ns(host), exe, "-test.run=^TestAdmissionLabProcess$", "-test.count=1")
+	cmd := l.host(host).Command(exe, "-test.run=^TestAdmissionLabProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), append(env, "TTN_ADM_ROLE="+host)...)
 	cmd.Stderr = cmd.Stdout
 	p := &labProcess{t: t, name: host, cmd: cmd, replies: make(chan string, 16)}
@@ -322,9 +247,7 @@ type dialResult struct {
 // first.
 func (l *admissionLab) dial(p *labProcess, k int, within time.Duration) dialResult {
 	p.t.Helper()
-	if err := ipRun("", "-n", l.ns("honest"), "route", "replace", "10.78.0.1/32", "dev", "hv", "src", fmt.Sprintf("10.78.%d.2", k)); err != nil {
-		p.t.Fatal(err)
-	}
+	l.honest.Run("ip", "route", "replace", "10.78.0.1/32", "dev", "eth0", "src", fmt.Sprintf("10.78.%d.2", k))
 	r := p.ask(fmt.Sprintf("dial 10.78.%d.2 %d", k, within), within+30*time.Second)
 	verdict, rest, _ := strings.Cut(r, " ")
 	var d dialResult

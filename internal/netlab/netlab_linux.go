@@ -227,6 +227,24 @@ func (h *Host) Attach(b *Bridge, prefix string) *Link {
 	return &Link{l: h.l, ns: h.ns, dev: dev}
 }
 
+// AddAddrs gives h's interface k (eth<k>) more addresses (prefixes such as
+// "10.77.1.5/16"), all at once.
+func (h *Host) AddAddrs(k int, prefixes ...string) {
+	h.l.t.Helper()
+	var batch strings.Builder
+	for _, p := range prefixes {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			h.l.t.Fatalf("netlab: %s: %v", h.name, err)
+		}
+		fmt.Fprintf(&batch, "addr add %s dev eth%d\n", p, k)
+	}
+	cmd := exec.Command("ip", "-n", h.ns, "-batch", "-")
+	cmd.Stdin = strings.NewReader(batch.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		h.l.t.Fatalf("netlab: on %s: ip -batch: %v: %s", h.name, err, strings.TrimSpace(string(out)))
+	}
+}
+
 // Route sends what h sends beyond its own links through the gateway gw,
 // from h's first address, as a DHCP-configured host's default route does.
 func (h *Host) Route(gw string) {
