@@ -150,3 +150,14 @@ func writeJSON(path string, v any) error {
 	}
 	return writeFileAtomic(path, b)
 }
+
+// CheckPrivate refuses a secret file (a key, a keyring) that others can
+// read or write: on Unix by its mode, as ssh does; on Windows by its access
+// list, where mode bits mean nothing.
+func CheckPrivate(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return checkPrivate(path, st)
+}

@@ -284,12 +284,8 @@ func (f *Node) natsConfig() (*natsapi.Config, error) {
 // private checks that a file holding secrets exists and only its owner can
 // read it.
 func private(flag, path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
+	if err := datadir.CheckPrivate(path); err != nil {
 		return fmt.Errorf("%s: %w", flag, err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%s %s is accessible by others (mode %04o); run 'chmod 600 %s'", flag, path, st.Mode().Perm(), path)
 	}
 	return nil
 }
