@@ -128,8 +128,11 @@ func BenchmarkDiscoveryAtScale(b *testing.B) {
 		b.ReportMetric(base.conns, "base-peers/node")
 
 		var errs []error
-		if !d.converged {
-			errs = append(errs, fmt.Errorf("dht discovery: %d of %d follows without a mesh peer after %v", d.noMeshPeer, d.follows, cfg.converge))
+		// What counts is how the network ends (counted again after the
+		// settling), not whether a loaded machine got there within the
+		// convergence wait, which is reported.
+		if d.noMeshPeer > 0 {
+			errs = append(errs, fmt.Errorf("dht discovery: %d of %d follows without a mesh peer", d.noMeshPeer, d.follows))
 		}
 		if d.noTopicPeer > 0 {
 			errs = append(errs, fmt.Errorf("dht discovery: %d of %d follows without a topic peer", d.noTopicPeer, d.follows))
@@ -500,9 +503,9 @@ func discoverAtScale(b *testing.B, cfg scaleConfig, follows [][]int, withDHT boo
 	// open connections past MaxPeers, which the connection manager trims
 	// only after the grace period, so the meshes are counted again once
 	// every node is back within MaxPeers (or at the deadline). With the
-	// DHT they rarely are: kad-dht protects the peers of its routing
-	// table's two farthest buckets (commonPrefixLen < 2, up to 2×20) from
-	// the connection manager.
+	// DHT many are not: its lookups keep opening connections, each kept
+	// for the grace period. (kad-dht would also protect its two farthest
+	// buckets, up to 40 peers; boundedConns makes that a value.)
 	t1 := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
