@@ -375,7 +375,7 @@ func BenchmarkAdmissionUnderAttack(b *testing.B) {
 func TestAdmissionLabProcess(t *testing.T) {
 	role := os.Getenv("TTN_ADM_ROLE")
 	if role == "" {
-		t.Skip("a host of the admission lab, run by TestAdmissionUnderAttack in a network namespace")
+		t.Skip("a host of the admission lab: runs only as a child of TestAdmissionUnderAttack")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), labProcessLife)
 	defer cancel()
