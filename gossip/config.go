@@ -68,7 +68,7 @@ type Config struct {
 	// Empty means ReachAuto.
 	Reachability string
 	// NoRelayService stops a public node offering circuit relay v2 to
-	// private ones (by default it does, within relayResources).
+	// private ones (by default it does, within libp2p's relay limits).
 	NoRelayService bool
 	// NoNATPortMap stops the node asking its router for a port mapping
 	// (UPnP, NAT-PMP). A node listening on loopback only never asks.

@@ -135,10 +135,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hostOpts, err := n.hostOptions()
-	if err != nil {
-		return err
-	}
+	hostOpts := n.hostOptions()
 	admission, err := admissionOptions()
 	if err != nil {
 		return err

@@ -15,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
-	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -38,21 +37,6 @@ const (
 	ReachPrivate = "private"
 )
 
-// Relayed connections are limited: a relay carries GossipSub and hole-punch
-// coordination for private nodes, never sync (see syncer.serve). libp2p's
-// default (2 minutes, 128 KiB each way) suits hole punching only; a node
-// behind a symmetric NAT, where punching fails, gets its live announcements
-// through the relay for good, so a relayed connection may carry more. When
-// it reaches a limit it is reset and pubsub's discovery connects again.
-var relayResources = func() relay.Resources {
-	r := relay.DefaultResources()
-	r.Limit = &relay.RelayLimit{
-		Duration: 30 * time.Minute, // then the connection is re-established
-		Data:     4 << 20,          // each way: about 4,000 announcements
-	}
-	return r
-}()
-
 // reach holds what the host's NAT traversal reports.
 type reach struct {
 	state      atomic.Value // string: public, private, unknown
@@ -74,7 +58,7 @@ func (r *reach) Trace(evt *holepunch.Event) {
 // hostOptions returns the libp2p options for the node's transports and
 // reachability: TCP and QUIC (TCP only in a private network), AutoNAT v2,
 // relay, hole punching and port mapping, by Config.Reachability.
-func (n *Node) hostOptions() ([]libp2p.Option, error) {
+func (n *Node) hostOptions() []libp2p.Option {
 	opts := []libp2p.Option{
 		libp2p.Identity(n.cfg.Key),
 		libp2p.ListenAddrStrings(n.cfg.Listen...),
@@ -94,8 +78,11 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 	}
 	relaySvc := []libp2p.Option{libp2p.EnableNATService()} // answer others' AutoNAT dial-backs
 	if !n.cfg.NoRelayService {
-		// libp2p runs the relay only while the node is public.
-		relaySvc = append(relaySvc, libp2p.EnableRelayService(relay.WithResources(relayResources)))
+		// libp2p runs the relay only while the node is public, with its
+		// default limits (2 minutes and 128 KiB each way a connection):
+		// enough for what relayed connections carry, identify and hole
+		// punching, since GossipSub and sync use direct connections only.
+		relaySvc = append(relaySvc, libp2p.EnableRelayService())
 	}
 	autoRelay := libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
 		autorelay.WithMinCandidates(1),         // one bootstrap relay is enough to start
@@ -112,7 +99,7 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 		opts = append(opts, autoRelay)
 		opts = append(opts, relaySvc...)
 	}
-	return opts, nil
+	return opts
 }
 
 // allLoopback reports whether every listen address is on loopback: then
