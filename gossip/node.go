@@ -71,6 +71,7 @@ type Node struct {
 	mu     sync.Mutex
 	closed bool
 	joined map[topics.TrackerID]*joined
+	owners map[string]int // followed trackers by owner (ownerKey)
 
 	scoreMu sync.Mutex
 	scores  map[peer.ID]float64
@@ -98,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:      cfg,
 		joined:   make(map[topics.TrackerID]*joined),
+		owners:   make(map[string]int),
 		discQ:    make(chan topics.Discovery, discoveryBuffer),
 		discGate: newDiscoveryGate(),
 		budgets:  newAuthorBudgets(cfg.AuthorRate, cfg.AuthorBurst),
@@ -317,63 +319,75 @@ func (n *Node) GossipAddr() string {
 // Follow joins a tracker's topic: the node then receives, validates, stores
 // and relays its announcements. Following a tracker twice is harmless.
 func (n *Node) Follow(t topics.TrackerID) error {
+	first, err := n.join(t)
+	if first {
+		n.protectOwners(trackerOwner(t), true)
+	}
+	return err
+}
+
+// join joins t's topic and says whether t is the first followed tracker of
+// its owner.
+func (n *Node) join(t topics.TrackerID) (first bool, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if _, ok := n.joined[t]; ok {
-		return nil
+		return false, nil
 	}
 	if len(n.joined) >= n.cfg.MaxTrackers {
 		n.stat.refused.Add(1)
-		return fmt.Errorf("%w: following %d trackers (--max-trackers)", ErrTooManyJoin, len(n.joined))
+		return false, fmt.Errorf("%w: following %d trackers (--max-trackers)", ErrTooManyJoin, len(n.joined))
 	}
 	name := topics.TrackerTopic(t)
 	if err := n.ps.RegisterTopicValidator(name, n.validate, pubsub.WithValidatorTimeout(validateTimeout)); err != nil {
-		return fmt.Errorf("gossip: follow %s: %w", t, err)
+		return false, fmt.Errorf("gossip: follow %s: %w", t, err)
 	}
 	topic, err := n.ps.Join(name)
 	if err != nil {
 		n.ps.UnregisterTopicValidator(name)
-		return fmt.Errorf("gossip: follow %s: %w", t, err)
+		return false, fmt.Errorf("gossip: follow %s: %w", t, err)
 	}
 	if err := topic.SetScoreParams(topicScoreParams(1, n.cfg.Heartbeat)); err != nil {
 		topic.Close()
 		n.ps.UnregisterTopicValidator(name)
-		return fmt.Errorf("gossip: follow %s: %w", t, err)
+		return false, fmt.Errorf("gossip: follow %s: %w", t, err)
 	}
 	relay, err := topic.Relay()
 	if err != nil {
 		topic.Close()
 		n.ps.UnregisterTopicValidator(name)
-		return fmt.Errorf("gossip: follow %s: %w", t, err)
+		return false, fmt.Errorf("gossip: follow %s: %w", t, err)
 	}
 	n.joined[t] = &joined{topic: topic, relay: relay}
-	go n.protectOwners() // n.mu is held
-	return nil
-}
-
-// protectOwners looks for owners of followed trackers among the connected
-// peers.
-func (n *Node) protectOwners() {
-	for _, p := range n.host.Network().Peers() {
-		n.protectOwner(p)
-	}
+	n.owners[trackerOwner(t)]++
+	return n.owners[trackerOwner(t)] == 1, nil
 }
 
 // Unfollow leaves a tracker's topic.
 func (n *Node) Unfollow(t topics.TrackerID) error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	j, ok := n.joined[t]
 	if !ok {
+		n.mu.Unlock()
 		return nil
 	}
 	delete(n.joined, t)
+	owner := trackerOwner(t)
+	n.owners[owner]--
+	last := n.owners[owner] == 0
+	if last {
+		delete(n.owners, owner)
+	}
 	j.relay()
 	err := j.topic.Close()
 	n.ps.UnregisterTopicValidator(topics.TrackerTopic(t))
+	n.mu.Unlock()
+	if last {
+		n.protectOwners(owner, false)
+	}
 	return err
 }
 

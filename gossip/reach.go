@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -245,32 +244,51 @@ func (n *Node) direct(p peer.ID) bool {
 	return false
 }
 
-// protectOwners keeps the connection to a peer that owns a followed
-// tracker (the tracker ID starts with its key's hash): the one peer sure
-// to have the tracker's whole history.
-func (n *Node) protectOwner(p peer.ID) {
+// The owner of a followed tracker is the one peer sure to have its whole
+// history: the connection to it is kept. A tracker ID starts with a hash of
+// its owner's key, so owners are known by that prefix (ownerKey).
+
+// ownerKeyLen is how many bytes of a tracker ID name its owner.
+var ownerKeyLen = len(topics.OwnerPrefix(nil))
+
+// trackerOwner is t's owner, as an owner key.
+func trackerOwner(t topics.TrackerID) string { return string(t[:ownerKeyLen]) }
+
+// peerOwner is the owner key of a peer's trackers ("" for a key that owns
+// none).
+func peerOwner(p peer.ID) string {
 	pub, err := p.ExtractPublicKey()
 	if err != nil || pub.Type() != crypto.Ed25519 {
-		return
+		return ""
 	}
 	raw, err := pub.Raw()
 	if err != nil {
-		return
+		return ""
 	}
-	prefix := topics.OwnerPrefix(raw)
+	return string(topics.OwnerPrefix(raw))
+}
+
+// protectOwner protects a newly connected peer that owns a followed tracker.
+func (n *Node) protectOwner(p peer.ID) {
+	owner := peerOwner(p)
 	n.mu.Lock()
-	owns := false
-	for t := range n.joined {
-		if strings.HasPrefix(string(t[:]), string(prefix)) {
-			owns = true
-			break
-		}
-	}
+	owns := owner != "" && n.owners[owner] > 0
 	n.mu.Unlock()
 	if owns {
 		n.host.ConnManager().Protect(p, "owner")
-	} else {
-		n.host.ConnManager().Unprotect(p, "owner")
+	}
+}
+
+// protectOwners protects (or no longer) the connected peers that are owner.
+func (n *Node) protectOwners(owner string, protect bool) {
+	for _, p := range n.host.Network().Peers() {
+		switch {
+		case peerOwner(p) != owner:
+		case protect:
+			n.host.ConnManager().Protect(p, "owner")
+		default:
+			n.host.ConnManager().Unprotect(p, "owner")
+		}
 	}
 }
 

@@ -132,7 +132,8 @@ func TestFindNode(t *testing.T) {
 
 // TestOwnersProtected: the connection to the owner of a followed tracker is
 // kept when the connection manager trims, whether the follow comes before
-// the connection or after; another peer's is not.
+// the connection or after, and no longer once its last tracker is
+// unfollowed; another peer's is not.
 func TestOwnersProtected(t *testing.T) {
 	checkLeaks(t)
 	off := func(c *gossip.Config) { c.GossipAddr, c.NoDHT = "off", true }
@@ -155,5 +156,12 @@ func TestOwnersProtected(t *testing.T) {
 	})
 	if a.node.Protected(other.node.ID(), "owner") {
 		t.Error("a peer owning no followed tracker is protected")
+	}
+	if err := a.node.Unfollow(topics.DeriveTrackerID(after.raw, "designs")); err != nil {
+		t.Fatal(err)
+	}
+	if a.node.Protected(after.node.ID(), "owner") || !a.node.Protected(before.node.ID(), "owner") {
+		t.Errorf("after unfollowing one owner's tracker: that owner protected %v, the other %v",
+			a.node.Protected(after.node.ID(), "owner"), a.node.Protected(before.node.ID(), "owner"))
 	}
 }
