@@ -431,6 +431,15 @@ func runVictim(t *testing.T, ctx context.Context, cmds <-chan string, reply func
 	n, stop := labNode(t, strings.Split(os.Getenv("TTN_ADM_LISTEN"), ","))
 	defer stop()
 	reply("%s", n.ID())
+	answerStats(t, ctx, "victim", cmds, reply, func() string {
+		handshaking, inbound := gossip.Handshaking(n)
+		return fmt.Sprintf("handshaking=%d inbound=%d", handshaking, inbound)
+	})
+}
+
+// answerStats answers each "stat" with stat() until stdin closes or ctx
+// ends.
+func answerStats(t *testing.T, ctx context.Context, role string, cmds <-chan string, reply func(string, ...any), stat func() string) {
 	for {
 		select {
 		case cmd, ok := <-cmds:
@@ -438,10 +447,9 @@ func runVictim(t *testing.T, ctx context.Context, cmds <-chan string, reply func
 				return
 			}
 			if cmd != "stat" {
-				t.Fatalf("victim: unknown command %q", cmd)
+				t.Fatalf("%s: unknown command %q", role, cmd)
 			}
-			handshaking, inbound := gossip.Handshaking(n)
-			reply("handshaking=%d inbound=%d", handshaking, inbound)
+			reply("%s", stat())
 		case <-ctx.Done():
 			return
 		}
@@ -532,18 +540,7 @@ func runAttacker(t *testing.T, ctx context.Context, cmds <-chan string, reply fu
 			}
 		})
 	}
-	for {
-		select {
-		case cmd, ok := <-cmds:
-			if !ok {
-				return
-			}
-			if cmd != "stat" {
-				t.Fatalf("attacker: unknown command %q", cmd)
-			}
-			reply("held=%d connects=%d dialerrs=%d", held.Load(), connects.Load(), dialErrs.Load())
-		case <-ctx.Done():
-			return
-		}
-	}
+	answerStats(t, ctx, "attacker", cmds, reply, func() string {
+		return fmt.Sprintf("held=%d connects=%d dialerrs=%d", held.Load(), connects.Load(), dialErrs.Load())
+	})
 }
