@@ -136,6 +136,7 @@ func BenchmarkLivePath(b *testing.B) {
 			p, err := gossip.New(ctx, gossip.Config{
 				Key: key, Store: heldStore{held: held, self: i, relayed: func() { <-credits }},
 				Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "off", Bootstrap: recv.addrs,
+				NoDHT: true, // connected to the receiver only: no DHT walk finds the other publishers
 			})
 			if err != nil {
 				b.Fatal(err)
