@@ -26,6 +26,7 @@ type txn struct {
 	rows     map[string][]thingRow              // Thing rows written by this group, by thingPrefix
 	trackers map[topics.TrackerID]*TrackerState // tracker states changed by this group
 	retracts map[topics.ID]topics.ID            // pending retractions by target; zero = consumed
+	records  map[string]recordRef               // standing trust records and flags changed, by index key
 	usage    usage                              // envelope bytes this group stores
 
 	appended, duplicates, forks, frozen, gapLimited, overQuota uint64
@@ -43,6 +44,7 @@ func (l *Log) newTxn() *txn {
 		rows:     make(map[string][]thingRow),
 		trackers: make(map[topics.TrackerID]*TrackerState),
 		retracts: make(map[topics.ID]topics.ID),
+		records:  make(map[string]recordRef),
 		usage:    newUsage(),
 	}
 }
@@ -82,6 +84,7 @@ func (t *txn) apply() (bool, error) {
 			errs = append(errs, t.b.Set(retractKey(target), id[:], nil))
 		}
 	}
+	errs = append(errs, t.writeRecords())
 	errs = append(errs, t.b.Set(keyLastCursor, binary.BigEndian.AppendUint64(nil, t.last), nil))
 	if err := errors.Join(errs...); err != nil {
 		return false, fmt.Errorf("feed: build batch: %w", err)
@@ -271,6 +274,10 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 	t.ids[a.ID] = cursor
 	t.links[p] = link{id: a.ID, prev: a.Payload.Prev}
 	t.anns[cursor] = a
+	// Fork evidence is indexed too: the author signed it (see records.go).
+	if err := t.indexRecord(a, cursor); err != nil {
+		return Result{}, err
+	}
 	if variant == 0 {
 		if err := t.place(k, c, seq, a.ID); err != nil {
 			return Result{}, err

@@ -6,7 +6,8 @@
 // linked by prev): its contiguous head, its missing ranges (capped), and the
 // first two envelopes of a fork, after which the chain is frozen. From the
 // entries it derives the latest state of every Thing (versions, edits,
-// parents, retractions) and tracker.
+// parents, retractions) and tracker, and indexes the standing trust record
+// or flag of every author on every subject or target.
 //
 // One writer goroutine applies appends and publishes in groups that share one
 // fsync: an append returns only once it is durable. Publishing goes through

@@ -18,12 +18,14 @@ import (
 //	x tracker(16) thing version seq(8)         → thingRef (a retraction of that version)
 //	k tracker(16)                              → TrackerState (JSON)
 //	r target id(32)                            → retract id(32), pending target
+//	p author(32) recordKey                     → seq(8) cursor(8), standing trust record or flag
 //	m name                                     → metadata
 //
 // author is the raw 32-byte Ed25519 key of the signer. variant is 0, or 1
 // for the second envelope of a fork. thing and version are uvarint-length-
 // prefixed strings. The t and x keys are written blind (never read back by
 // an append); a Thing's state is derived from them when it is read.
+// recordKey is topics.Payload.RecordKey, the rest of the key (records.go).
 const (
 	prefixChain     = 'c'
 	prefixEntry     = 'e'
@@ -33,6 +35,7 @@ const (
 	prefixRetracted = 'x'
 	prefixTracker   = 'k'
 	prefixRetract   = 'r'
+	prefixRecord    = 'p'
 	prefixMeta      = 'm'
 )
 

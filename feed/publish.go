@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -27,6 +28,8 @@ type Draft struct {
 	TrackerInfo *topics.TrackerInfo // KindTracker
 	Retracts    topics.ID           // KindRetract
 	NodeInfo    *topics.NodeInfo    // KindNode
+	Trust       *topics.Trust       // KindTrust
+	Flag        *topics.Flag        // KindFlag
 }
 
 // Published is the outcome of one draft.
@@ -34,8 +37,9 @@ type Published struct {
 	ID     topics.ID `json:"id"`
 	Cursor uint64    `json:"cursor"`
 	Seq    uint64    `json:"seq"`
-	// New is false when the draft changed nothing (identical content, or a
-	// retraction already in force) and ID is the existing announcement.
+	// New is false when the draft changed nothing (identical content, a
+	// retraction already in force, a trust record or flag identical to the
+	// author's standing one) and ID is the existing announcement.
 	New bool `json:"new"`
 }
 
@@ -44,6 +48,9 @@ var (
 	ErrFrozen    = errors.New("feed: the chain is frozen by a fork")
 	ErrNoTarget  = errors.New("feed: no such Thing announcement of this author on this tracker")
 	errBadDraftT = errors.New("feed: draft kind and body disagree")
+	// ErrWrongTracker: a node, trust or flag record not on its author's
+	// node tracker, or another kind on it.
+	ErrWrongTracker = errors.New("feed: wrong tracker for this kind")
 )
 
 // draft is a Draft checked and hashed before it reaches the writer.
@@ -58,6 +65,7 @@ func (d *Draft) payload(seq uint64, prev topics.ID, now time.Time) *topics.Paylo
 		V: topics.Version, Kind: d.Kind, Tracker: d.Tracker, Seq: seq, Prev: prev,
 		Time:  topics.FormatTime(now),
 		Thing: d.Thing, TrackerInfo: d.TrackerInfo, Retracts: d.Retracts, NodeInfo: d.NodeInfo,
+		Trust: d.Trust, Flag: d.Flag,
 	}
 }
 
@@ -67,6 +75,16 @@ func prepare(d Draft, rawKey []byte) (*draft, error) {
 	if !d.Tracker.OwnedBy(rawKey) {
 		return nil, fmt.Errorf("%w: tracker %s", ErrNotOwner, d.Tracker)
 	}
+	if d.bodies() != 1 {
+		return nil, errBadDraftT
+	}
+	nodeTracker := topics.DeriveTrackerID(rawKey, "")
+	switch on := topics.OnNodeTracker(d.Kind); {
+	case on && d.Tracker != nodeTracker:
+		return nil, fmt.Errorf("%w: a %s record goes on the author's node tracker %s, not on %s", ErrWrongTracker, d.Kind, nodeTracker, d.Tracker)
+	case !on && d.Tracker == nodeTracker:
+		return nil, fmt.Errorf("%w: the node tracker carries node, trust and flag records only, not %q", ErrWrongTracker, d.Kind)
+	}
 	var err error
 	switch {
 	case d.Kind == topics.KindThing && d.Thing != nil:
@@ -75,6 +93,14 @@ func prepare(d Draft, rawKey []byte) (*draft, error) {
 		err = d.TrackerInfo.Check()
 	case d.Kind == topics.KindNode && d.NodeInfo != nil:
 		err = d.NodeInfo.Check()
+	case d.Kind == topics.KindTrust && d.Trust != nil:
+		if err = d.Trust.Check(); err == nil {
+			if subject, _ := topics.ParseNodeID(d.Trust.Subject); bytes.Equal(subject, rawKey) {
+				err = errors.New("trust.subject is the author itself")
+			}
+		}
+	case d.Kind == topics.KindFlag && d.Flag != nil:
+		err = d.Flag.Check()
 	case d.Kind == topics.KindRetract && !d.Retracts.IsZero():
 	default:
 		return nil, errBadDraftT
@@ -100,6 +126,17 @@ func prepare(d Draft, rawKey []byte) (*draft, error) {
 	return &draft{Draft: d, hash: h}, nil
 }
 
+// bodies counts the bodies d sets: a payload carries exactly one.
+func (d *Draft) bodies() int {
+	n := 0
+	for _, set := range []bool{d.Thing != nil, d.TrackerInfo != nil, !d.Retracts.IsZero(), d.NodeInfo != nil, d.Trust != nil, d.Flag != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
 // bodyHash is the SHA-256 of the canonical JSON (RFC 8785) of a payload's
 // body: what decides whether a publish changes anything.
 func bodyHash(p *topics.Payload) (topics.ID, error) {
@@ -111,6 +148,10 @@ func bodyHash(p *topics.Payload) (topics.ID, error) {
 		body = p.TrackerInfo
 	case topics.KindNode:
 		body = p.NodeInfo
+	case topics.KindTrust:
+		body = p.Trust
+	case topics.KindFlag:
+		body = p.Flag
 	default:
 		body = p.Retracts
 	}
@@ -128,8 +169,9 @@ func bodyHash(p *topics.Payload) (topics.ID, error) {
 // Publish signs and appends drafts with key, in order, through the log's one
 // seq allocator, and returns once they are durable. A draft whose content is
 // already the latest (the same Thing version with identical fields, the same
-// tracker or node record, a retraction already in force) is not published
-// again: its Published has New false and the existing ID. Either every draft
+// tracker or node record, a retraction already in force, the same trust
+// record or flag as the author's standing one on its subject or target) is
+// not published again: its Published has New false and the existing ID. Either every draft
 // is applied or none is.
 func (l *Log) Publish(ctx context.Context, key crypto.PrivKey, drafts []Draft) ([]Published, error) {
 	ds, err := prepareAll(key, drafts)
@@ -182,7 +224,7 @@ func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) 
 		if c.Fork != nil {
 			return nil, fmt.Errorf("%w: tracker %s", ErrFrozen, d.Tracker)
 		}
-		existing, err := t.current(d)
+		existing, err := t.current(d, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -207,8 +249,9 @@ func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) 
 }
 
 // current returns the stored announcement that already says what d says,
-// or nil if publishing d would change something.
-func (t *txn) current(d *draft) (*Ref, error) {
+// or nil if publishing d would change something. author is the publisher's
+// raw key.
+func (t *txn) current(d *draft, author []byte) (*Ref, error) {
 	switch d.Kind {
 	case topics.KindThing:
 		s, err := t.thing(d.Tracker, d.Thing.ID)
@@ -229,6 +272,8 @@ func (t *txn) current(d *draft) (*Ref, error) {
 		return t.same(tr.Info, d.hash)
 	case topics.KindRetract:
 		return t.currentRetraction(d)
+	case topics.KindTrust, topics.KindFlag:
+		return t.currentRecord(d, author)
 	}
 	return nil, errBadDraftT
 }
