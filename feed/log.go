@@ -61,6 +61,15 @@ type Config struct {
 	// pass either is refused (OverQuota), but for the log's own publishes
 	// and fork evidence. Zero means 1 GiB and 512 MiB; negative, no quota.
 	AuthorQuota, TrackerQuota int64
+	// AuthorQuotaOf, when set, gives each author's quota (author is its raw
+	// key), so that it can follow what the node thinks of the author:
+	// negative is none, zero is AuthorQuota. Nil means AuthorQuota for all.
+	// A quota may change between calls: a raised one lets the author in
+	// again (OverQuota stops reporting it), a lowered one bites from the
+	// author's next append. It is called by the writer for every append
+	// from another author, at Open, and by OverQuota, so it must be cheap,
+	// safe for concurrent use, and must not call back into the log.
+	AuthorQuotaOf func(author [32]byte) int64
 
 	fs vfs.FS // tests: Pebble's in-memory and crashable file systems
 }
@@ -155,7 +164,8 @@ type Log struct {
 	checked  time.Time     // when the free space was last read
 	diskFull atomic.Bool   // free space is below MinFree
 	free     atomic.Uint64 // free space when last read
-	// Authors ([32]byte) and trackers an append was refused for, by quota.
+	// Authors ([32]byte) and trackers an append was refused for, by quota,
+	// each with the quota (int64) that refused it.
 	fullAuthors, fullTrackers sync.Map
 
 	stats stats
@@ -300,7 +310,7 @@ const (
 	// may have; not stored.
 	GapLimited
 	// OverQuota: storing it would pass its author's or its tracker's quota
-	// (Config.AuthorQuota, TrackerQuota); not stored.
+	// (Config.AuthorQuota or AuthorQuotaOf, TrackerQuota); not stored.
 	OverQuota
 )
 

@@ -90,17 +90,27 @@ func (l *Log) readUsage() (usage, error) {
 	return u, nil
 }
 
+// authorQuota returns the quota of author: negative is none.
+func (c *Config) authorQuota(author [32]byte) int64 {
+	if c.AuthorQuotaOf != nil {
+		if q := c.AuthorQuotaOf(author); q != 0 {
+			return q
+		}
+	}
+	return c.AuthorQuota
+}
+
 // atQuota reports whether storing n more bytes in chain k would pass its
 // author's or its tracker's quota, and remembers which, for OverQuota.
 func (t *txn) atQuota(k chainKey, n uint64) bool {
 	cfg := &t.l.cfg
 	author := [32]byte(k.author())
-	if q := cfg.AuthorQuota; q >= 0 && t.l.usage.authors[author]+t.usage.authors[author]+n > uint64(q) {
-		t.l.fullAuthors.Store(author, true)
+	if q := cfg.authorQuota(author); q >= 0 && t.l.usage.authors[author]+t.usage.authors[author]+n > uint64(q) {
+		t.l.fullAuthors.Store(author, q)
 		return true
 	}
 	if q := cfg.TrackerQuota; q >= 0 && t.l.usage.trackers[k.tracker()]+t.usage.trackers[k.tracker()]+n > uint64(q) {
-		t.l.fullTrackers.Store(k.tracker(), true)
+		t.l.fullTrackers.Store(k.tracker(), q)
 		return true
 	}
 	return false
@@ -117,27 +127,40 @@ const fullMargin = 4 << 10
 func (l *Log) markFull(u usage) {
 	full := func(has uint64, q int64) bool { return q >= 0 && has+min(fullMargin, uint64(q)/16) >= uint64(q) }
 	for a := range u.authors {
-		if full(l.usage.authors[a], l.cfg.AuthorQuota) {
-			l.fullAuthors.Store(a, true)
+		if q := l.cfg.authorQuota(a); full(l.usage.authors[a], q) {
+			l.fullAuthors.Store(a, q)
 		}
 	}
 	for t := range u.trackers {
-		if full(l.usage.trackers[t], l.cfg.TrackerQuota) {
-			l.fullTrackers.Store(t, true)
+		if q := l.cfg.TrackerQuota; full(l.usage.trackers[t], q) {
+			l.fullTrackers.Store(t, q)
 		}
 	}
 }
 
 // OverQuota reports whether author (its raw key) or tracker is at its quota:
 // what a peer holds above it is not worth fetching. The log only grows, so
-// this stays true until a restart with other quotas.
+// this stays true until a restart with other quotas, or, for an author,
+// until Config.AuthorQuotaOf gives it a higher quota (or none).
 func (l *Log) OverQuota(tracker topics.TrackerID, author []byte) bool {
-	if len(author) != 32 {
+	_, t := l.fullTrackers.Load(tracker)
+	return t || len(author) == 32 && l.authorFull([32]byte(author))
+}
+
+// authorFull reports whether author was refused under the quota it has
+// now, or a lower one. A mark left by a lower quota is dropped: the
+// writer's next refusal under the new quota, if any, marks the author
+// again (only the writer knows its usage).
+func (l *Log) authorFull(author [32]byte) bool {
+	v, ok := l.fullAuthors.Load(author)
+	if !ok {
 		return false
 	}
-	_, a := l.fullAuthors.Load([32]byte(author))
-	_, t := l.fullTrackers.Load(tracker)
-	return a || t
+	if q := l.cfg.authorQuota(author); q >= 0 && q <= v.(int64) {
+		return true
+	}
+	l.fullAuthors.CompareAndDelete(author, v)
+	return false
 }
 
 // diskCheckEvery is how often the free space is read: at the most an

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +96,70 @@ func TestQuotas(t *testing.T) {
 	// Nor is fork evidence: a chain at its quota still freezes on a fork.
 	mustAppend(t, l, c.chain(c.tracker("y"), 2, "other")[1], Forked)
 	mustAppend(t, l, chainC[2], Frozen)
+}
+
+// TestAuthorQuotaOf: each author has the quota the function gives it (zero:
+// AuthorQuota; negative: none); a raised quota lets a refused author in
+// again, OverQuota included, and a lowered one keeps it out; at Open the
+// function decides who is full.
+func TestAuthorQuotaOf(t *testing.T) {
+	fs := vfs.NewMem()
+	a, b, c := newAuthor(t, 1), newAuthor(t, 2), newAuthor(t, 3)
+	chainA := a.chain(a.tracker("x"), 5, "a")
+	chainB := b.chain(b.tracker("x"), 2, "b")
+	chainC := c.chain(c.tracker("x"), 3, "c")
+	var quotaA atomic.Int64 // the writer and OverQuota read it
+	quotaA.Store(size(chainA[:2]))
+	cfg := Config{AuthorQuota: size(chainB[:1]), TrackerQuota: -1, AuthorQuotaOf: func(author [32]byte) int64 {
+		switch {
+		case bytes.Equal(author[:], a.raw):
+			return quotaA.Load()
+		case bytes.Equal(author[:], c.raw):
+			return -1
+		}
+		return 0
+	}}
+	l := openMem(t, fs, cfg)
+	over := func(au *author, want bool) {
+		t.Helper()
+		if got := l.OverQuota(au.tracker("other"), au.raw); got != want {
+			t.Fatalf("OverQuota(author %x) = %v, want %v", au.raw[:4], got, want)
+		}
+	}
+	mustAppend(t, l, chainA[0], Stored)
+	mustAppend(t, l, chainA[1], Stored)
+	mustAppend(t, l, chainA[2], OverQuota)
+	over(a, true)
+	mustAppend(t, l, chainB[0], Stored) // zero: AuthorQuota
+	mustAppend(t, l, chainB[1], OverQuota)
+	over(b, true)
+	for _, ann := range chainC { // negative: none
+		mustAppend(t, l, ann, Stored)
+	}
+	over(c, false)
+
+	// a is trusted now: two more fit, then it is full again.
+	quotaA.Store(size(chainA[:4]))
+	over(a, false)
+	mustAppend(t, l, chainA[2], Stored)
+	mustAppend(t, l, chainA[3], Stored)
+	mustAppend(t, l, chainA[4], OverQuota)
+	over(a, true)
+	// A lowered quota keeps it out.
+	quotaA.Store(size(chainA[:1]))
+	over(a, true)
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	quotaA.Store(size(chainA[:4]))
+	l = openMem(t, fs, cfg)
+	over(a, true) // at its quota: marked at Open
+	over(b, true)
+	over(c, false)
+	quotaA.Store(-1)
+	over(a, false)
+	mustAppend(t, l, chainA[4], Stored)
 }
 
 // TestNoQuota: a negative quota is none.
