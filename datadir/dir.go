@@ -2,8 +2,8 @@
 // lock that makes one process its owner, the Pebble log, the follows, the
 // cursors and the other small state files, and the operations that need no
 // network (create a tracker, publish, import, retract, ingest, read the
-// log). It is the only package that names the dir's files; it never touches
-// the network.
+// log, announce the profile, follows, trust records and flags). It is the
+// only package that names the dir's files; it never touches the network.
 package datadir
 
 import (
@@ -37,7 +37,7 @@ type Dir struct {
 	Log  *feed.Log
 
 	lock      *flock.Flock
-	publish   sync.Mutex // serialises tracker creation, which rewrites the node record
+	publish   sync.Mutex // serialises what publishes on the node tracker: each node record starts from the last
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -76,7 +76,7 @@ type TrackerResult struct {
 }
 
 // CreateTracker creates the tracker info.Name of this node, announcing it and
-// a node record that lists it. If the tracker exists, it is left alone, or,
+// a node record that lists it (and keeps the profile and follows). If the tracker exists, it is left alone, or,
 // with update, its description is replaced when it differs.
 func (c *Dir) CreateTracker(ctx context.Context, info topics.TrackerInfo, update bool) (TrackerResult, error) {
 	if info.Name == "" {
@@ -101,10 +101,8 @@ func (c *Dir) CreateTracker(ctx context.Context, info topics.TrackerInfo, update
 		own = append(own, id)
 		slices.SortFunc(own, func(a, b topics.TrackerID) int { return slices.Compare(a[:], b[:]) })
 	}
-	ps, err := c.Log.Publish(ctx, c.ID.Key, []feed.Draft{
-		{Tracker: id, Kind: topics.KindTracker, TrackerInfo: &info},
-		{Tracker: c.ID.NodeTracker(), Kind: topics.KindNode, NodeInfo: &topics.NodeInfo{Trackers: own}},
-	})
+	ps, err := c.publishNode(ctx, []feed.Draft{{Tracker: id, Kind: topics.KindTracker, TrackerInfo: &info}},
+		func(n *topics.NodeInfo) { n.Trackers = own })
 	if err != nil {
 		return TrackerResult{}, err
 	}
