@@ -113,6 +113,7 @@ type NetStats struct {
 	Rejected       uint64 `json:"rejected"`
 	Duplicates     uint64 `json:"duplicates"`
 	OverBudget     uint64 `json:"over_budget"`
+	IgnoredAuthors uint64 `json:"ignored_authors"`
 	SeenDuplicates uint64 `json:"seen_duplicates"`
 
 	DiscoveryAccepted uint64 `json:"discovery_accepted"`
