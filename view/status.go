@@ -145,6 +145,7 @@ type SyncStats struct {
 	FetchFailures uint64 `json:"fetch_failures"`
 	Received      uint64 `json:"received"`
 	Stored        uint64 `json:"stored"`
+	Skipped       uint64 `json:"skipped"`
 	Violations    uint64 `json:"violations"`
 	Served        uint64 `json:"served"`
 	ServedBytes   uint64 `json:"served_bytes"`
