@@ -99,6 +99,16 @@ type Config struct {
 	// ignored: not stored, not forwarded. Zero means 100 and 2000.
 	AuthorRate  float64
 	AuthorBurst int
+	// Standing, if set, says how the node treats an author's announcements
+	// and discovery records: ignored, or within a budget of its own instead
+	// of AuthorRate and AuthorBurst. It is given the author's raw 32-byte
+	// Ed25519 key (topics.Envelope.RawKey) and asked again for every
+	// message, so a change applies to the next one. It is called
+	// concurrently from the validation and sync goroutines, before any
+	// signature is verified, for every message that arrives: it must be
+	// cheap (a map lookup) and must not block. Nil treats every author
+	// alike, with the defaults.
+	Standing func(author [32]byte) Standing
 	// SeenTTL is how long GossipSub remembers a message ID. Zero means two
 	// minutes, GossipSub's own default. Tests shrink it.
 	SeenTTL time.Duration
@@ -123,6 +133,20 @@ type Config struct {
 	Now func() time.Time
 
 	allowHugeHello bool // the topic-scale benchmark goes past MaxTrackersLimit
+}
+
+// Standing is how this node treats an author's announcements.
+type Standing struct {
+	// Ignore drops the author's messages: blocked or distrusted, they are
+	// not stored, not forwarded, not fetched or served in sync. They are
+	// ignored, not rejected: a peer relaying them does nothing wrong.
+	Ignore bool
+	// Rate is the author's budget of announcements per second, sustained.
+	// Zero (or less) means Config.AuthorRate.
+	Rate float64
+	// Burst is the author's budget of announcements at once. Zero (or less)
+	// means Config.AuthorBurst.
+	Burst int
 }
 
 // MaxTrackersLimit bounds Config.MaxTrackers. GossipSub sends all of a

@@ -26,6 +26,18 @@ type FetchRequest struct {
 	Chains []WireChain
 	// All asks for the chains of authors not listed too.
 	All bool
+	// Ignore, if set, names the authors left out, by raw Ed25519 key: each
+	// side applies its own, as it is not sent. ServeFetch serves none of
+	// their chains; ReadFetch drops their envelopes unverified and
+	// unstored, and holds them against no one (see FetchResult.Skipped).
+	// It is called for every chain served and every envelope read, on
+	// several goroutines at once: it must be cheap. Nil leaves no one out.
+	Ignore func(author [32]byte) bool
+}
+
+// ignores reports whether r leaves out the author of raw key key.
+func (r FetchRequest) ignores(key []byte) bool {
+	return r.Ignore != nil && len(key) == 32 && r.Ignore([32]byte(key))
 }
 
 // NewFetchRequest describes what h holds of tracker.
@@ -71,7 +83,7 @@ func ServeFetch(ctx context.Context, w io.Writer, h History, req FetchRequest, c
 	var serve []Head
 	for _, hd := range heads {
 		have, ok := asked[hd.Author]
-		if !ok && !req.All {
+		if (!ok && !req.All) || req.ignores(hd.AuthorKey) {
 			continue
 		}
 		serve = append(serve, hd)
@@ -347,6 +359,9 @@ type FetchResult struct {
 	Planned          int // envelopes the responder said it would send
 	Received, Stored int // envelopes received, and stored as new
 	Forks            int // of them, fork evidence
+	// Skipped counts the envelopes of authors the request ignores, dropped
+	// unverified: not among Received.
+	Skipped int
 }
 
 // ReadFetch reads the response to req from r, validates every envelope as a
@@ -378,8 +393,9 @@ func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, pr
 	// Stage 1 (this goroutine): read and decode. Stage 2: validate, in
 	// parallel within a batch. Stage 3: append, in order.
 	type batch struct {
-		anns []*topics.Announcement
-		err  error
+		anns    []*topics.Announcement
+		skipped int
+		err     error
 	}
 	validated := make(chan batch, 2)
 	var appendErr error
@@ -389,6 +405,13 @@ func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, pr
 		defer wg.Done()
 		for b := range validated {
 			if b.err != nil || appendErr != nil {
+				continue
+			}
+			res.Skipped += b.skipped
+			if len(b.anns) == 0 {
+				if progress != nil {
+					progress(res)
+				}
 				continue
 			}
 			outs, err := h.AppendAll(ctx, b.anns)
@@ -441,12 +464,12 @@ func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, pr
 			}
 			return finish(fmt.Errorf("%w: unexpected %q message", ErrBadPeer, m.Type))
 		case kindBatch:
-			anns, err := validateBatch(body, req.Tracker, mine)
+			anns, skipped, err := validateBatch(body, req, mine)
 			if err != nil {
 				return finish(err)
 			}
 			select {
-			case validated <- batch{anns: anns}:
+			case validated <- batch{anns: anns, skipped: skipped}:
 			case <-ctx.Done():
 				return finish(ctx.Err())
 			}
@@ -460,11 +483,27 @@ func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, pr
 // a part each, verifying each part's signatures in one batch: each valid as
 // a live one (without the clock), of the tracker asked for, and something
 // asked for: above what the requester holds, in one of its gaps, or at its
-// head but different (fork evidence).
-func validateBatch(body []byte, tracker topics.TrackerID, mine map[string]WireChain) ([]*topics.Announcement, error) {
+// head but different (fork evidence). The envelopes of authors the request
+// ignores are left out first, unverified and unchecked, and counted in
+// skipped.
+func validateBatch(body []byte, req FetchRequest, mine map[string]WireChain) (_ []*topics.Announcement, skipped int, _ error) {
+	tracker := req.Tracker
 	envs, err := decodeBatch(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadPeer, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrBadPeer, err)
+	}
+	if req.Ignore != nil {
+		kept := envs[:0]
+		for _, env := range envs {
+			// Decoding is cheap beside verifying; a bad envelope is kept
+			// for validation to refuse.
+			if e, err := topics.DecodeEnvelope(env); err == nil && req.ignores(e.RawKey) {
+				skipped++
+				continue
+			}
+			kept = append(kept, env)
+		}
+		envs = kept
 	}
 	anns := make([]*topics.Announcement, len(envs))
 	errs := make([]error, len(envs))
@@ -488,10 +527,10 @@ func validateBatch(body []byte, tracker topics.TrackerID, mine map[string]WireCh
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return anns, nil
+	return anns, skipped, nil
 }
 
 // checkFetched checks that a valid announcement was asked for.

@@ -25,6 +25,10 @@ type Stats struct {
 	// stored) and OverBudget (an author over its rate budget) are among the
 	// ignored.
 	Accepted, Ignored, Rejected, Duplicates, OverBudget uint64
+	// IgnoredAuthors counts messages of authors Config.Standing ignores:
+	// announcements, among Ignored, and discovery records, among
+	// DiscoveryIgnored.
+	IgnoredAuthors uint64
 	// SeenDuplicates counts messages pubsub dropped because it had seen
 	// their ID: copies that cost bandwidth but no validation.
 	SeenDuplicates uint64
@@ -52,19 +56,20 @@ type Stats struct {
 }
 
 type counters struct {
-	outcomes   [3]atomic.Uint64 // tracker topics, by topics.Outcome
-	disc       [3]atomic.Uint64 // discovery topic, by topics.Outcome
-	dupes      atomic.Uint64
-	seenDupes  atomic.Uint64
-	overBudget atomic.Uint64
-	dropRPC    atomic.Uint64
-	dropVal    atomic.Uint64
-	dropSub    atomic.Uint64
-	dropDisc   atomic.Uint64
-	refused    atomic.Uint64
-	joins      atomic.Uint64
-	leaves     atomic.Uint64
-	deaths     atomic.Uint64
+	outcomes       [3]atomic.Uint64 // tracker topics, by topics.Outcome
+	disc           [3]atomic.Uint64 // discovery topic, by topics.Outcome
+	dupes          atomic.Uint64
+	seenDupes      atomic.Uint64
+	overBudget     atomic.Uint64
+	ignoredAuthors atomic.Uint64
+	dropRPC        atomic.Uint64
+	dropVal        atomic.Uint64
+	dropSub        atomic.Uint64
+	dropDisc       atomic.Uint64
+	refused        atomic.Uint64
+	joins          atomic.Uint64
+	leaves         atomic.Uint64
+	deaths         atomic.Uint64
 }
 
 func (c *counters) count(discovery bool, o topics.Outcome) {

@@ -70,6 +70,7 @@ const (
 type SyncStats struct {
 	Fetches, FetchFailures uint64 // fetches this node made
 	Received, Stored       uint64 // envelopes fetched, and stored as new
+	Skipped                uint64 // envelopes fetched of authors the node ignores, dropped unverified
 	Violations             uint64 // peers caught sending invalid or unrequested data
 	Served, ServedBytes    uint64 // envelopes and bytes served
 	Busy, OverBudget       uint64 // fetches refused: too many at once, or a peer's budget spent
@@ -217,7 +218,11 @@ func (s *syncer) serveInventory(w *bufio.Writer, req *syncMsg) error {
 		return writeJSON(w, &syncMsg{Type: "done", Error: "history unavailable"})
 	}
 	page := &syncMsg{Type: "heads", Next: next}
+	ignore := FetchRequest{Ignore: s.n.ignoring()}
 	for _, h := range heads {
+		if ignore.ignores(h.AuthorKey) {
+			continue // not offered: it would not be served
+		}
 		page.Heads = append(page.Heads, WireHead{Tracker: h.Tracker, Author: h.Author, Seq: h.Seq, ID: h.ID})
 	}
 	return writeJSON(w, page)
@@ -242,7 +247,7 @@ func (s *syncer) serveFetch(st network.Stream, w *bufio.Writer, p peer.ID, req *
 		bytes += n
 		return lim.AllowN(time.Now(), n)
 	}
-	sent, err := ServeFetch(ctx, st, s.hist, FetchRequest{Tracker: req.Tracker, Chains: req.Chains, All: req.All}, charge)
+	sent, err := ServeFetch(ctx, st, s.hist, FetchRequest{Tracker: req.Tracker, Chains: req.Chains, All: req.All, Ignore: s.n.ignoring()}, charge)
 	s.count(func(st *SyncStats) { st.Served += uint64(sent); st.ServedBytes += uint64(bytes) })
 	if errors.Is(err, ErrBudget) {
 		s.count(func(st *SyncStats) { st.OverBudget++ })
@@ -321,6 +326,7 @@ func (n *Node) fetch(ctx context.Context, p peer.ID, tracker topics.TrackerID) (
 	s.count(func(st *SyncStats) {
 		st.Received += uint64(res.Received)
 		st.Stored += uint64(res.Stored)
+		st.Skipped += uint64(res.Skipped)
 		if err != nil {
 			st.FetchFailures++
 		}
@@ -333,6 +339,7 @@ func (s *syncer) fetch(ctx context.Context, p peer.ID, tracker topics.TrackerID)
 	if err != nil {
 		return FetchResult{}, err
 	}
+	req.Ignore = s.n.ignoring()
 	ctx, cancel := context.WithTimeout(ctx, maxFetchTime)
 	defer cancel()
 	st, err := s.n.host.NewStream(ctx, p, SyncProtocol)
@@ -392,6 +399,7 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 		total.Received += r.Received
 		total.Stored += r.Stored
 		total.Forks += r.Forks
+		total.Skipped += r.Skipped
 		if err == nil {
 			return total, nil
 		}

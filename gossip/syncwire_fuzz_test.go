@@ -276,7 +276,7 @@ func FuzzBatch(f *testing.F) {
 		if limit := uint64(4*maxBatchRaw + 64*len(body) + 1<<20); n > limit {
 			t.Fatalf("decoding %d bytes allocated %d bytes (limit %d)", len(body), n, limit)
 		}
-		anns, verr := validateBatch(body, tracker, mine)
+		anns, _, verr := validateBatch(body, req, mine)
 		if err != nil {
 			if !errors.Is(err, ErrBadPeer) || !errors.Is(verr, ErrBadPeer) {
 				t.Fatalf("refused, but not as the peer's fault: %v; %v", err, verr)

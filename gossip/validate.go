@@ -40,6 +40,15 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 		n.debug(msg, err)
 		return topics.OutcomeOf(err)
 	}
+	// An author the node ignores costs neither the store lookup nor the
+	// signature; and the peer that relayed it did nothing wrong. Only the
+	// node's own publishes pass: it chose to send them.
+	author := [32]byte(env.RawKey)
+	st := n.standing(author)
+	if st.Ignore && msg.ReceivedFrom != n.host.ID() {
+		n.stat.ignoredAuthors.Add(1)
+		return topics.Ignore
+	}
 	id := topics.ID([]byte(msg.ID)) // the SHA-256 of the data: see messageID
 	stored, err := n.cfg.Store.Has(id)
 	if err != nil {
@@ -55,8 +64,8 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 	}
 	// An author over its budget costs no verification; but only a message
 	// the author signed spends the budget, or anyone could silence it.
-	author, now := [32]byte(env.RawKey), n.cfg.Now()
-	if n.budgets.spent(author, now) {
+	now := n.cfg.Now()
+	if n.budgets.spent(author, st, now) {
 		n.stat.overBudget.Add(1)
 		return topics.Ignore
 	}
@@ -64,7 +73,7 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 		n.debug(msg, err)
 		return topics.Reject
 	}
-	if !n.budgets.allow(author, now) {
+	if !n.budgets.allow(author, st, now) {
 		n.stat.overBudget.Add(1)
 		return topics.Ignore
 	}
@@ -79,6 +88,31 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 		return topics.Ignore
 	}
 	return o
+}
+
+// standing is an author's Standing with its zero budget filled in from
+// AuthorRate and AuthorBurst.
+func (n *Node) standing(author [32]byte) Standing {
+	var s Standing
+	if n.cfg.Standing != nil {
+		s = n.cfg.Standing(author)
+	}
+	if s.Rate <= 0 {
+		s.Rate = n.cfg.AuthorRate
+	}
+	if s.Burst <= 0 {
+		s.Burst = n.cfg.AuthorBurst
+	}
+	return s
+}
+
+// ignoring returns whether Config.Standing ignores an author, or nil when
+// there is no Standing: sync then skips nobody, at no cost.
+func (n *Node) ignoring() func(author [32]byte) bool {
+	if n.cfg.Standing == nil {
+		return nil
+	}
+	return func(author [32]byte) bool { return n.cfg.Standing(author).Ignore }
 }
 
 func (n *Node) debug(msg *pubsub.Message, err error) {
@@ -129,6 +163,14 @@ func (n *Node) validateDiscovery(_ context.Context, _ peer.ID, msg *pubsub.Messa
 func (n *Node) checkDiscovery(msg *pubsub.Message) topics.Outcome {
 	if msg.ReceivedFrom == n.host.ID() {
 		return topics.Accept
+	}
+	// The signer is the owner (ValidateDiscovery checks it): an ignored
+	// owner's record costs no verification.
+	if n.cfg.Standing != nil {
+		if e, err := topics.DecodeEnvelope(msg.Data); err == nil && n.cfg.Standing([32]byte(e.RawKey)).Ignore {
+			n.stat.ignoredAuthors.Add(1)
+			return topics.Ignore
+		}
 	}
 	d, err := topics.ValidateDiscovery(msg.Data, n.cfg.Now())
 	if err != nil {
@@ -219,41 +261,69 @@ func (g *discoveryGate) admit(d *topics.Discovery, now time.Time) error {
 }
 
 // authorBudgets keeps each author's announcement budget: a token bucket per
-// signing key, checked before the signature so that a flood costs little.
+// signing key, at the rate and burst of the author's standing, checked
+// before the signature so that a flood costs little.
 type authorBudgets struct {
-	rate  rate.Limit
-	burst int
-
 	mu   sync.Mutex
-	keys map[[32]byte]*rate.Limiter
+	keys map[[32]byte]*budget
+}
+
+// budget is one author's bucket and the standing it was last fitted to.
+type budget struct {
+	lim   *rate.Limiter
+	rate  float64
+	burst int
 }
 
 const maxBudgetAuthors = 100000 // authors remembered; beyond, all are forgotten
 
-func newAuthorBudgets(r float64, burst int) *authorBudgets {
-	return &authorBudgets{rate: rate.Limit(r), burst: burst, keys: make(map[[32]byte]*rate.Limiter)}
+func newAuthorBudgets() *authorBudgets {
+	return &authorBudgets{keys: make(map[[32]byte]*budget)}
 }
 
-// spent reports whether an author has no budget left, without taking any
-// (nor remembering an author it does not know).
-func (b *authorBudgets) spent(key [32]byte, now time.Time) bool {
+// fit gives the bucket a standing's rate and burst when the standing has
+// changed (the node raised or lowered the author), rather than keep a stale
+// budget until the author is forgotten. The tokens earned until now stay
+// (down to the new burst); from now on they accrue at the new rate. The
+// caller holds the budgets' lock.
+func (e *budget) fit(s Standing, now time.Time) {
+	if s.Rate != e.rate {
+		e.lim.SetLimitAt(now, rate.Limit(s.Rate))
+		e.rate = s.Rate
+	}
+	if s.Burst != e.burst {
+		e.lim.SetBurstAt(now, s.Burst)
+		e.burst = s.Burst
+	}
+}
+
+// spent reports whether an author, of standing s, has no budget left,
+// without taking any (nor remembering an author it does not know). It fits
+// a known author's bucket to s: a message not yet verified may do so, as s
+// is this node's word, not the message's.
+func (b *authorBudgets) spent(key [32]byte, s Standing, now time.Time) bool {
 	b.mu.Lock()
-	lim := b.keys[key]
+	e := b.keys[key]
+	if e != nil {
+		e.fit(s, now)
+	}
 	b.mu.Unlock()
-	return lim != nil && lim.TokensAt(now) < 1
+	return e != nil && e.lim.TokensAt(now) < 1
 }
 
-// allow takes one announcement from an author's budget.
-func (b *authorBudgets) allow(key [32]byte, now time.Time) bool {
+// allow takes one announcement from the budget of an author of standing s.
+func (b *authorBudgets) allow(key [32]byte, s Standing, now time.Time) bool {
 	b.mu.Lock()
-	lim := b.keys[key]
-	if lim == nil {
+	e := b.keys[key]
+	if e == nil {
 		if len(b.keys) >= maxBudgetAuthors {
 			clear(b.keys)
 		}
-		lim = rate.NewLimiter(b.rate, b.burst)
-		b.keys[key] = lim
+		e = &budget{lim: rate.NewLimiter(rate.Limit(s.Rate), s.Burst), rate: s.Rate, burst: s.Burst}
+		b.keys[key] = e
+	} else {
+		e.fit(s, now)
 	}
 	b.mu.Unlock()
-	return lim.AllowN(now, 1)
+	return e.lim.AllowN(now, 1)
 }

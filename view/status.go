@@ -113,6 +113,7 @@ type NetStats struct {
 	Rejected       uint64 `json:"rejected"`
 	Duplicates     uint64 `json:"duplicates"`
 	OverBudget     uint64 `json:"over_budget"`
+	IgnoredAuthors uint64 `json:"ignored_authors"`
 	SeenDuplicates uint64 `json:"seen_duplicates"`
 
 	DiscoveryAccepted uint64 `json:"discovery_accepted"`
@@ -144,6 +145,7 @@ type SyncStats struct {
 	FetchFailures uint64 `json:"fetch_failures"`
 	Received      uint64 `json:"received"`
 	Stored        uint64 `json:"stored"`
+	Skipped       uint64 `json:"skipped"`
 	Violations    uint64 `json:"violations"`
 	Served        uint64 `json:"served"`
 	ServedBytes   uint64 `json:"served_bytes"`
