@@ -76,6 +76,10 @@ func (*memLog) Things(context.Context, view.ThingsQuery) (*view.ThingsPage, erro
 	return nil, nil
 }
 func (*memLog) Status(context.Context) (*view.Status, error) { return nil, nil }
+func (*memLog) NodeDetail(context.Context, string) (*view.NodeDetail, error) {
+	return nil, nil
+}
+func (*memLog) Discovered(context.Context) ([]view.Discovered, error) { return nil, nil }
 
 // counter is a plugin on TCP counting what it receives.
 type counter struct {

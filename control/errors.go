@@ -46,6 +46,7 @@ var codes = []struct {
 	{"not_found", view.ErrNotFound},
 	{"bad_request", ErrBadRequest},
 	{"node_gone", ErrNodeGone},
+	{"fingerprint_mismatch", datadir.ErrFingerprintMismatch},
 }
 
 // Errors of the channel itself.

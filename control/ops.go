@@ -23,6 +23,16 @@ type Operations interface {
 	Ingest(ctx context.Context, envelopes [][]byte) (datadir.IngestResult, error)
 	Entries(ctx context.Context, since uint64, limit int) ([]view.Entry, error)
 	Status(ctx context.Context) (*view.Status, error)
+
+	// Trust: see DESIGN.md, "Trust".
+	Trust(ctx context.Context, subject string, level topics.TrustLevel, fingerprint, note string) (feed.Published, error)
+	Flag(ctx context.Context, f topics.Flag) (feed.Published, error)
+	SetProfile(ctx context.Context, p datadir.Profile) (feed.Published, error)
+	Block(ctx context.Context, ids []string, blocked bool) error
+	NodeDetail(ctx context.Context, id string) (*view.NodeDetail, error)
+	Discovered(ctx context.Context) ([]view.Discovered, error)
+	Dismiss(ctx context.Context, ids []string) error
+
 	Close() error
 }
 

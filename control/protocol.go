@@ -50,6 +50,14 @@ const (
 	OpUnfollow      = "unfollow"
 	OpFollows       = "follows"
 	OpSubscribe     = "subscribe"
+	OpTrust         = "trust"
+	OpFlag          = "flag"
+	OpProfile       = "profile"
+	OpBlock         = "block"
+	OpUnblock       = "unblock"
+	OpNode          = "node"
+	OpDiscovered    = "discovered"
+	OpDismiss       = "dismiss"
 )
 
 // request is a control request; which fields count depends on Op.
@@ -66,6 +74,10 @@ type request struct {
 	Limit     int                 `json:"limit,omitempty"`
 	Follows   datadir.FollowSet   `json:"follows,omitzero"`
 	Followed  bool                `json:"followed,omitempty"`
+	Trust     *topics.Trust       `json:"trust,omitempty"`
+	Flag      *topics.Flag        `json:"flag,omitempty"`
+	Profile   *datadir.Profile    `json:"profile,omitempty"`
+	Nodes     []string            `json:"nodes,omitempty"` // block, unblock, node, dismiss
 }
 
 // response is a control response line.

@@ -237,6 +237,33 @@ func (s *Server) do(ctx context.Context, req *request) (any, error) {
 		return nil, h.Unfollow(ctx, req.Follows)
 	case OpFollows:
 		return h.Follows(ctx)
+	case OpTrust:
+		if req.Trust == nil {
+			return nil, fmt.Errorf("%w: trust needs trust", ErrBadRequest)
+		}
+		t := req.Trust
+		return h.Trust(ctx, t.Subject, t.Level, t.Fingerprint, t.Note)
+	case OpFlag:
+		if req.Flag == nil {
+			return nil, fmt.Errorf("%w: flag needs flag", ErrBadRequest)
+		}
+		return h.Flag(ctx, *req.Flag)
+	case OpProfile:
+		if req.Profile == nil {
+			return nil, fmt.Errorf("%w: profile needs profile", ErrBadRequest)
+		}
+		return h.SetProfile(ctx, *req.Profile)
+	case OpBlock, OpUnblock:
+		return nil, h.Block(ctx, req.Nodes, req.Op == OpBlock)
+	case OpNode:
+		if len(req.Nodes) != 1 {
+			return nil, fmt.Errorf("%w: node needs one node ID", ErrBadRequest)
+		}
+		return h.NodeDetail(ctx, req.Nodes[0])
+	case OpDiscovered:
+		return h.Discovered(ctx)
+	case OpDismiss:
+		return nil, h.Dismiss(ctx, req.Nodes)
 	}
 	if len(req.Op) <= 32 && printable(req.Op) {
 		return nil, fmt.Errorf("%w: unknown operation %q", ErrBadRequest, req.Op)

@@ -54,15 +54,21 @@ func (c *Dir) publishNode(ctx context.Context, before []feed.Draft, edit func(*t
 	return c.Log.Publish(ctx, c.ID.Key, drafts)
 }
 
-// SetProfile announces this node's profile: name and url one line each,
-// description any text (topics.NodeInfo's limits). The node record keeps
-// its trackers and follows; an unchanged profile publishes nothing (New
-// false).
-func (c *Dir) SetProfile(ctx context.Context, name, description, url string) (feed.Published, error) {
+// Profile is what a node says of itself in its node record.
+type Profile struct {
+	Name        string `json:"name,omitempty"`        // one line
+	Description string `json:"description,omitempty"` // may span lines
+	URL         string `json:"url,omitempty"`
+}
+
+// SetProfile announces this node's profile (topics.NodeInfo's limits). The
+// node record keeps its trackers and follows; an unchanged profile
+// publishes nothing (New false).
+func (c *Dir) SetProfile(ctx context.Context, p Profile) (feed.Published, error) {
 	c.publish.Lock()
 	defer c.publish.Unlock()
 	ps, err := c.publishNode(ctx, nil, func(n *topics.NodeInfo) {
-		n.Name, n.Description, n.URL = name, description, url
+		n.Name, n.Description, n.URL = p.Name, p.Description, p.URL
 	})
 	if err != nil {
 		return feed.Published{}, err

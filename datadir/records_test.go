@@ -68,11 +68,11 @@ func oneLine(t *testing.T, err error, what string) {
 func TestNodeRecordCarriesForward(t *testing.T) {
 	ctx := context.Background()
 	c := openDir(t)
-	p, err := c.SetProfile(ctx, "Workshop", "Jigs and fixtures.\nMostly wood.", "https://workshop.example/")
+	p, err := c.SetProfile(ctx, Profile{"Workshop", "Jigs and fixtures.\nMostly wood.", "https://workshop.example/"})
 	if err != nil || !p.New {
 		t.Fatalf("SetProfile: %+v %v", p, err)
 	}
-	if again, err := c.SetProfile(ctx, "Workshop", "Jigs and fixtures.\nMostly wood.", "https://workshop.example/"); err != nil || again.New || again.ID != p.ID {
+	if again, err := c.SetProfile(ctx, Profile{"Workshop", "Jigs and fixtures.\nMostly wood.", "https://workshop.example/"}); err != nil || again.New || again.ID != p.ID {
 		t.Fatalf("SetProfile again: %+v %v, want %s with New false", again, err, p.ID)
 	}
 	a, err := c.CreateTracker(ctx, topics.TrackerInfo{Name: "a"}, false)
@@ -102,7 +102,7 @@ func TestNodeRecordCarriesForward(t *testing.T) {
 	}
 
 	// A new profile keeps the trackers and follows.
-	if _, err := c.SetProfile(ctx, "Shed", "", ""); err != nil {
+	if _, err := c.SetProfile(ctx, Profile{"Shed", "", ""}); err != nil {
 		t.Fatal(err)
 	}
 	if n := nodeRecord(t, c).Payload.NodeInfo; n.Name != "Shed" || n.URL != "" || !slices.Equal(n.Trackers, want) || n.Follows == nil {
@@ -141,9 +141,9 @@ func TestNodeRecordCarriesForward(t *testing.T) {
 		name string
 		do   func() error
 	}{
-		{"a name of two lines", func() error { _, err := c.SetProfile(ctx, "two\nlines", "", ""); return err }},
+		{"a name of two lines", func() error { _, err := c.SetProfile(ctx, Profile{"two\nlines", "", ""}); return err }},
 		{"a long description", func() error {
-			_, err := c.SetProfile(ctx, "x", strings.Repeat("d", topics.MaxNodeDescriptionLen+1), "")
+			_, err := c.SetProfile(ctx, Profile{"x", strings.Repeat("d", topics.MaxNodeDescriptionLen+1), ""})
 			return err
 		}},
 		{"a bad node followed", func() error {

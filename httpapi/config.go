@@ -46,6 +46,13 @@ type Backend interface {
 	TrackerDocument(ctx context.Context, id topics.TrackerID) ([]byte, error)
 	// Nodes describes this node, its members and its peers.
 	Nodes(ctx context.Context) (*view.Nodes, error)
+	// NodeDetail tells everything the node holds about a node: profile,
+	// fingerprint, trust level and why, trackers, follows, trust records
+	// and flags.
+	NodeDetail(ctx context.Context, id string) (*view.NodeDetail, error)
+	// Discovered lists the trackers discovered and not followed, for
+	// review.
+	Discovered(ctx context.Context) ([]view.Discovered, error)
 	// Health describes the node in a few words; an error means unhealthy.
 	Health(ctx context.Context) (*view.Health, error)
 	// Metrics returns the node's counters for /metrics.

@@ -66,11 +66,13 @@ func New(cfg Config, b Backend) (*Server, error) {
 	reg.MustRegister(collector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/things", s.get(s.things, "tracker", "author", "tag", "text", "after", "limit"))
+	mux.Handle("/v1/things", s.get(s.things, "tracker", "author", "tag", "text", "flagged", "after", "limit"))
 	mux.Handle("/v1/things/{tracker}/{thing...}", s.get(s.thing))
 	mux.Handle("/v1/trackers", s.get(s.trackers, "after", "limit"))
 	mux.Handle("/v1/trackers/{id}", s.get(s.tracker))
 	mux.Handle("/v1/nodes", s.get(s.nodes))
+	mux.Handle("/v1/nodes/{id}", s.get(s.node))
+	mux.Handle("/v1/discovered", s.get(s.discovered))
 	mux.Handle("/v1/feed", s.get(s.feed, "tracker", "since"))
 	mux.Handle("/healthz", s.get(s.health))
 	mux.Handle("/metrics", s.get(func(w http.ResponseWriter, r *http.Request) error {
@@ -249,6 +251,20 @@ func number(r *http.Request, name string, def, max uint64) (uint64, error) {
 	return n, nil
 }
 
+// boolean reads a parameter that is true or false (1 or 0), false when
+// absent.
+func boolean(r *http.Request, name string) (bool, error) {
+	v, err := one(r, name)
+	if err != nil || v == "" {
+		return false, err
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("%s %q: want true or false", name, v)
+	}
+	return b, nil
+}
+
 func trackerParam(s string) (topics.TrackerID, error) {
 	t, err := topics.ParseTrackerID(s)
 	if err != nil {
@@ -280,6 +296,9 @@ func (s *Server) things(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q.Limit = int(limit)
+	if q.Flagged, err = boolean(r, "flagged"); err != nil {
+		return err
+	}
 	if err := q.Check(); err != nil {
 		return badRequest("%v", err)
 	}
@@ -347,6 +366,26 @@ func (s *Server) tracker(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
 	v, err := s.b.Nodes(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) node(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := topics.NodeKey(id); err != nil {
+		return badRequest("%v", err)
+	}
+	v, err := s.b.NodeDetail(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) discovered(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.b.Discovered(r.Context())
 	if err != nil {
 		return err
 	}

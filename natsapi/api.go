@@ -48,6 +48,8 @@ func (s *Server) serveAPI() error {
 		{"thing", s.thing},
 		{"things", s.things},
 		{"status", s.status},
+		{"node", s.node},
+		{"discovered", s.discovered},
 	}
 	for _, e := range endpoints {
 		h := micro.HandlerFunc(func(req micro.Request) { s.handle(req, e.fn) })
@@ -264,4 +266,27 @@ func (s *Server) status(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	return s.b.Status(ctx)
+}
+
+// NodeRequest asks ttn.api.node about a node.
+type NodeRequest struct {
+	ID string `json:"id"` // a node ID
+}
+
+func (s *Server) node(ctx context.Context, data []byte) (any, error) {
+	var req NodeRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if _, err := topics.NodeKey(req.ID); err != nil {
+		return nil, badRequest("node: %v", err)
+	}
+	return s.b.NodeDetail(ctx, req.ID)
+}
+
+func (s *Server) discovered(ctx context.Context, data []byte) (any, error) {
+	if err := decode(data, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return s.b.Discovered(ctx)
 }

@@ -35,6 +35,7 @@ const (
 	HeaderAuthor   = "Ttn-Author"   // author's node ID
 	HeaderSeq      = "Ttn-Seq"      // seq in the author's chain on the tracker
 	HeaderCursor   = "Ttn-Cursor"   // position in this node's log
+	HeaderTrust    = "Ttn-Trust"    // the author's trust level on this node
 	HeaderEnvelope = "Ttn-Envelope" // the signed envelope, standard base64
 )
 
@@ -58,6 +59,10 @@ type Backend interface {
 	Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error)
 	// Status describes the node.
 	Status(ctx context.Context) (*view.Status, error)
+	// NodeDetail tells everything the node holds about a node.
+	NodeDetail(ctx context.Context, id string) (*view.NodeDetail, error)
+	// Discovered lists the trackers discovered and not followed.
+	Discovered(ctx context.Context) ([]view.Discovered, error)
 }
 
 // Config configures the embedded server. The zero value of each field means

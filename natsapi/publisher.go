@@ -174,6 +174,10 @@ func (p *publisher) publish(e *view.Entry) error {
 	h = strconv.AppendUint(h, e.Seq, 10)
 	h = append(h, "\r\n"+HeaderCursor+": "...)
 	h = strconv.AppendUint(h, e.Cursor, 10)
+	if e.Trust != "" {
+		h = append(h, "\r\n"+HeaderTrust+": "...)
+		h = append(h, e.Trust...)
+	}
 	h = append(h, "\r\n"+HeaderEnvelope+": "...)
 	h = appendBase64(h, e.Envelope)
 	h = append(h, "\r\n\r\n"...)

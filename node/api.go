@@ -25,8 +25,15 @@ var (
 func (a api) Last() uint64                                  { return a.n.Log.Last() }
 func (a api) Wait(ctx context.Context, cursor uint64) error { return a.n.Log.Wait(ctx, cursor) }
 func (a api) Entries(cursor uint64, limit int) ([]view.Entry, error) {
-	return a.n.Log.Entries(cursor, limit)
+	es, err := a.n.Log.Entries(cursor, limit)
+	return a.n.withTrust(es), err
 }
+
+func (a api) NodeDetail(ctx context.Context, id string) (*view.NodeDetail, error) {
+	return a.n.NodeDetail(ctx, id)
+}
+
+func (a api) Discovered(ctx context.Context) ([]view.Discovered, error) { return a.n.Discovered(ctx) }
 
 func (a api) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) (*view.PublishResult, error) {
 	if err := a.n.waitOwnSynced(ctx); err != nil {

@@ -51,7 +51,8 @@ func (h controlHandler) Ingest(ctx context.Context, envelopes [][]byte) (datadir
 }
 
 func (h controlHandler) Entries(ctx context.Context, since uint64, limit int) ([]view.Entry, error) {
-	return h.n.Entries(ctx, since, limit)
+	es, err := h.n.Entries(ctx, since, limit)
+	return h.n.withTrust(es), err
 }
 
 func (h controlHandler) Status(ctx context.Context) (*view.Status, error) { return h.n.Status(ctx) }
@@ -68,6 +69,40 @@ func (h controlHandler) Follows(context.Context) (datadir.FollowSet, error) {
 	return h.n.follows.Get(), nil
 }
 
+func (h controlHandler) Trust(ctx context.Context, subject string, level topics.TrustLevel, fingerprint, note string) (feed.Published, error) {
+	return h.n.Trust(ctx, subject, level, fingerprint, note)
+}
+
+func (h controlHandler) Flag(ctx context.Context, f topics.Flag) (feed.Published, error) {
+	if err := h.n.waitOwnSynced(ctx); err != nil {
+		return feed.Published{}, err
+	}
+	return h.n.Flag(ctx, f)
+}
+
+func (h controlHandler) SetProfile(ctx context.Context, p datadir.Profile) (feed.Published, error) {
+	if err := h.n.waitOwnSynced(ctx); err != nil {
+		return feed.Published{}, err
+	}
+	return h.n.SetProfile(ctx, p)
+}
+
+func (h controlHandler) Block(ctx context.Context, ids []string, blocked bool) error {
+	return h.n.Block(ctx, ids, blocked)
+}
+
+func (h controlHandler) NodeDetail(ctx context.Context, id string) (*view.NodeDetail, error) {
+	return h.n.NodeDetail(ctx, id)
+}
+
+func (h controlHandler) Discovered(ctx context.Context) ([]view.Discovered, error) {
+	return h.n.Discovered(ctx)
+}
+
+func (h controlHandler) Dismiss(ctx context.Context, ids []string) error {
+	return h.n.Dismiss(ctx, ids)
+}
+
 // Close is not the channel's to call: the node closes itself.
 func (h controlHandler) Close() error { return nil }
 
@@ -78,6 +113,7 @@ func (h controlHandler) Stream(ctx context.Context, since uint64, followed bool,
 		if err != nil {
 			return err
 		}
+		e.Trust = h.n.TrustLevel(e.Author)
 		if !followed || h.n.Followed(e.Tracker) {
 			if err := send(&e); err != nil {
 				return err

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/thingtracker/ttn/feed"
@@ -69,7 +70,23 @@ func (n *Node) refreshNode(nt topics.TrackerID) error {
 		return err
 	}
 	var errs []error
-	for _, t := range a.Payload.NodeInfo.Trackers {
+	info := a.Payload.NodeInfo
+	trackers := info.Trackers
+	n.mu.Lock()
+	_, ff := n.followFollows[id]
+	var nodes []string
+	if ff && info.Follows != nil {
+		n.followFollows[id] = info.Follows
+		trackers = append(slices.Clip(trackers), info.Follows.Trackers...)
+		for _, other := range info.Follows.Nodes {
+			if _, known := n.viaFollows[other]; !known && other != n.ID.ID {
+				n.viaFollows[other] = id
+				nodes = append(nodes, other)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, t := range trackers {
 		n.mu.Lock()
 		_, known := n.viaNodes[t]
 		n.viaNodes[t] = id
@@ -78,10 +95,23 @@ func (n *Node) refreshNode(nt topics.TrackerID) error {
 			errs = append(errs, n.join(t))
 		}
 	}
+	for _, other := range nodes {
+		errs = append(errs, n.followNode(other))
+	}
 	return errors.Join(errs...)
 }
 
-func (n *Node) followsNode(id string) bool { return n.follows.HasNode(id) }
+// followsNode reports whether the node follows a node: itself, or through
+// a node whose follows it follows.
+func (n *Node) followsNode(id string) bool {
+	if n.follows.HasNode(id) {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.viaFollows[id]
+	return ok
+}
 
 // unfollowNodes forgets the trackers followed through nodes no longer
 // followed, and leaves their topics unless followed otherwise.
@@ -106,7 +136,9 @@ func (n *Node) unfollowNodes(ids []string) {
 	}
 }
 
-// watchNodes follows the trackers new node records of followed nodes list.
+// watchNodes reads every entry stored: it follows the trackers new node
+// records of followed nodes list, takes trust and flag records into the
+// book, and notes when each promiscuously followed tracker was last read.
 func (n *Node) watchNodes(from uint64) {
 	defer n.wg.Done()
 	r := n.Log.NewReader(from)
@@ -115,11 +147,87 @@ func (n *Node) watchNodes(from uint64) {
 		if err != nil {
 			return
 		}
-		if e.Kind != topics.KindNode {
-			continue
-		}
-		if err := n.refreshNode(e.Tracker); err != nil {
-			n.cfg.Logger.Warn("following a node's trackers", "node", e.Author, "err", err)
+		switch e.Kind {
+		case topics.KindNode:
+			if err := n.refreshNode(e.Tracker); err != nil {
+				n.cfg.Logger.Warn("following a node's trackers", "node", e.Author, "err", err)
+			}
+		case topics.KindTrust, topics.KindFlag:
+			n.applyRecord(e.Cursor)
+		default:
+			n.promisc.read(e.Tracker, time.Now())
 		}
 	}
+}
+
+// followsChanged asks publishFollows to run.
+func (n *Node) followsChanged() {
+	select {
+	case n.pokeFollows <- struct{}{}:
+	default:
+	}
+}
+
+// publishFollowsLoop publishes the follows when they change, once the node
+// knows its own heads.
+func (n *Node) publishFollowsLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.pokeFollows:
+			n.publishFollows(n.ctx)
+		}
+	}
+}
+
+// publishFollows puts the node's follows in its node record, unless they
+// are private (Config.PrivateFollows: the record then carries none) or the
+// node is promiscuous (it follows whatever it learns of). A node record
+// lists at most topics.MaxNodeFollowedTrackers trackers and
+// MaxNodeFollowedNodes nodes: past them, the first ones are published.
+// Publishing the follows it already published changes nothing.
+func (n *Node) publishFollows(ctx context.Context) {
+	if n.cfg.Promiscuous {
+		return
+	}
+	var f *topics.Follows
+	if !n.cfg.PrivateFollows {
+		fs := n.follows.Get()
+		f = &topics.Follows{Trackers: fs.Trackers, Nodes: fs.Nodes}
+		if len(f.Trackers) > topics.MaxNodeFollowedTrackers || len(f.Nodes) > topics.MaxNodeFollowedNodes {
+			n.cfg.Logger.Warn("the node record lists only the first of the follows", "trackers", topics.MaxNodeFollowedTrackers, "nodes", topics.MaxNodeFollowedNodes)
+			f.Trackers = f.Trackers[:min(len(f.Trackers), topics.MaxNodeFollowedTrackers)]
+			f.Nodes = f.Nodes[:min(len(f.Nodes), topics.MaxNodeFollowedNodes)]
+		}
+	}
+	if err := n.waitOwnSynced(ctx); err != nil {
+		return
+	}
+	if !n.followsToSay(f) {
+		return
+	}
+	if _, err := n.SetFollows(ctx, f); err != nil && ctx.Err() == nil {
+		n.cfg.Logger.Warn("follows not published", "err", err)
+	}
+}
+
+// followsToSay reports whether publishing follows f would tell something
+// the node's latest node record does not: following nothing, or keeping
+// the follows private, needs no node record where none said otherwise.
+func (n *Node) followsToSay(f *topics.Follows) bool {
+	if f != nil && len(f.Trackers)+len(f.Nodes) > 0 {
+		return true
+	}
+	st, err := n.Log.Tracker(n.ID.NodeTracker())
+	if err != nil || st.Info == nil {
+		return false
+	}
+	a, err := n.Log.Announcement(st.Info.Cursor)
+	if err != nil || a.Payload.NodeInfo == nil {
+		return false
+	}
+	old := a.Payload.NodeInfo.Follows
+	return old != nil && len(old.Trackers)+len(old.Nodes) > 0
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Config configures a running node. The zero value of each field means its
@@ -43,9 +45,26 @@ type Config struct {
 	// Follow are trackers and nodes to follow besides those stored in the
 	// dir; they are added to the stored follows.
 	Follow datadir.FollowSet
+	// FollowFollows are nodes to follow with what they publicly follow
+	// (their node records' follows: those trackers, and those nodes with
+	// their trackers), for as long as the node runs. The nodes themselves
+	// are added to the stored follows.
+	FollowFollows []string
 	// Promiscuous makes the node follow every tracker it learns of from
 	// discovery records, up to MaxTrackers.
 	Promiscuous bool
+	// UnknownShare is the share of MaxTrackers a promiscuous node gives
+	// trackers of unknown owners. Zero means one half.
+	UnknownShare float64
+	// PrivateFollows keeps the node's follows out of its node record.
+	PrivateFollows bool
+
+	// TrustDepth is how many hops the web of trust reaches. Zero means
+	// datadir.DefaultTrustDepth.
+	TrustDepth int
+	// Budgets are the announcement budgets and storage quotas of authors
+	// below trusted. Zero fields mean DefaultBudgets'.
+	Budgets Budgets
 	// OnProgress, if set, is told how each history fetch is going (see
 	// gossip.Config.OnProgress).
 	OnProgress func(topics.TrackerID, gossip.FetchResult)
@@ -81,6 +100,8 @@ func DefaultConfig() Config {
 		DiscoveryInterval:   5 * time.Minute,  // discovery records also go out on change
 		AntiEntropyInterval: time.Minute,      // one random peer compared per interval
 		ReadyTimeout:        10 * time.Second, // then the node runs alone until a peer comes
+		UnknownShare:        0.5,              // a flood of fresh keys holds half the slots at most
+		Budgets:             DefaultBudgets(),
 	}
 }
 
@@ -100,7 +121,23 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AntiEntropyInterval == 0 {
 		c.AntiEntropyInterval = d.AntiEntropyInterval
 	}
+	if c.UnknownShare == 0 {
+		c.UnknownShare = d.UnknownShare
+	}
+	for _, f := range []struct{ b, d *Budget }{{&c.Budgets.Unknown, &d.Budgets.Unknown}, {&c.Budgets.Web, &d.Budgets.Web}} {
+		f.b.Rate = cmp.Or(f.b.Rate, f.d.Rate)
+		f.b.Burst = cmp.Or(f.b.Burst, f.d.Burst)
+		f.b.Quota = cmp.Or(f.b.Quota, f.d.Quota)
+	}
 	var errs []error
+	if c.UnknownShare < 0 || c.UnknownShare > 1 {
+		errs = append(errs, fmt.Errorf("node: Config.UnknownShare %v: want a share from 0 to 1", c.UnknownShare))
+	}
+	for name, b := range map[string]Budget{"Unknown": c.Budgets.Unknown, "Web": c.Budgets.Web} {
+		if b.Rate < 0 || b.Burst < 0 {
+			errs = append(errs, fmt.Errorf("node: Config.Budgets.%s: rate and burst must not be negative", name))
+		}
+	}
 	if c.Dir == "" {
 		errs = append(errs, errors.New("node: Config.Dir is required"))
 	}
@@ -133,13 +170,26 @@ type Node struct {
 	ownOnce   sync.Once
 	syncQ     *syncQueue
 
+	book    *datadir.Book        // trust levels and flags
+	disc    *datadir.Discoveries // trackers learnt from discovery records
+	promisc *promiscuous         // trackers followed promiscuously
+	quotas  *quotaByLevel        // the log's quota per author, by level
+
 	mu    sync.Mutex
-	known map[topics.TrackerID]topics.Discovery // trackers learnt from discovery records
-	dirty map[topics.TrackerID]struct{}         // own trackers whose discovery record is due
+	dirty map[topics.TrackerID]struct{} // own trackers whose discovery record is due
 	// viaNodes are the trackers followed because a followed node lists
 	// them (its node tracker included), each with the node.
 	viaNodes map[topics.TrackerID]string
-	pokeDis  chan struct{}
+	// followFollows are the nodes whose follows are followed (with each,
+	// what its follows listed last), and viaFollows the nodes followed
+	// through them, each with the node that listed it.
+	followFollows map[string]*topics.Follows
+	viaFollows    map[string]string
+	// viaTrust are the node trackers followed because their nodes'
+	// records count (see relevel), each with the node.
+	viaTrust    map[topics.TrackerID]string
+	pokeDis     chan struct{}
+	pokeFollows chan struct{} // the follows changed: publish them
 
 	closeOnce sync.Once
 	closeErr  error
@@ -156,14 +206,16 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if _, _, err := datadir.InitIdentity(cfg.Dir); err != nil {
 		return nil, err
 	}
+	quotas := &quotaByLevel{budgets: cfg.Budgets}
 	dir, err := datadir.Open(cfg.Dir, feed.Config{Logger: cfg.Logger.With("component", "log"),
-		MinFree: cfg.MinFree, AuthorQuota: cfg.AuthorQuota, TrackerQuota: cfg.TrackerQuota})
+		MinFree: cfg.MinFree, AuthorQuota: cfg.AuthorQuota, TrackerQuota: cfg.TrackerQuota, AuthorQuotaOf: quotas.of})
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Dir: dir, cfg: cfg, known: make(map[topics.TrackerID]topics.Discovery),
-		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), ready: make(chan struct{}),
-		ownSynced: make(chan struct{}), syncQ: newSyncQueue(), viaNodes: make(map[topics.TrackerID]string)}
+	n := &Node{Dir: dir, cfg: cfg, promisc: newPromiscuous(), quotas: quotas,
+		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), pokeFollows: make(chan struct{}, 1), ready: make(chan struct{}),
+		ownSynced: make(chan struct{}), syncQ: newSyncQueue(), viaNodes: make(map[topics.TrackerID]string),
+		viaTrust: make(map[topics.TrackerID]string), followFollows: make(map[string]*topics.Follows), viaFollows: make(map[string]string)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
 		n.Close()
@@ -177,9 +229,24 @@ func (n *Node) start(ctx context.Context) error {
 	if n.follows, err = datadir.LoadFollows(n.Path); err != nil {
 		return err
 	}
+	for _, id := range n.cfg.FollowFollows {
+		if _, err := topics.NodeKey(id); err != nil {
+			return fmt.Errorf("follow-follows: %w", err)
+		}
+		n.followFollows[id] = nil
+		n.cfg.Follow.Nodes = append(n.cfg.Follow.Nodes, id)
+	}
 	if err := n.follows.Change(n.cfg.Follow, datadir.FollowSet{}); err != nil {
 		return err
 	}
+	if n.disc, err = datadir.OpenDiscoveries(n.Path); err != nil {
+		return err
+	}
+	watchFrom := n.Log.Last() // records and node records from here on are watched
+	if n.book, err = n.OpenBook(ctx, n.cfg.TrustDepth); err != nil {
+		return err
+	}
+	n.quotas.book.Store(n.book)
 	store := LogStore{Log: n.Log, OnGap: n.scheduleSync}
 	n.net, err = gossip.New(ctx, gossip.Config{
 		Key:            n.ID.Key,
@@ -198,6 +265,7 @@ func (n *Node) start(ctx context.Context) error {
 		Peers:          datadir.Peers{Dir: n.Path},
 		MaxPeers:       n.cfg.MaxPeers,
 		MaxTrackers:    n.cfg.MaxTrackers,
+		Standing:       n.standing,
 		OnDiscovery:    n.discovered,
 		OnProgress:     n.cfg.OnProgress,
 		Heartbeat:      n.cfg.Heartbeat,
@@ -216,7 +284,10 @@ func (n *Node) start(ctx context.Context) error {
 	for _, t := range n.follows.Trackers() {
 		n.follow(t)
 	}
-	watchFrom := n.Log.Last() // node records from here on are watched
+	if n.cfg.Promiscuous {
+		n.rememberPromiscuous()
+	}
+	n.followTrusted()
 	for _, id := range n.follows.Get().Nodes {
 		if err := n.followNode(id); err != nil {
 			n.cfg.Logger.Warn("not following node", "node", id, "err", err)
@@ -239,7 +310,9 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
-	n.wg.Add(4 + syncWorkers)
+	n.wg.Add(5 + syncWorkers)
+	n.followsChanged() // whether they changed while the node was away, or became private
+	go n.publishFollowsLoop()
 	go n.watchNodes(watchFrom)
 	go n.announce()
 	go n.rediscover()
@@ -355,6 +428,7 @@ func (n *Node) Follow(_ context.Context, fs datadir.FollowSet) error {
 	if err := n.follows.Change(fs, datadir.FollowSet{}); err != nil {
 		return err
 	}
+	n.followsChanged()
 	var errs []error
 	for _, t := range fs.Trackers {
 		errs = append(errs, n.join(t))
@@ -380,6 +454,7 @@ func (n *Node) Unfollow(_ context.Context, fs datadir.FollowSet) error {
 	if err := n.follows.Change(datadir.FollowSet{}, fs); err != nil {
 		return err
 	}
+	n.followsChanged()
 	n.unfollowNodes(fs.Nodes)
 	var errs []error
 	for _, t := range fs.Trackers {
@@ -481,10 +556,12 @@ func (n *Node) markDirty(t topics.TrackerID) {
 // discoveryDebounce gathers changes before records go out: a burst of
 // publishes costs one record per tracker. peerCheckEvery is how often the
 // node looks for new peers on the discovery topic, to tell them its
-// trackers.
+// trackers. discoveriesSaveEvery is how often the listening-mode list is
+// saved (and when the node stops).
 const (
-	discoveryDebounce = 250 * time.Millisecond
-	peerCheckEvery    = 250 * time.Millisecond
+	discoveryDebounce    = 250 * time.Millisecond
+	peerCheckEvery       = 250 * time.Millisecond
+	discoveriesSaveEvery = 30 * time.Second
 )
 
 // rediscover announces discovery records: for trackers that changed, for
@@ -496,12 +573,19 @@ func (n *Node) rediscover() {
 	defer every.Stop()
 	check := time.NewTicker(peerCheckEvery)
 	defer check.Stop()
+	save := time.NewTicker(discoveriesSaveEvery)
+	defer save.Stop()
 	lastPeers := 0
 	for {
 		all := false
 		select {
 		case <-n.ctx.Done():
 			return
+		case <-save.C:
+			if err := n.disc.Save(); err != nil {
+				n.cfg.Logger.Warn("saving the discovered trackers", "err", err)
+			}
+			continue
 		case <-n.pokeDis:
 		case <-every.C:
 			all = true
@@ -565,30 +649,28 @@ func (n *Node) announceTracker(t topics.TrackerID) error {
 	return n.net.Announce(n.ctx, d)
 }
 
-// discovered learns a tracker from a discovery record; a promiscuous node
-// follows it.
+// discovered learns a tracker from a discovery record: it goes on the
+// listening-mode list, and a promiscuous node follows it.
 func (n *Node) discovered(d topics.Discovery) {
-	n.mu.Lock()
-	_, seen := n.known[d.Tracker]
-	n.known[d.Tracker] = d
-	n.mu.Unlock()
-	if !n.cfg.Promiscuous || seen && n.follows.Has(d.Tracker) {
-		return
-	}
-	if err := n.Follow(n.ctx, datadir.FollowSet{Trackers: []topics.TrackerID{d.Tracker}}); err != nil {
-		n.cfg.Logger.Warn("not following discovered tracker", "tracker", d.Tracker.String(), "err", err)
+	n.disc.Seen(d, time.Now())
+	if n.cfg.Promiscuous && !n.Followed(d.Tracker) {
+		n.followDiscovered(d)
 	}
 }
 
-// Known returns the trackers learnt from discovery records.
-func (n *Node) Known() []topics.Discovery {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]topics.Discovery, 0, len(n.known))
-	for _, d := range n.known {
-		out = append(out, d)
+// Discovered returns the listening-mode list: the trackers discovered and
+// not followed, with their owners' levels.
+func (n *Node) Discovered(context.Context) ([]view.Discovered, error) {
+	return datadir.ViewDiscovered(n.disc.List(n.Followed), n.book), nil
+}
+
+// Dismiss takes trackers or nodes off the listening-mode list.
+func (n *Node) Dismiss(_ context.Context, ids []string) error {
+	if err := datadir.CheckDismiss(ids); err != nil {
+		return err
 	}
-	return out
+	n.disc.Dismiss(ids, time.Now())
+	return n.disc.Save()
 }
 
 // Leave stops the node gracefully: it stops serving the control channel,
@@ -622,6 +704,9 @@ func (n *Node) stop(ctx context.Context, graceful bool) error {
 		}
 		n.cancel()
 		n.wg.Wait()
+		if n.disc != nil {
+			errs = append(errs, n.disc.Save())
+		}
 		if n.net != nil {
 			errs = append(errs, leaveOrClose(ctx, graceful, n.net))
 		}
@@ -655,7 +740,8 @@ func (n *Node) Followed(t topics.TrackerID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	_, ok := n.viaNodes[t]
-	return ok
+	_, trusted := n.viaTrust[t]
+	return ok || trusted
 }
 
 // Run runs a node until ctx is done, as the commands do: it prints the

@@ -17,11 +17,15 @@ import (
 )
 
 // fastConfig runs a node on loopback with shrunk timings.
+// fastConfig is a node's config for tests on loopback. Its follows are
+// private: the tests count the entries that reach a node, and a follower
+// would otherwise add its own node record (TestFollowsPublished checks
+// that it does).
 func fastConfig(dir string, join ...string) Config {
 	return Config{
 		Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
 		Heartbeat: 100 * time.Millisecond, ProbeInterval: 200 * time.Millisecond,
-		DiscoveryInterval: time.Second, ReadyTimeout: 5 * time.Second,
+		DiscoveryInterval: time.Second, ReadyTimeout: 5 * time.Second, PrivateFollows: true,
 	}
 }
 

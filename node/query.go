@@ -36,17 +36,13 @@ func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage
 	if tr, thing, ok, _ := q.AfterThing(); ok {
 		after = &feed.ThingKey{Tracker: tr, Thing: thing}
 	}
-	filtered := q.Tag != "" || q.Text != ""
 	page := &view.ThingsPage{Things: []view.ThingSummary{}}
 	for scanned := 0; scanned < maxThingsScan && len(page.Things) < q.Limit; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		want := q.Limit - len(page.Things)
-		if filtered {
-			want = min(256, maxThingsScan-scanned)
-		}
-		batch, err := n.Log.ThingsAfter(prefix, after, want)
+		// In batches: filters (and flags) may leave Things out.
+		batch, err := n.Log.ThingsAfter(prefix, after, min(256, maxThingsScan-scanned))
 		if err != nil {
 			return nil, err
 		}
@@ -60,7 +56,7 @@ func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage
 			if err != nil {
 				return nil, err
 			}
-			if sum != nil && q.Match(sum.Thing) {
+			if sum != nil && q.Match(sum.Thing) && (q.Flagged || !sum.Flags.Flagged) {
 				page.Things = append(page.Things, *sum)
 				if len(page.Things) == q.Limit {
 					break
@@ -90,9 +86,11 @@ func (n *Node) summary(s *feed.ThingState) (*view.ThingSummary, error) {
 			shown++
 		}
 	}
+	author := a.Payload.Author
 	return &view.ThingSummary{
-		Tracker: s.Tracker, ID: s.Thing, Author: a.Payload.Author, Version: lv.Version, Versions: shown,
+		Tracker: s.Tracker, ID: s.Thing, Author: author, Version: lv.Version, Versions: shown,
 		Announcement: ref.ID, Cursor: ref.Cursor, Thing: a.Payload.Thing,
+		Trust: n.TrustLevel(author), Flags: n.thingFlags(s.Tracker, s.Thing, author, ref.ID),
 	}, nil
 }
 
@@ -133,5 +131,12 @@ func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*v
 		}
 		v.Versions = append(v.Versions, vv)
 	}
+	var anns []topics.ID
+	for _, vv := range v.Versions {
+		for _, r := range vv.Announcements {
+			anns = append(anns, r.ID)
+		}
+	}
+	v.Trust, v.Flags = n.TrustLevel(v.Author), n.thingFlags(tracker, id, v.Author, anns...)
 	return v, nil
 }

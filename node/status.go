@@ -18,7 +18,7 @@ func (n *Node) Status(context.Context) (*view.Status, error) {
 	s.Peers = n.Peers()
 	s.Members, s.Events = viewMembers(n.net.Members(), n.connected()), viewEvents(n.net.MemberEvents())
 	s.Following = n.Following()
-	s.Known = len(n.Known())
+	s.Known = n.disc.Len()
 	s.Net = view.NetStats(n.net.Stats())
 	s.Sync, s.SyncPending = view.SyncStats(n.net.SyncStats()), n.syncQ.pending()
 	if n.nats != nil {

@@ -228,6 +228,19 @@ func (g *Graph) Level(id string) Verdict {
 	return v
 }
 
+// Each calls fn with every node whose level is not Unknown, self
+// included, in no particular order, under the Graph's read lock: fn must
+// not call the Graph.
+func (g *Graph) Each(fn func(id string, level Level)) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for i := range g.nodes {
+		if l := levelOf[g.nodes[i].level]; l != Unknown {
+			fn(g.names[i], l)
+		}
+	}
+}
+
 // Counts returns how many nodes the Graph knows (as author, subject or
 // blocked, and self) at each level. It costs a pass over the nodes.
 func (g *Graph) Counts() map[Level]int {

@@ -2,6 +2,7 @@ package trust
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os/exec"
 	"reflect"
@@ -81,6 +82,14 @@ func TestWorkedExample(t *testing.T) {
 	}
 	want(t, g, "B", Verdict{Level: Distrusted, Hops: 1})
 	want(t, g, "C", Verdict{Level: Unknown})
+
+	// Each tells every node with a level, and no unknown one.
+	got := make(map[string]Level)
+	g.Each(func(id string, l Level) { got[id] = l })
+	wantEach := map[string]Level{"A": Self, "B": Distrusted, "B2": Trusted, "B3": Verified, "E": Web, "F": Web}
+	if !maps.Equal(got, wantEach) {
+		t.Errorf("Each: %v, want %v", got, wantEach)
+	}
 }
 
 func TestRule(t *testing.T) {

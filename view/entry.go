@@ -28,6 +28,10 @@ type Entry struct {
 	Seq          uint64           `json:"seq"`
 	Announcement jsontext.Value   `json:"announcement"`
 	Envelope     []byte           `json:"envelope"`
+	// Trust is the author's trust level on the node that shows the entry
+	// (self, verified, trusted, marginal, web, unknown, ...); empty where
+	// no node computed it (a log read offline).
+	Trust string `json:"trust,omitempty"`
 }
 
 // NewEntry returns the Entry of an announcement stored at cursor.

@@ -30,6 +30,8 @@ type ThingsQuery struct {
 	Author  string           `json:"author,omitempty"` // node ID: the Things of that node's trackers
 	Tag     string           `json:"tag,omitempty"`    // one of the Thing's tags, ignoring case
 	Text    string           `json:"text,omitempty"`   // in the id, title or description, ignoring case
+	// Flagged includes flagged Things, which are left out by default.
+	Flagged bool `json:"flagged,omitempty"`
 	// After continues a previous page: its Next.
 	After string `json:"after,omitempty"`
 	// Limit is the most Things a page holds: DefaultThingsLimit when 0, at
@@ -109,6 +111,8 @@ type ThingSummary struct {
 	Announcement topics.ID        `json:"announcement"` // of the latest edit
 	Cursor       uint64           `json:"cursor"`
 	Thing        *topics.Thing    `json:"thing"`
+	Trust        string           `json:"trust"` // the author's trust level here
+	Flags        Flags            `json:"flags"`
 }
 
 // ThingsPage is a page of a Things query. Next, when set, continues it: a

@@ -9,11 +9,15 @@ type Thing struct {
 	Tracker topics.TrackerID `json:"tracker"`
 	ID      string           `json:"id"`
 	Author  string           `json:"author"`
+	Trust   string           `json:"trust"` // the author's trust level here
 	// Latest is the newest version not retracted ("" when all are).
 	Latest   string    `json:"latest"`
 	Versions []Version `json:"versions"`
 	// Truncated is set when older versions were left out.
 	Truncated bool `json:"truncated,omitempty"`
+	// Flags are the flags on the Thing, its announcements, its tracker
+	// and its author.
+	Flags Flags `json:"flags"`
 }
 
 // Version is one version of a Thing.

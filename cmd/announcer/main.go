@@ -37,7 +37,8 @@ from the configuration file DIR/config ("flag value" per line).
 		FlagSet: fs,
 		Subcommands: []*ffcli.Command{
 			initCmd(), runCmd(), statusCmd(), trackerCmd(), publishCmd(), importCmd(),
-			retractCmd(), ingestCmd(), logCmd(), keyCmd(), demoCmd(), flags.VersionCommand("announcer"),
+			retractCmd(), ingestCmd(), logCmd(), keyCmd(), nodeCmd(), trustCmd(), flagCmd(), blockCmd(true),
+			blockCmd(false), profileCmd(), discoveredCmd(), demoCmd(), flags.VersionCommand("announcer"),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

@@ -34,6 +34,7 @@ type options struct {
 	common      flags.Common
 	node        flags.Node
 	unfollow    flags.FollowList
+	follows     flags.List // --follow-follows
 	promiscuous bool
 	since       int64
 	format      string
@@ -47,6 +48,7 @@ func root() *ffcli.Command {
 	o.common.Register(fs)
 	o.node.Register(fs)
 	fs.Var(&o.unfollow, "unfollow", "stop following a tracker or node `ID`, repeatable")
+	fs.Var(&o.follows, "follow-follows", "follow node `ID` and what it publicly follows (the trackers and nodes its node record lists), while this subscriber runs the node; repeatable")
 	fs.BoolVar(&o.promiscuous, "promiscuous", false, "follow every tracker learnt from discovery records, up to --max-trackers, and print everything")
 	fs.Int64Var(&o.since, "since", -1, "print the entries after cursor `C` (0: everything), instead of resuming after the last printed")
 	fs.StringVar(&o.format, "format", output.Text, "json (one Entry per line) or text (one line per Thing)")
@@ -137,6 +139,7 @@ func subscribe(ctx context.Context, o *options) error {
 		return flags.Usagef("%v", err)
 	}
 	cfg.Promiscuous = o.promiscuous
+	cfg.FollowFollows = o.follows
 	if !o.quiet {
 		cfg.OnProgress = newProgress(os.Stderr).update
 	}
@@ -151,6 +154,7 @@ func subscribe(ctx context.Context, o *options) error {
 				return err
 			}
 			if o.promiscuous || n.Followed(e.Tracker) {
+				e.Trust = n.TrustLevel(e.Author)
 				if err := p.print(&e); err != nil {
 					return err
 				}
@@ -164,6 +168,9 @@ func subscribe(ctx context.Context, o *options) error {
 
 // attach subscribes to the node already running on the dir.
 func attach(ctx context.Context, c *control.Client, o *options, p *printer) error {
+	if len(o.follows) > 0 {
+		return fmt.Errorf("--follow-follows: a node already runs on %s; stop it, or follow the nodes with --follow", o.common.Data)
+	}
 	if err := c.Follow(ctx, o.node.Follow.IDs); err != nil {
 		return err
 	}

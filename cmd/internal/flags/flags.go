@@ -166,6 +166,16 @@ type Node struct {
 	NATSConfig string
 	NATSLeaf   List
 	HTTP       string
+
+	TrustDepth     int
+	PrivateFollows bool
+	UnknownShare   float64
+	UnknownRate    float64
+	UnknownBurst   int
+	UnknownQuota   int64
+	WebRate        float64
+	WebBurst       int
+	WebQuota       int64
 }
 
 // Register adds the node flags to fs.
@@ -193,6 +203,16 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.NATSConfig, "nats-config", "", "nats-server configuration `FILE` (mode 0600): users and permissions, leafnode remotes, limits")
 	fs.Var(&f.NATSLeaf, "nats-leaf", "`URL` of a NATS cluster to join as a leafnode (nats://[user:pass@]HOST:PORT), repeatable")
 	fs.StringVar(&f.HTTP, "http", httpapi.DefaultConfig().Addr, "HTTP API, live feed and metrics: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
+	fs.IntVar(&f.TrustDepth, "trust-depth", datadir.DefaultTrustDepth, "how many hops the web of trust reaches: 1 your own trust records only, 2 also your trusted nodes' introductions, 3 the whole rule")
+	fs.BoolVar(&f.PrivateFollows, "private-follows", false, "keep what this node follows out of its node record (by default others can follow what it follows)")
+	b := node.DefaultBudgets()
+	fs.Float64Var(&f.UnknownShare, "unknown-share", node.DefaultConfig().UnknownShare, "share of --max-trackers a --promiscuous node gives trackers of unknown owners (0 to 1): a flood of fresh keys never takes the rest")
+	fs.Float64Var(&f.UnknownRate, "unknown-rate", b.Unknown.Rate, "announcements per second taken from an unknown author")
+	fs.IntVar(&f.UnknownBurst, "unknown-burst", b.Unknown.Burst, "announcements taken at once from an unknown author")
+	fs.Int64Var(&f.UnknownQuota, "unknown-quota", b.Unknown.Quota>>20, "`MiB` of announcements kept per unknown author; 0: no quota")
+	fs.Float64Var(&f.WebRate, "web-rate", b.Web.Rate, "announcements per second taken from a marginal or web author (trusted and verified ones get the network's defaults)")
+	fs.IntVar(&f.WebBurst, "web-burst", b.Web.Burst, "announcements taken at once from a marginal or web author")
+	fs.Int64Var(&f.WebQuota, "web-quota", b.Web.Quota>>20, "`MiB` of announcements kept per marginal or web author; 0: no quota")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", gossip.DefaultConfig().Heartbeat, "GossipSub heartbeat (advanced)")
 	fs.DurationVar(&f.ProbeInterval, "probe-interval", gossip.DefaultConfig().ProbeInterval, "memberlist failure-detection interval (advanced)")
 }
@@ -231,8 +251,26 @@ func (f *Node) Config(dir string) (node.Config, error) {
 		TrackerQuota:        mib(f.QuotaTracker),
 		Heartbeat:           f.Heartbeat,
 		ProbeInterval:       f.ProbeInterval,
+		TrustDepth:          f.TrustDepth,
+		PrivateFollows:      f.PrivateFollows,
+		UnknownShare:        f.UnknownShare,
+		Budgets: node.Budgets{
+			Unknown: node.Budget{Rate: f.UnknownRate, Burst: f.UnknownBurst, Quota: mib(f.UnknownQuota)},
+			Web:     node.Budget{Rate: f.WebRate, Burst: f.WebBurst, Quota: mib(f.WebQuota)},
+		},
 	}
-	for name, v := range map[string]int64{"min-free": f.MinFree, "quota-author": f.QuotaAuthor, "quota-tracker": f.QuotaTracker} {
+	if f.UnknownShare <= 0 || f.UnknownShare > 1 {
+		return node.Config{}, fmt.Errorf("--unknown-share %v: want a share above 0, at most 1", f.UnknownShare)
+	}
+	if f.TrustDepth < 1 {
+		return node.Config{}, fmt.Errorf("--trust-depth %d: want 1 or more", f.TrustDepth)
+	}
+	for name, v := range map[string]float64{"unknown-rate": f.UnknownRate, "web-rate": f.WebRate, "unknown-burst": float64(f.UnknownBurst), "web-burst": float64(f.WebBurst)} {
+		if v <= 0 {
+			return node.Config{}, fmt.Errorf("--%s %v: want a number above 0", name, v)
+		}
+	}
+	for name, v := range map[string]int64{"min-free": f.MinFree, "quota-author": f.QuotaAuthor, "quota-tracker": f.QuotaTracker, "unknown-quota": f.UnknownQuota, "web-quota": f.WebQuota} {
 		if v < 0 || v > 1<<40 {
 			return node.Config{}, fmt.Errorf("--%s %d: want a number of MiB (at most 2^40), or 0 for none", name, v)
 		}

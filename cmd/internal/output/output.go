@@ -47,17 +47,34 @@ func Describe(e *view.Entry) string {
 	if err != nil || p.Opaque() {
 		return fmt.Sprintf("(%s, payload v%d)", e.ID, payloadVersion(e))
 	}
+	by := author(e)
 	switch p.Kind {
 	case topics.KindThing:
-		return fmt.Sprintf("%q version %s (thing %s) by %s", oneLine(p.Thing.Title), oneLine(p.Thing.Version), quoteID(p.Thing.ID), short(e.Author))
+		return fmt.Sprintf("%q version %s (thing %s) by %s", OneLine(p.Thing.Title), OneLine(p.Thing.Version), quoteID(p.Thing.ID), by)
 	case topics.KindTracker:
-		return fmt.Sprintf("tracker %q by %s", oneLine(p.TrackerInfo.Name), short(e.Author))
+		return fmt.Sprintf("tracker %q by %s", OneLine(p.TrackerInfo.Name), by)
 	case topics.KindNode:
-		return fmt.Sprintf("node record of %s: %d trackers", short(e.Author), len(p.NodeInfo.Trackers))
+		return fmt.Sprintf("node record of %s: %d trackers", by, len(p.NodeInfo.Trackers))
 	case topics.KindRetract:
 		return fmt.Sprintf("retracts %s", p.Retracts)
+	case topics.KindTrust:
+		return fmt.Sprintf("%s says %s of %s", by, p.Trust.Level, short(p.Trust.Subject))
+	case topics.KindFlag:
+		if p.Flag.Withdraw {
+			return fmt.Sprintf("%s withdraws its flag on %s", by, OneLine(p.Flag.Target.Key()))
+		}
+		return fmt.Sprintf("%s flags %s: %s", by, OneLine(p.Flag.Target.Key()), p.Flag.Reason)
 	}
 	return ""
+}
+
+// author names an entry's author, with its trust level where the node
+// gave one.
+func author(e *view.Entry) string {
+	if e.Trust == "" {
+		return short(e.Author)
+	}
+	return short(e.Author) + " (" + e.Trust + ")"
 }
 
 func payloadVersion(e *view.Entry) int {
@@ -76,10 +93,10 @@ func short(id string) string {
 	return id
 }
 
-func quoteID(s string) string { return fmt.Sprintf("%q", oneLine(s)) }
+func quoteID(s string) string { return fmt.Sprintf("%q", OneLine(s)) }
 
-// oneLine keeps untrusted text from breaking a line of output.
-func oneLine(s string) string {
+// OneLine keeps untrusted text from breaking a line of output.
+func OneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
