@@ -380,7 +380,10 @@ func ReadFetch(ctx context.Context, r io.Reader, h History, req FetchRequest, pr
 	// The plan comes first (or the end, when the responder refuses).
 	first, err := readJSON(br, "plan")
 	if err != nil {
-		return res, fmt.Errorf("%w: %v", ErrBadPeer, err)
+		// A malformed plan wraps ErrBadPeer; a stream that ends or is
+		// reset before one (the responder stopping, busy, or refusing a
+		// relayed connection) breaks no rule.
+		return res, err
 	}
 	if first.Type == "done" {
 		return res, fmt.Errorf("gossip: fetch: %s", first.Error)

@@ -369,3 +369,58 @@ func TestSyncSkipsIgnoredAuthor(t *testing.T) {
 		t.Errorf("the author no longer ignored: %+v, %v; want 10 stored", res, err)
 	}
 }
+
+// TestResetBeforePlanNotPenalised: a responder that resets the stream
+// before its plan (stopping, busy, refusing a relayed connection) has
+// broken no rule: the fetch fails, and the peer is neither banned nor
+// dropped; one that sends a malformed plan is.
+func TestResetBeforePlanNotPenalised(t *testing.T) {
+	checkLeaks(t)
+	requester := start(t, nil, func(c *gossip.Config) {
+		c.GossipAddr, c.NoDHT = "off", true
+		c.History = history{c.Store.(store)}
+	})
+	serve := func(answer func(p2pnet.Stream)) (addr, id string) {
+		hst, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hst.Close() })
+		hst.SetStreamHandler(gossip.SyncProtocol, func(s p2pnet.Stream) {
+			br := bufio.NewReader(s)
+			n, _ := binary.ReadUvarint(br)
+			br.Discard(int(n))
+			answer(s)
+		})
+		return hst.Addrs()[0].String() + "/p2p/" + hst.ID().String(), hst.ID().String()
+	}
+	ctx := context.Background()
+	tracker := sign(t, newKey(t), "history", 1, topics.ID{}, "x").Payload.Tracker
+
+	resetAddr, resetID := serve(func(s p2pnet.Stream) { s.Reset() })
+	if err := requester.node.Connect(ctx, resetAddr); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // not banned after the first
+		if _, err := requester.node.Fetch(ctx, resetID, tracker); err == nil || errors.Is(err, gossip.ErrBadPeer) {
+			t.Fatalf("fetch from a peer that reset: %v, want an error that is not ErrBadPeer", err)
+		}
+	}
+	if s := requester.node.SyncStats(); s.Violations != 0 {
+		t.Errorf("a reset counted as a violation: %+v", s)
+	}
+
+	badAddr, badID := serve(func(s p2pnet.Stream) {
+		s.Write([]byte{3, 'X', 'Y', 'Z'}) // a message of an unknown kind
+		s.Close()
+	})
+	if err := requester.node.Connect(ctx, badAddr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := requester.node.Fetch(ctx, badID, tracker); !errors.Is(err, gossip.ErrBadPeer) {
+		t.Fatalf("fetch from a peer with a malformed plan: %v, want ErrBadPeer", err)
+	}
+	if s := requester.node.SyncStats(); s.Violations != 1 {
+		t.Errorf("a malformed plan: %+v, want one violation", s)
+	}
+}

@@ -376,11 +376,13 @@ func (r idleReader) Read(b []byte) (int, error) {
 }
 
 // SyncTracker fetches a tracker's history from the peers on its topic, or
-// else from any connected peer, until one answers in full. It returns what
-// arrived, over every peer tried.
+// else from any connected peer, until one on the topic answers in full or
+// one off it sends something. It returns what arrived, over every peer
+// tried.
 func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult, error) {
 	var total FetchResult
 	candidates := n.ps.ListPeers(topics.TrackerTopic(t))
+	onTopic := slices.Clone(candidates)
 	others := n.host.Network().Peers()
 	rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	rand.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
@@ -391,6 +393,7 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 	}
 	candidates = slices.DeleteFunc(candidates, func(p peer.ID) bool { return !n.direct(p) })
 	var errs []error
+	answered := false
 	for _, p := range candidates {
 		if ctx.Err() != nil {
 			break
@@ -400,8 +403,15 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 		total.Stored += r.Stored
 		total.Forks += r.Forks
 		total.Skipped += r.Skipped
-		if err == nil {
+		// A peer on the topic that answered holds what its tracker has; a
+		// peer off it (subscriptions not yet known, or not following)
+		// that had nothing to send may know nothing of it: ask the next.
+		if err == nil && (r.Received > 0 || slices.Contains(onTopic, p)) {
 			return total, nil
+		}
+		if err == nil {
+			answered = true
+			continue
 		}
 		errs = append(errs, err)
 		if errors.Is(err, ErrStore) {
@@ -410,6 +420,9 @@ func (n *Node) SyncTracker(ctx context.Context, t topics.TrackerID) (FetchResult
 	}
 	if len(candidates) == 0 {
 		return total, errors.New("gossip: no peer to sync from (sync needs a direct connection)")
+	}
+	if answered {
+		return total, nil
 	}
 	return total, errors.Join(errs...)
 }
