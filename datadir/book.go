@@ -164,6 +164,9 @@ func (b *Book) KeyLevel(k [32]byte) trust.Level {
 	return trust.Unknown
 }
 
+// Counts returns how many nodes the book knows at each level.
+func (b *Book) Counts() map[trust.Level]int { return b.g.Counts() }
+
 // Trusted lists the nodes at the levels given.
 func (b *Book) Trusted(levels ...trust.Level) []string {
 	var out []string

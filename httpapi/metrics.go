@@ -54,7 +54,10 @@ type Metrics struct {
 	DHTPeers          int
 
 	SyncPending int               // trackers waiting to be synced: the sync lag
-	Sync        map[string]uint64 // fetches, fetch_failures, received, stored, violations, served, busy, over_budget
+	Sync        map[string]uint64 // fetches, fetch_failures, received, stored, skipped, violations, served, busy, over_budget
+
+	// Trust counts the nodes at each trust level.
+	Trust map[string]int
 
 	// NATS is nil when the node runs no NATS server.
 	NATS *NATSMetrics
@@ -102,6 +105,7 @@ var (
 	descDHTPeers     = desc("dht_routing_table_peers", "Peers in the DHT routing table.")
 	descSyncPending  = desc("sync_pending_trackers", "Trackers waiting to be synced.")
 	descSync         = desc("sync_total", "Sync protocol counters.", "what")
+	descTrust        = desc("trust_nodes", "Nodes at each trust level (from the trust records held and the block list).", "level")
 	descNATSFanned   = desc("nats_fanned_total", "Announcements published to plugins.")
 	descNATSLag      = desc("nats_fanout_lag", "Accepted announcements not yet published to plugins.")
 	descNATSErrors   = desc("nats_fanout_errors_total", "Announcements that could not be published to plugins.")
@@ -114,7 +118,7 @@ var (
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPeers, descMembers, descFollowing, descKnown, descMessages,
 		descDiscovery, descIgnored, descSeen, descDrops, descMemberEvents, descGaps, descMissing, descForks,
-		descLogEntries, descLogBytes, descLogCommits, descDiskFull, descDiskFree, descRefused, descPerTracker, descSyncPending, descSync,
+		descLogEntries, descLogBytes, descLogCommits, descDiskFull, descDiskFree, descRefused, descPerTracker, descSyncPending, descSync, descTrust,
 		descReach, descRelayRes, descConns, descHolePunches, descDHTPeers,
 		descNATSFanned, descNATSLag, descNATSErrors, descNATSSlow, descNATSClients, descNATSLeaf, descNATSRequests} {
 		ch <- d
@@ -181,6 +185,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descDHTPeers, float64(m.DHTPeers))
 	gauge(descSyncPending, float64(m.SyncPending))
 	counters(descSync, m.Sync)
+	for l, n := range m.Trust {
+		gauge(descTrust, float64(n), l)
+	}
 	if n := m.NATS; n != nil {
 		counter(descNATSFanned, float64(n.Fanned))
 		gauge(descNATSLag, float64(n.Lag))

@@ -167,7 +167,7 @@ func (a api) Metrics(ctx context.Context) (*httpapi.Metrics, error) {
 		Peers: net.Peers, Members: net.Members, Following: len(st.Following), Known: st.Known,
 		Messages:       map[string]uint64{"accepted": net.Accepted, "ignored": net.Ignored, "rejected": net.Rejected},
 		Discovery:      map[string]uint64{"accepted": net.DiscoveryAccepted, "ignored": net.DiscoveryIgnored, "rejected": net.DiscoveryRejected},
-		Ignored:        map[string]uint64{"duplicate": net.Duplicates, "over_budget": net.OverBudget},
+		Ignored:        map[string]uint64{"duplicate": net.Duplicates, "over_budget": net.OverBudget, "ignored_author": net.IgnoredAuthors},
 		SeenDuplicates: net.SeenDuplicates,
 		Drops: map[string]uint64{"rpc_queue": net.DroppedRPCs, "validation_queue": net.DroppedValidations,
 			"subscriptions": net.DroppedSubscriptions, "discovery": net.DroppedDiscoveries, "trackers_refused": net.TrackersRefused},
@@ -180,9 +180,10 @@ func (a api) Metrics(ctx context.Context) (*httpapi.Metrics, error) {
 		DiskFull: st.Log.DiskFull, DiskFree: st.Log.DiskFree,
 		Refused:     map[string]uint64{"over_quota": st.Log.OverQuota, "disk_full": st.Log.DiskRefused},
 		PerTracker:  map[string]uint64{},
-		SyncPending: st.SyncPending,
+		SyncPending: st.SyncPending, Trust: st.Trust,
 		Sync: map[string]uint64{"fetches": sy.Fetches, "fetch_failures": sy.FetchFailures, "received": sy.Received,
-			"stored": sy.Stored, "violations": sy.Violations, "served": sy.Served, "busy": sy.Busy, "over_budget": sy.OverBudget},
+			"stored": sy.Stored, "violations": sy.Violations, "served": sy.Served, "busy": sy.Busy, "over_budget": sy.OverBudget,
+			"skipped": sy.Skipped},
 	}
 	for _, h := range st.Heads {
 		gone := missing(h.Gaps)

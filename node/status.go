@@ -21,6 +21,10 @@ func (n *Node) Status(context.Context) (*view.Status, error) {
 	s.Known = n.disc.Len()
 	s.Net = view.NetStats(n.net.Stats())
 	s.Sync, s.SyncPending = view.SyncStats(n.net.SyncStats()), n.syncQ.pending()
+	s.Trust = make(map[string]int)
+	for l, c := range n.book.Counts() {
+		s.Trust[string(l)] = c
+	}
 	if n.nats != nil {
 		st := view.NATSStats(n.nats.Stats())
 		s.NATS = &st

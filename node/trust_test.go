@@ -211,3 +211,59 @@ func TestThreeHopWeb(t *testing.T) {
 		t.Fatalf("A stored D's gadget after distrusting D: %v", err)
 	}
 }
+
+// TestFollowsPublished: a node's follows go into its node record (unless
+// private), so that another node can follow a node with what it follows.
+func TestFollowsPublished(t *testing.T) {
+	ctx := context.Background()
+	net := newTrustNet(t, "maker", "owner")
+	maker, owner := net["maker"], net["owner"]
+	tr, err := owner.CreateTracker(ctx, topics.TrackerInfo{Name: "jigs"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Publish(ctx, tr.ID, []topics.Thing{{ID: "clamp", Title: "Clamp", Version: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The maker's follows are public: its node record lists them.
+	cfg := fastConfig(t.TempDir()+"/public", maker.GossipAddr())
+	cfg.PrivateFollows = false
+	cfg.Follow = datadir.FollowSet{Trackers: []topics.TrackerID{tr.ID}}
+	public := startNode(t, cfg)
+	if err := maker.Follow(ctx, datadir.FollowSet{Nodes: []string{public.ID.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 20*time.Second, func() error {
+		d, err := maker.NodeDetail(ctx, public.ID.ID)
+		if err != nil || d.Follows == nil || !slices.Equal(d.Follows.Trackers, []topics.TrackerID{tr.ID}) {
+			return fmt.Errorf("the maker sees the public node's follows as %+v (%v)", d, err)
+		}
+		return nil
+	})
+
+	// A node following the public node's follows gets the owner's Thing.
+	cfg = fastConfig(t.TempDir()+"/fan", maker.GossipAddr())
+	cfg.FollowFollows = []string{public.ID.ID}
+	fan := startNode(t, cfg)
+	wait.For(t, 20*time.Second, func() error {
+		if _, err := fan.Thing(ctx, tr.ID, "clamp"); err != nil {
+			return fmt.Errorf("the fan has not the clamp: %v", err)
+		}
+		return nil
+	})
+	if !fan.Followed(tr.ID) {
+		t.Error("the fan does not follow the tracker the public node follows")
+	}
+
+	// Made private, the follows leave the node record.
+	public.cfg.PrivateFollows = true
+	public.followsChanged()
+	wait.For(t, 20*time.Second, func() error {
+		d, err := maker.NodeDetail(ctx, public.ID.ID)
+		if err != nil || d.Follows != nil {
+			return fmt.Errorf("the maker still sees the public node's follows %+v (%v)", d.Follows, err)
+		}
+		return nil
+	})
+}

@@ -32,6 +32,9 @@ type Status struct {
 	Sync        SyncStats  `json:"sync"`
 	SyncPending int        `json:"sync_pending"` // trackers waiting to be synced
 	NATS        *NATSStats `json:"nats,omitempty"`
+	// Trust counts the nodes at each trust level (unknown: those the
+	// records name and no level reaches), for a running node.
+	Trust map[string]int `json:"trust,omitempty"`
 }
 
 // Gaps counts the missing ranges over all chains.

@@ -101,7 +101,13 @@ func printStatus(s *view.Status) {
 			fmt.Fprintf(w, "  member\t%s %s %s since %s\n", m.ID, m.GossipAddr, m.State, m.Since.Format(time.RFC3339))
 		}
 		fmt.Fprintf(w, "membership\t%d joins, %d leaves, %d deaths\n", s.Net.Joins, s.Net.Leaves, s.Net.Deaths)
-		fmt.Fprintf(w, "messages\t%d accepted, %d ignored (%d duplicates), %d rejected\n", s.Net.Accepted, s.Net.Ignored, s.Net.Duplicates, s.Net.Rejected)
+		fmt.Fprintf(w, "messages\t%d accepted, %d ignored (%d duplicates, %d over budget, %d of blocked or distrusted authors), %d rejected\n",
+			s.Net.Accepted, s.Net.Ignored, s.Net.Duplicates, s.Net.OverBudget, s.Net.IgnoredAuthors, s.Net.Rejected)
+		var levels []string
+		for _, l := range []string{"verified", "trusted", "marginal", "web", "distrusted", "blocked"} {
+			levels = append(levels, fmt.Sprintf("%d %s", s.Trust[l], l))
+		}
+		fmt.Fprintf(w, "trust\t%s\n", strings.Join(levels, ", "))
 		fmt.Fprintf(w, "drops\t%d RPCs, %d before validation, %d subscriptions\n", s.Net.DroppedRPCs, s.Net.DroppedValidations, s.Net.DroppedSubscriptions)
 		fmt.Fprintf(w, "known trackers\t%d (from discovery records)\n", s.Known)
 		fmt.Fprintf(w, "sync\t%d fetches (%d failed), %d envelopes stored, %d served, %d bad peers, %d trackers pending\n",
