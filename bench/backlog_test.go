@@ -53,8 +53,9 @@ func BenchmarkBacklog(b *testing.B) {
 		Dir: filepath.Join(root, "b"), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0",
 		Follow: datadir.FollowSet{Trackers: []topics.TrackerID{tracker}}, MinFree: -1,
 		// No quotas: 500,000 Things of 1 KB pass the default 512 MiB a
-		// tracker, and the peer would stop at 479,858 (as it did).
-		AuthorQuota: -1, TrackerQuota: -1,
+		// tracker, and the peer would stop at 479,858 (as it did); and
+		// the author, unknown to the peer, would get 64 MiB.
+		AuthorQuota: -1, TrackerQuota: -1, Budgets: node.Budgets{Unknown: node.Budget{Quota: -1}},
 	})
 	if err != nil {
 		b.Fatal(err)
