@@ -9,11 +9,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-json-experiment/json"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/thingtracker/ttn/cmd/internal/flags"
 	"github.com/thingtracker/ttn/cmd/internal/output"
+	"github.com/thingtracker/ttn/control"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/view"
 )
@@ -64,20 +64,13 @@ forks), and the log's size.`,
 			if err := output.CheckFormat(format); err != nil {
 				return flags.Usagef("%v", err)
 			}
-			d, err := openDir(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			s, err := d.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if format == output.JSON {
-				return json.MarshalWrite(os.Stdout, s, json.Deterministic(true))
-			}
-			printStatus(s)
-			return nil
+			return withDir(c, func(d control.Operations) error {
+				s, err := d.Status(ctx)
+				if err != nil {
+					return err
+				}
+				return show(format, s, printStatus)
+			})
 		})
 }
 

@@ -34,6 +34,15 @@ func withDir(c *flags.Common, fn func(control.Operations) error) error {
 	return fn(d)
 }
 
+// show prints v as JSON, or as text by text.
+func show[T any](format string, v T, text func(T)) error {
+	if format == output.JSON {
+		return json.MarshalWrite(os.Stdout, v, json.Deterministic(true))
+	}
+	text(v)
+	return nil
+}
+
 // printRecord prints what publishing a record did.
 func printRecord(p feed.Published, what string) {
 	if !p.New {
@@ -211,11 +220,7 @@ trust records it gave and received, and the flags it made and received.`,
 				if err != nil {
 					return err
 				}
-				if format == output.JSON {
-					return json.MarshalWrite(os.Stdout, n, json.Deterministic(true))
-				}
-				printNode(n)
-				return nil
+				return show(format, n, printNode)
 			})
 		})
 }
@@ -303,16 +308,16 @@ off the list with --dismiss followed by their IDs.`,
 				if err != nil {
 					return err
 				}
-				if format == output.JSON {
-					return json.MarshalWrite(os.Stdout, ds, json.Deterministic(true))
-				}
-				w := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
-				defer w.Flush()
-				fmt.Fprintf(w, "TRACKER\tTITLE\tOWNER\tLEVEL\tFIRST SEEN\tLAST SEEN\n")
-				for _, d := range ds {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Tracker, output.OneLine(d.Title), d.Node, d.Level, d.First, d.Last)
-				}
-				return nil
+				return show(format, ds, printDiscovered)
 			})
 		})
+}
+
+func printDiscovered(ds []view.Discovered) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "TRACKER\tTITLE\tOWNER\tLEVEL\tFIRST SEEN\tLAST SEEN\n")
+	for _, d := range ds {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Tracker, output.OneLine(d.Title), d.Node, d.Level, d.First, d.Last)
+	}
 }
