@@ -47,6 +47,7 @@ var codes = []struct {
 	{"bad_request", ErrBadRequest},
 	{"node_gone", ErrNodeGone},
 	{"fingerprint_mismatch", datadir.ErrFingerprintMismatch},
+	{"committed", datadir.ErrCommitted},
 }
 
 // Errors of the channel itself.

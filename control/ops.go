@@ -33,6 +33,10 @@ type Operations interface {
 	Discovered(ctx context.Context) ([]view.Discovered, error)
 	Dismiss(ctx context.Context, ids []string) error
 
+	// Commit announces the commitment to a recovery key (the CLI makes
+	// the key and shows its phrase; the phrase never reaches the node).
+	Commit(ctx context.Context, commitment string) (feed.Published, error)
+
 	Close() error
 }
 

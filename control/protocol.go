@@ -58,6 +58,7 @@ const (
 	OpNode          = "node"
 	OpDiscovered    = "discovered"
 	OpDismiss       = "dismiss"
+	OpCommit        = "commit"
 )
 
 // request is a control request; which fields count depends on Op.
@@ -78,6 +79,7 @@ type request struct {
 	Flag      *topics.Flag        `json:"flag,omitempty"`
 	Profile   *datadir.Profile    `json:"profile,omitempty"`
 	Nodes     []string            `json:"nodes,omitempty"` // block, unblock, node, dismiss
+	Commit    string              `json:"commit,omitempty"`
 }
 
 // response is a control response line.

@@ -264,6 +264,8 @@ func (s *Server) do(ctx context.Context, req *request) (any, error) {
 		return h.Discovered(ctx)
 	case OpDismiss:
 		return nil, h.Dismiss(ctx, req.Nodes)
+	case OpCommit:
+		return h.Commit(ctx, req.Commit)
 	}
 	if len(req.Op) <= 32 && printable(req.Op) {
 		return nil, fmt.Errorf("%w: unknown operation %q", ErrBadRequest, req.Op)

@@ -50,6 +50,11 @@ func (c *Client) Dismiss(ctx context.Context, ids []string) error {
 	return c.call(ctx, &request{Op: OpDismiss, Nodes: ids}, nil)
 }
 
+func (c *Client) Commit(ctx context.Context, commitment string) (p feed.Published, err error) {
+	err = c.call(ctx, &request{Op: OpCommit, Commit: commitment}, &p)
+	return p, err
+}
+
 // The trust operations on the dir itself. What needs levels opens the
 // dir's book (reading every standing record) for the one call.
 

@@ -288,5 +288,10 @@ func (c *Dir) Status(fs *FollowSet) (*view.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &view.Status{Node: c.ID.ID, Fingerprint: c.ID.Fingerprint, Follows: *fs, Heads: ViewHeads(heads), Log: view.LogStats(c.Log.Stats())}, nil
+	commitment, err := c.Commitment()
+	if err != nil {
+		return nil, err
+	}
+	return &view.Status{Node: c.ID.ID, Fingerprint: c.ID.Fingerprint, Commitment: commitment, Follows: *fs,
+		Heads: ViewHeads(heads), Log: view.LogStats(c.Log.Stats())}, nil
 }

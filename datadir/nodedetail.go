@@ -28,6 +28,9 @@ func (c *Dir) NodeDetail(ctx context.Context, b *Book, id string) (*view.NodeDet
 	if err := c.nodeRecord(topics.DeriveTrackerID(raw, ""), d); err != nil {
 		return nil, err
 	}
+	if d.Commitment, err = c.CommitmentOf(raw); err != nil {
+		return nil, err
+	}
 	err = c.Log.Records(ctx, func(a *topics.Announcement) error {
 		t := a.Payload.Trust
 		if t == nil || (a.Payload.Author != id && t.Subject != id) {

@@ -99,6 +99,13 @@ func (h controlHandler) Discovered(ctx context.Context) ([]view.Discovered, erro
 	return h.n.Discovered(ctx)
 }
 
+func (h controlHandler) Commit(ctx context.Context, commitment string) (feed.Published, error) {
+	if err := h.n.waitOwnSynced(ctx); err != nil {
+		return feed.Published{}, err
+	}
+	return h.n.Commit(ctx, commitment)
+}
+
 func (h controlHandler) Dismiss(ctx context.Context, ids []string) error {
 	return h.n.Dismiss(ctx, ids)
 }

@@ -270,3 +270,10 @@ func idKey(id peer.ID, nodeID string) ([]byte, error) {
 	}
 	return raw, nil
 }
+
+// Commitment returns the commitment to a recovery key: the lowercase hex
+// SHA-256 of its raw 32-byte public key (a node record's next).
+func Commitment(rawPub []byte) string {
+	h := sha256.Sum256(rawPub)
+	return hex.EncodeToString(h[:])
+}

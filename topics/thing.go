@@ -139,8 +139,13 @@ type NodeInfo struct {
 	Trackers    []TrackerID `json:"trackers"`
 	// Follows is nil when the node keeps its follows to itself; an empty
 	// Follows says it follows nothing.
-	Follows *Follows   `json:"follows,omitzero"`
-	Ext     Extensions `json:",embed"`
+	Follows *Follows `json:"follows,omitzero"`
+	// Next is the node's commitment to its recovery key (Commitment of
+	// its raw public key): the key a rotation must be signed by. The one
+	// in force is that of the lowest-seq node record carrying one; node
+	// records repeat it.
+	Next string     `json:"next,omitempty"`
+	Ext  Extensions `json:",embed"`
 }
 
 // Follows lists the trackers and nodes a node follows, so that others can
@@ -447,6 +452,9 @@ func (n *NodeInfo) Check() error {
 	c.text("description", n.Description, MaxNodeDescriptionLen)
 	c.str("url", n.URL, MaxTextLen)
 	c.countMax("trackers", len(n.Trackers), MaxNodeTrackers)
+	if n.Next != "" && !isLowerHex(n.Next, 64) {
+		c.failf("next", " %q: want the 64 lowercase hex digits of a SHA-256", clip(n.Next))
+	}
 	if f := n.Follows; f != nil {
 		c.push("follows", -1)
 		c.countMax("trackers", len(f.Trackers), MaxNodeFollowedTrackers)

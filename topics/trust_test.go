@@ -75,6 +75,9 @@ func (f *recordFixture) validRecords() map[string]*Payload {
 		}),
 		"flag tracker": with(KindFlag, func(p *Payload) { p.Flag = &Flag{Target: FlagTarget{Tracker: f.designs}, Reason: FlagSpam} }),
 		"flag node":    with(KindFlag, func(p *Payload) { p.Flag = &Flag{Target: FlagTarget{Node: f.other}, Reason: FlagObjectionable} }),
+		"node with a commitment": with(KindNode, func(p *Payload) {
+			p.NodeInfo = &NodeInfo{Trackers: []TrackerID{}, Next: Commitment([]byte("a recovery key of 32 bytes......"))}
+		}),
 		"flag withdrawn": with(KindFlag, func(p *Payload) {
 			p.Flag = &Flag{Target: FlagTarget{Node: f.other}, Withdraw: true}
 		}),
@@ -246,6 +249,8 @@ func TestRecordsInvalid(t *testing.T) {
 		{"node follows unknown member", KindNode, TrackerID{}, `{"trackers":[],"follows":{"people":[]}}`, "/node_info/follows/people"},
 		{"node follows as a list", KindNode, TrackerID{}, `{"trackers":[],"follows":[]}`, "/node_info/follows"},
 		{"node unknown member", KindNode, TrackerID{}, `{"trackers":[],"avatar":"x"}`, `node_info: unknown member "avatar"`},
+		{"node next too short", KindNode, TrackerID{}, `{"trackers":[],"next":"abc"}`, `node_info.next "abc": want the 64 lowercase hex digits`},
+		{"node next in capitals", KindNode, TrackerID{}, `{"trackers":[],"next":"` + strings.Repeat("A", 64) + `"}`, "node_info.next"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,9 @@ type Status struct {
 	Fingerprint string    `json:"fingerprint"`
 	Running     bool      `json:"running"` // false: read from the dir, no node runs
 	Follows     FollowSet `json:"follows"` // stored
+	// Commitment is the node's commitment to its recovery key, "" when it
+	// made none (announcer key commit).
+	Commitment string `json:"commitment,omitempty"`
 
 	Addrs      []string `json:"addrs,omitempty"`
 	GossipAddr string   `json:"gossip_addr,omitempty"`

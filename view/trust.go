@@ -50,6 +50,9 @@ type NodeDetail struct {
 	Follows *topics.Follows `json:"follows,omitempty"`
 	// Record is the node record shown, nil when none is held.
 	Record *Ref `json:"record,omitempty"`
+	// Commitment is the node's commitment to its recovery key in force
+	// (its first node record carrying one), "" when none is held.
+	Commitment string `json:"commitment,omitempty"`
 	// TrustGiven are the node's standing trust records, TrustReceived the
 	// records of others on it; FlagsMade its standing flags, Flags the
 	// flags on it.

@@ -104,9 +104,34 @@ func TestUserSession(t *testing.T) {
 	if !strings.HasPrefix(first, "node 12D3KooW") || !strings.Contains(first, "\nfingerprint ") {
 		t.Fatalf("init printed %q", first)
 	}
+	// The recovery phrase, shown once: 24 words, kept in no file of the dir.
+	printed := strings.Split(strings.TrimSpace(first), "\n")
+	identity, phrase := printed[:2], ""
+	for _, l := range printed[2:] {
+		words, ok := strings.CutPrefix(l, "recovery ")
+		if !ok || len(strings.Fields(words)) != 6 {
+			t.Fatalf("init printed %q", first)
+		}
+		phrase += words + " "
+	}
+	if n := len(strings.Fields(phrase)); n != 24 {
+		t.Fatalf("a recovery phrase of %d words: %q", n, first)
+	}
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if b, rerr := os.ReadFile(path); err == nil && !d.IsDir() && rerr == nil && bytes.Contains(b, []byte(strings.Fields(phrase)[0]+" "+strings.Fields(phrase)[1]+" "+strings.Fields(phrase)[2])) {
+			t.Errorf("%s holds the recovery phrase", path)
+		}
+		return nil
+	})
 	r := run(t, "", nil, "init", "--data", dir)
-	if r.code != 0 || r.stdout != first || !strings.Contains(r.stderr, "keeping it") {
+	if r.code != 0 || r.stdout != strings.Join(identity, "\n")+"\n" || !strings.Contains(r.stderr, "keeping it") {
 		t.Fatalf("second init: %+v", r)
+	}
+	if r := run(t, "", nil, "key", "commit", "--data", dir); r.code != 1 || !strings.Contains(r.stderr, "already committed") || r.stdout != "" {
+		t.Fatalf("key commit after init: %+v", r)
+	}
+	if st := ok(t, "", "status", "--data", dir); !strings.Contains(st, "committed to a recovery key") {
+		t.Fatalf("status after init:\n%s", st)
 	}
 	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "identity.key"): 0o600} {
 		st, err := os.Stat(path)
@@ -172,13 +197,14 @@ func TestUserSession(t *testing.T) {
 		heads[e.Tracker] = chainPos{a.Payload.Seq, a.ID}
 	}
 	// designs: tracker, v1, v2, edit, retract; the TTN tracker: tracker, two
-	// Things; the node tracker: two node records.
-	if len(heads) != 3 || len(es) != 10 || es[len(es)-1].ID.String() != retraction {
+	// Things; the node tracker: three node records (init's, with the
+	// recovery commitment, and one per tracker).
+	if len(heads) != 3 || len(es) != 11 || es[len(es)-1].ID.String() != retraction {
 		t.Fatalf("log has %d entries in %d chains", len(es), len(heads))
 	}
-	text := ok(t, "", "log", "--data", dir, "--format", "text", "--since", "8")
+	text := ok(t, "", "log", "--data", dir, "--format", "text", "--since", "9")
 	if got := len(strings.Split(strings.TrimSpace(text), "\n")); got != 2 || !strings.Contains(text, "retracts") {
-		t.Fatalf("log --since 8 printed %q", text)
+		t.Fatalf("log --since 9 printed %q", text)
 	}
 
 	// Export the log to another node, which verifies and keeps it.
@@ -186,11 +212,11 @@ func TestUserSession(t *testing.T) {
 	ok(t, "", "init", "--data", other)
 	exported := ok(t, "", "log", "--data", dir, "--format", "json")
 	r = run(t, exported, nil, "ingest", "--data", other, "-")
-	if r.code != 0 || !strings.Contains(r.stderr, "10 stored") {
+	if r.code != 0 || !strings.Contains(r.stderr, "11 stored") {
 		t.Fatalf("ingest: %+v", r)
 	}
-	if got := entries(t, other); len(got) != len(es) {
-		t.Fatalf("other node holds %d entries, want %d", len(got), len(es))
+	if got := entries(t, other); len(got) != 1+len(es) { // its own inception node record, and the ingested
+		t.Fatalf("other node holds %d entries, want %d", len(got), 1+len(es))
 	}
 
 	// Key export and import into a fresh dir give the same node.
@@ -200,8 +226,8 @@ func TestUserSession(t *testing.T) {
 		t.Fatalf("exported key mode: %v %v", st, err)
 	}
 	moved := filepath.Join(t.TempDir(), "moved")
-	if got := ok(t, "", "key", "import", "--data", moved, keyFile); got != first {
-		t.Fatalf("key import printed %q, want %q", got, first)
+	if got, want := ok(t, "", "key", "import", "--data", moved, keyFile), strings.Join(identity, "\n")+"\n"; got != want {
+		t.Fatalf("key import printed %q, want %q", got, want)
 	}
 	if r := run(t, "", nil, "key", "import", "--data", moved, keyFile); r.code == 0 {
 		t.Fatal("key import replaced an existing identity")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/go-json-experiment/json"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -85,12 +86,15 @@ func noArgs(args []string) error {
 }
 
 func initCmd() *ffcli.Command {
-	return command("init", "announcer init [--data DIR]", "Create the node's identity (kept if it exists).",
+	return command("init", "announcer init [--data DIR]", "Create the node's identity (kept if it exists) and its recovery phrase.",
 		`Creates the data dir (mode 0700) and an Ed25519 key (mode 0600), then prints
-the node ID and the fingerprint people compare out of band. Run again, it keeps
-the key and says so. A lost key loses authorship of the node's trackers: back
-it up with 'announcer key export'.`,
-		nil, func(_ context.Context, c *flags.Common, args []string) error {
+the node ID, the fingerprint people compare out of band, and, once, a recovery
+phrase of 24 words. The phrase is not kept anywhere: write it down and keep it
+offline. It is the only way to replace a lost or stolen key without losing the
+node's identity (its ID, trackers and followers); and whoever has it can take
+the node over. The dir keeps only a commitment to it, announced in the node's
+first node record. Run again, init keeps the key and says so.`,
+		nil, func(ctx context.Context, c *flags.Common, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
 			}
@@ -102,8 +106,35 @@ it up with 'announcer key export'.`,
 				fmt.Fprintf(os.Stderr, "identity already in %s; keeping it\n", c.Data)
 			}
 			fmt.Printf("node %s\nfingerprint %s\n", id.ID, id.Fingerprint)
-			return nil
+			if !created {
+				return nil
+			}
+			return commitRecovery(ctx, c)
 		})
+}
+
+// commitRecovery makes a recovery key, announces the commitment to it and
+// prints its phrase, once.
+func commitRecovery(ctx context.Context, c *flags.Common) error {
+	phrase, commitment, err := datadir.NewRecoveryPhrase()
+	if err != nil {
+		return err
+	}
+	err = withDir(c, func(d control.Operations) error {
+		_, err := d.Commit(ctx, commitment)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "Write the recovery phrase down and keep it offline. It is shown once and kept nowhere.\n"+
+		"With it you can replace a lost or stolen key ('announcer key rotate') and keep the node's identity;\n"+
+		"whoever has it can take the node over.")
+	words := strings.Fields(phrase)
+	for i := 0; i < len(words); i += 6 {
+		fmt.Printf("recovery %s\n", strings.Join(words[i:i+6], " "))
+	}
+	return nil
 }
 
 func trackerCmd() *ffcli.Command {
@@ -419,7 +450,18 @@ fingerprint.`,
 			fmt.Printf("node %s\nfingerprint %s\n", id.ID, id.Fingerprint)
 			return nil
 		})
-	cmd := command("key", "announcer key export|import [flags] FILE", "Back up or restore the node's key.", "", nil, nil)
-	cmd.Subcommands = []*ffcli.Command{export, imp}
+	commit := command("commit", "announcer key commit", "Make a recovery phrase for an identity without one.",
+		`For an identity created without a recovery phrase (by 'run' or 'subscriber',
+or before this version): makes a recovery key, announces the commitment to it
+in a node record, and prints its phrase of 24 words, once. Refused when the node
+already committed: only a rotation sets the next commitment.`,
+		nil, func(ctx context.Context, c *flags.Common, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			return commitRecovery(ctx, c)
+		})
+	cmd := command("key", "announcer key export|import|commit [flags] [FILE]", "Back up or restore the node's key; commit to a recovery key.", "", nil, nil)
+	cmd.Subcommands = []*ffcli.Command{export, imp, commit}
 	return cmd
 }

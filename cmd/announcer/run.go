@@ -83,6 +83,7 @@ func printStatus(s *view.Status) {
 	}
 	fmt.Fprintf(w, "node\t%s\n", s.Node)
 	fmt.Fprintf(w, "fingerprint\t%s\n", s.Fingerprint)
+	fmt.Fprintf(w, "recovery\t%s\n", recovery(s.Commitment))
 	fmt.Fprintf(w, "state\t%s\n", state)
 	if s.Running {
 		fmt.Fprintf(w, "listen\t%s\n", strings.Join(s.Addrs, " "))
@@ -134,4 +135,12 @@ func printStatus(s *view.Status) {
 	if s.Log.OverQuota > 0 || s.Log.DiskRefused > 0 {
 		fmt.Fprintf(w, "refused\t%d over quota, %d for want of disk space\n", s.Log.OverQuota, s.Log.DiskRefused)
 	}
+}
+
+// recovery says whether a node committed to a recovery key.
+func recovery(commitment string) string {
+	if commitment == "" {
+		return "no recovery key: a lost or stolen key would end this identity ('announcer key commit')"
+	}
+	return "committed to a recovery key (" + commitment[:16] + "…)"
 }

@@ -238,6 +238,9 @@ func printNode(n *view.NodeDetail) {
 		level += " (on the local block list)"
 	}
 	fmt.Fprintf(w, "trust\t%s\n", level)
+	if n.Commitment != "" {
+		fmt.Fprintf(w, "recovery\tcommitted (%s…)\n", n.Commitment[:16])
+	}
 	for _, f := range []struct{ k, v string }{{"name", n.Name}, {"description", n.Description}, {"url", n.URL}} {
 		if f.v != "" {
 			fmt.Fprintf(w, "%s\t%s\n", f.k, output.OneLine(f.v))
