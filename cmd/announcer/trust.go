@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -43,6 +44,33 @@ func show[T any](format string, v T, text func(T)) error {
 	return nil
 }
 
+// interspersed parses the flags of fs that follow positional arguments,
+// as the usage lines of trust and flag put them ("announcer trust NODE_ID
+// --level L"): the flag package, and ffcli with it, stops at the first
+// argument that is not a flag and would pass the rest on as arguments. It
+// returns the positional arguments; everything after "--" is one.
+func interspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if a := args[0]; a == "-" || !strings.HasPrefix(a, "-") {
+			pos, args = append(pos, a), args[1:]
+			continue
+		}
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, flags.Usagef("%v (see -h)", err)
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		args = rest
+	}
+	return pos, nil
+}
+
 // printRecord prints what publishing a record did.
 func printRecord(p feed.Published, what string) {
 	if !p.New {
@@ -53,6 +81,7 @@ func printRecord(p feed.Published, what string) {
 
 func trustCmd() *ffcli.Command {
 	var level, fingerprint, note string
+	var set *flag.FlagSet
 	return command("trust", "announcer trust NODE_ID --level L [--fingerprint F] [--note N]",
 		"Say what this node thinks of another node; print the record's ID.",
 		`Announces a trust record on this node's node tracker. Levels:
@@ -68,11 +97,16 @@ Your verified and trusted nodes introduce others as full, your marginal ones
 as marginal: a node is "web" when one full or three marginal introductions
 vouch for it (DESIGN.md, "Trust"). 'announcer node ID' shows the result.`,
 		func(fs *flag.FlagSet) {
+			set = fs
 			fs.StringVar(&level, "level", "", "`L`: verified, trusted, marginal, distrusted or none (required)")
 			fs.StringVar(&fingerprint, "fingerprint", "", "the node's fingerprint `F`, as its owner gave it (required with verified)")
 			fs.StringVar(&note, "note", "", "a one-line note")
 		},
 		func(ctx context.Context, c *flags.Common, args []string) error {
+			args, err := interspersed(set, args)
+			if err != nil {
+				return err
+			}
 			if len(args) != 1 {
 				return flags.Usagef("trust needs one node ID")
 			}
@@ -93,6 +127,7 @@ vouch for it (DESIGN.md, "Trust"). 'announcer node ID' shows the result.`,
 func flagCmd() *ffcli.Command {
 	var tracker, thing, node, reason, note string
 	var withdraw bool
+	var set *flag.FlagSet
 	return command("flag", "announcer flag (ANNOUNCEMENT_ID | --tracker T [--thing ID] | --node N) --reason R [--note N] [--withdraw]",
 		"Mark an announcement, a Thing, a tracker or a node as suspicious.",
 		`Announces a flag record on this node's node tracker, or, with --withdraw,
@@ -102,6 +137,7 @@ node when one flag by the node itself or a node it verified or trusts, or
 three by its marginal and web nodes, mark it (or its announcement, tracker or
 author); flagged Things are left out of listings unless asked for.`,
 		func(fs *flag.FlagSet) {
+			set = fs
 			fs.StringVar(&tracker, "tracker", "", "flag tracker `T` (with --thing: one of its Things)")
 			fs.StringVar(&thing, "thing", "", "flag Thing `ID` of --tracker")
 			fs.StringVar(&node, "node", "", "flag node `N`")
@@ -110,6 +146,10 @@ author); flagged Things are left out of listings unless asked for.`,
 			fs.BoolVar(&withdraw, "withdraw", false, "take this node's flag on the target back")
 		},
 		func(ctx context.Context, c *flags.Common, args []string) error {
+			args, err := interspersed(set, args)
+			if err != nil {
+				return err
+			}
 			var f topics.Flag
 			switch {
 			case len(args) == 1 && tracker == "" && thing == "" && node == "":
