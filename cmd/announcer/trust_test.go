@@ -115,7 +115,8 @@ func TestTrustOffline(t *testing.T) {
 		strings.TrimSpace(again.stdout) != trusted || !strings.Contains(again.stderr, "already stands") {
 		t.Fatalf("the same trust record again: %+v", again)
 	}
-	if es := entries(t, dir); len(es) != 1 || es[0].ID.String() != trusted || es[0].Kind != topics.KindTrust || es[0].Trust != "" {
+	// init's node record (the recovery commitment), then the trust record.
+	if es := entries(t, dir); len(es) != 2 || es[1].ID.String() != trusted || es[1].Kind != topics.KindTrust || es[1].Trust != "" {
 		t.Fatalf("log after trust: %+v", es)
 	}
 
