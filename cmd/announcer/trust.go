@@ -324,28 +324,47 @@ func printNode(n *view.NodeDetail) {
 
 func discoveredCmd() *ffcli.Command {
 	var format string
-	var dismiss bool
-	return command("discovered", "announcer discovered [--format text|json] [--dismiss ID...]",
-		"List trackers seen on the network and not followed.",
+	var dismiss, follow bool
+	return command("discovered", "announcer discovered [--format text|json] [--follow|--dismiss ID...]",
+		"List trackers seen on the network and not followed; follow or dismiss them.",
 		`The listening-mode list: every tracker this node learnt of from discovery
 records and does not follow, with its title, its owner and the owner's trust
-level, first and last seen; the most recently seen first. Follow one with
-'subscriber --follow ID' (or the HTTP page), or take trackers or whole owners
-off the list with --dismiss followed by their IDs.`,
+level, first and last seen; the most recently seen first. --follow followed by
+tracker IDs follows them (as 'subscriber --follow'); --dismiss followed by
+tracker IDs, or node IDs for all of an owner's trackers, takes them off the
+list for good.`,
 		func(fs *flag.FlagSet) {
 			fs.StringVar(&format, "format", output.Text, "json or text")
+			fs.BoolVar(&follow, "follow", false, "follow the tracker IDs given as arguments")
 			fs.BoolVar(&dismiss, "dismiss", false, "dismiss the tracker and node IDs given as arguments")
 		},
 		func(ctx context.Context, c *flags.Common, args []string) error {
 			if err := output.CheckFormat(format); err != nil {
 				return flags.Usagef("%v", err)
 			}
-			if dismiss != (len(args) > 0) {
-				return flags.Usagef("IDs go with --dismiss, and --dismiss needs IDs")
+			if follow && dismiss || (follow || dismiss) != (len(args) > 0) {
+				return flags.Usagef("IDs go with --follow or --dismiss, and each needs IDs")
+			}
+			var fs datadir.FollowSet
+			for _, id := range args {
+				if !follow {
+					break
+				}
+				t, err := topics.ParseTrackerID(id)
+				if err != nil {
+					return flags.Usagef("--follow %s: %v", id, err)
+				}
+				fs.Trackers = append(fs.Trackers, t)
 			}
 			return withDir(c, func(d control.Operations) error {
-				if dismiss {
+				switch {
+				case dismiss:
 					return d.Dismiss(ctx, args)
+				case follow:
+					if cl, ok := d.(*control.Client); ok {
+						return cl.Follow(ctx, fs)
+					}
+					return datadir.ChangeFollows(c.Data, fs, datadir.FollowSet{})
 				}
 				ds, err := d.Discovered(ctx)
 				if err != nil {

@@ -85,8 +85,10 @@ func TestTrustOffline(t *testing.T) {
 		{"block nonsense", []string{"block", "nonsense"}, 2, "nonsense"},
 		{"block nothing", []string{"block"}, 2, "needs node IDs"},
 		{"node nonsense", []string{"node", "nonsense"}, 2, "nonsense"},
-		{"dismiss without IDs", []string{"discovered", "--dismiss"}, 2, "--dismiss needs IDs"},
-		{"IDs without dismiss", []string{"discovered", tracker}, 2, "IDs go with --dismiss"},
+		{"dismiss without IDs", []string{"discovered", "--dismiss"}, 2, "each needs IDs"},
+		{"IDs without dismiss", []string{"discovered", tracker}, 2, "IDs go with --follow or --dismiss"},
+		{"follow and dismiss", []string{"discovered", "--follow", "--dismiss", tracker}, 2, "IDs go with --follow or --dismiss"},
+		{"follow a node ID", []string{"discovered", "--follow", other}, 2, "tracker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := logOf()
@@ -207,6 +209,10 @@ func TestTrustOffline(t *testing.T) {
 	}
 	if out := ok(t, "", "discovered", "--data", dir, "--format", "json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("discovered --format json printed %q, want []", out)
+	}
+	ok(t, "", "discovered", "--data", dir, "--follow", tracker)
+	if st := ok(t, "", "status", "--data", dir); !strings.Contains(st, "follow     tracker "+tracker) {
+		t.Errorf("discovered --follow %s: status shows no such follow:\n%s", tracker, st)
 	}
 }
 
