@@ -106,15 +106,14 @@ func TestNodePage(t *testing.T) {
 		}
 	}
 
-	// The listening-mode list: B's tracker, not followed, with B's level.
-	// (A discovery record's title is the tracker's name: see
-	// node.announceTracker.)
+	// The listening-mode list: B's tracker, not followed, with its title
+	// and B's level.
 	wait.For(t, 20*time.Second, func() error {
 		var ds []view.Discovered
 		getJSON(t, a, "/v1/discovered", &ds)
 		for _, d := range ds {
 			if d.Tracker == bench.ID {
-				if d.Node != b.ID.ID || d.Title != "bench" || d.Level != "verified" || d.First == "" || d.Last == "" {
+				if d.Node != b.ID.ID || d.Title != "Bench jigs" || d.Level != "verified" || d.First == "" || d.Last == "" {
 					return fmt.Errorf("B's tracker listed as %+v", d)
 				}
 				return nil

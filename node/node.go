@@ -635,7 +635,11 @@ func (n *Node) announceTracker(t topics.TrackerID) error {
 	if err != nil {
 		return err
 	}
+	// The record's title is the tracker's title, or else its name.
 	d := &topics.Discovery{Tracker: t, Title: st.Name, Time: topics.FormatTime(time.Now())}
+	if info, err := n.trackerInfo(st); err == nil && info != nil && info.Title != "" {
+		d.Title = info.Title
+	}
 	if hs, err := n.Log.TrackerHeads(t); err == nil {
 		for _, h := range hs {
 			if h.Author == n.ID.ID {
