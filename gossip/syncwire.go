@@ -3,6 +3,7 @@ package gossip
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -106,7 +107,7 @@ func writeJSON(w *bufio.Writer, m *syncMsg) error {
 // readMsg reads one framed message, refusing oversize ones before reading
 // them.
 func readMsg(r *bufio.Reader) (byte, []byte, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readUvarint(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -118,6 +119,30 @@ func readMsg(r *bufio.Reader) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	return b[0], b[1:], nil
+}
+
+// readUvarint reads a length prefix: a stream that ends or fails gives
+// its error as it is (it breaks no rule), a prefix longer than a uint64
+// wraps ErrBadPeer.
+func readUvarint(r io.ByteReader) (uint64, error) {
+	var x uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				break
+			}
+			return x | uint64(b)<<(7*i), nil
+		}
+		x |= uint64(b&0x7f) << (7 * i)
+	}
+	return 0, fmt.Errorf("%w: a length prefix over 64 bits", ErrBadPeer)
 }
 
 // readJSON reads a message that must be JSON of type want (or "done").
