@@ -23,6 +23,10 @@ func Config(t testing.TB, join ...string) node.Config {
 		Dir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, GossipAddr: "127.0.0.1:0", Join: join,
 		Heartbeat: 100 * time.Millisecond, ProbeInterval: 200 * time.Millisecond,
 		DiscoveryInterval: time.Second, ReadyTimeout: 5 * time.Second,
+		// Private follows: the tests count the entries that reach a node,
+		// and a follower would add its own node record listing them
+		// (node.TestFollowsPublished covers the public default).
+		PrivateFollows: true,
 	}
 }
 
