@@ -58,7 +58,7 @@ func TestFeedKeepAlive(t *testing.T) {
 func TestStuckFeedClient(t *testing.T) {
 	ctx := context.Background()
 	cfg := nodetest.Config(t)
-	cfg.HTTP = &httpapi.Config{Addr: "0", MaxFeeds: 1, WriteTimeout: 300 * time.Millisecond}
+	cfg.HTTP = &httpapi.Config{Addr: "0", MaxFeeds: 1, WriteTimeout: 2 * time.Second} // long enough to be seen busy on a loaded machine
 	n := nodetest.Start(t, cfg)
 	tr, err := n.CreateTracker(ctx, topics.TrackerInfo{Name: "t"}, false)
 	if err != nil {
