@@ -135,11 +135,20 @@ func (m *members) start(ctx context.Context) error {
 		conf.BindPort = m.tr.GetAutoBindPort()
 		conf.AdvertisePort = conf.BindPort
 	}
+	// memberlist calls GetBroadcasts and NotifyMsg as soon as Create has
+	// its listeners up, before it returns: the queue must exist first.
+	var created atomic.Pointer[memberlist.Memberlist]
+	m.bq = &memberlist.TransmitLimitedQueue{RetransmitMult: conf.RetransmitMult, NumNodes: func() int {
+		if ml := created.Load(); ml != nil {
+			return ml.NumMembers()
+		}
+		return 1
+	}}
 	m.ml, err = memberlist.Create(conf)
 	if err != nil {
 		return fmt.Errorf("gossip: memberlist on %s: %w", m.n.cfg.GossipAddr, err)
 	}
-	m.bq = &memberlist.TransmitLimitedQueue{NumNodes: m.ml.NumMembers, RetransmitMult: conf.RetransmitMult}
+	created.Store(m.ml)
 	m.wg.Add(2)
 	go m.dialer()
 	go m.maintain()
@@ -274,9 +283,6 @@ func (m *members) NotifyMsg(b []byte) {
 
 // GetBroadcasts implements memberlist.Delegate.
 func (m *members) GetBroadcasts(overhead, limit int) [][]byte {
-	if m.bq == nil {
-		return nil
-	}
 	return m.bq.GetBroadcasts(overhead, limit)
 }
 
