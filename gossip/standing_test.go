@@ -424,3 +424,33 @@ func TestResetBeforePlanNotPenalised(t *testing.T) {
 		t.Errorf("a malformed plan: %+v, want one violation", s)
 	}
 }
+
+// TestPublishDiscovery: a node passes on a record signed by another owner,
+// which its peers accept as that owner's; a record that is not valid is
+// refused before it is sent.
+func TestPublishDiscovery(t *testing.T) {
+	checkLeaks(t)
+	got := make(chan topics.Discovery, 4)
+	n := newNetwork(t, func(c *gossip.Config) { c.OnDiscovery = func(d topics.Discovery) { got <- d } })
+	owner := newKey(t)
+	ownerID, _ := topics.NodeID(owner.GetPublic())
+	bad := discoveryRecord(t, owner, "forged")
+	bad[len(bad)-1] ^= 1 // the signature is the envelope's last field
+	if err := n.honest.node.PublishDiscovery(context.Background(), bad); err == nil {
+		t.Fatal("a record with a bad signature was published")
+	}
+	if err := n.honest.node.PublishDiscovery(context.Background(), discoveryRecord(t, owner, "passed on")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-got:
+		if d.Owner != ownerID {
+			t.Fatalf("the record arrived as %s's, want %s's", d.Owner, ownerID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the record did not arrive")
+	}
+	if st := n.victim.node.Stats(); st.DiscoveryRejected != 0 || st.DiscoveryAccepted != 1 {
+		t.Errorf("the victim saw %d rejected and %d accepted records, want the good one only", st.DiscoveryRejected, st.DiscoveryAccepted)
+	}
+}

@@ -150,6 +150,17 @@ func (n *Node) Announce(ctx context.Context, d *topics.Discovery) error {
 	return n.discTopic.Publish(ctx, b)
 }
 
+// PublishDiscovery publishes a discovery record signed by its tracker's
+// owner, which may be another node (a record this node holds and passes
+// on, or a bridge's). An invalid record is refused with the reason and not
+// sent.
+func (n *Node) PublishDiscovery(ctx context.Context, signed []byte) error {
+	if _, err := topics.ValidateDiscovery(signed, n.cfg.Now()); err != nil {
+		return fmt.Errorf("gossip: discovery record: %w", err)
+	}
+	return n.discTopic.Publish(ctx, signed)
+}
+
 // DiscoveryPeers returns how many peers the node knows on the discovery
 // topic.
 func (n *Node) DiscoveryPeers() int { return len(n.ps.ListPeers(topics.DiscoveryTopic)) }
