@@ -173,7 +173,10 @@ type Node struct {
 	book    *datadir.Book        // trust levels and flags
 	disc    *datadir.Discoveries // trackers learnt from discovery records
 	promisc *promiscuous         // trackers followed promiscuously
-	quotas  *quotaByLevel        // the log's quota per author, by level
+	// unknownQ holds discovered trackers of unknown owners for
+	// followUnknown (promiscuous nodes).
+	unknownQ chan topics.Discovery
+	quotas   *quotaByLevel // the log's quota per author, by level
 
 	mu    sync.Mutex
 	dirty map[topics.TrackerID]struct{} // own trackers whose discovery record is due
@@ -212,7 +215,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Dir: dir, cfg: cfg, promisc: newPromiscuous(), quotas: quotas,
+	n := &Node{Dir: dir, cfg: cfg, promisc: newPromiscuous(), unknownQ: make(chan topics.Discovery, unknownBatch), quotas: quotas,
 		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), pokeFollows: make(chan struct{}, 1), ready: make(chan struct{}),
 		ownSynced: make(chan struct{}), syncQ: newSyncQueue(), viaNodes: make(map[topics.TrackerID]string),
 		viaTrust: make(map[topics.TrackerID]string), followFollows: make(map[string]*topics.Follows), viaFollows: make(map[string]string)}
@@ -317,6 +320,10 @@ func (n *Node) start(ctx context.Context) error {
 	go n.announce()
 	go n.rediscover()
 	go n.antiEntropy()
+	if n.cfg.Promiscuous {
+		n.wg.Add(1)
+		go n.followUnknown()
+	}
 	for range syncWorkers {
 		go n.syncWorker()
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -137,17 +138,28 @@ func (n *Node) maxTrackers() int {
 func (n *Node) unknownSlots() int { return int(float64(n.maxTrackers()) * n.cfg.UnknownShare) }
 
 // followDiscovered follows a discovered tracker in promiscuous mode, within
-// the shares.
+// the shares. It runs for each discovery record, so it must be quick: a
+// tracker of an owner the node trusts is followed at once; one of an
+// unknown owner goes to followUnknown, which follows them in batches
+// (a flood of fresh keys must not hold up the records of trusted owners
+// behind thousands of follows). A record that finds the queue full leaves
+// its tracker in the discovered list; the owner's next record tries again.
 func (n *Node) followDiscovered(d topics.Discovery) {
 	l := n.book.Level(d.Owner).Level
 	if ignored(l) {
 		return
 	}
-	unknown := l == trust.Unknown
-	if unknown && n.promisc.unknownCount() >= n.unknownSlots() {
-		return // in the discovered list, for review
+	if l == trust.Unknown {
+		if n.promisc.unknownCount()+len(n.unknownQ) >= n.unknownSlots() {
+			return // in the discovered list, for review
+		}
+		select {
+		case n.unknownQ <- d:
+		default:
+		}
+		return
 	}
-	if !unknown && len(n.net.Following()) >= n.maxTrackers() {
+	if len(n.net.Following()) >= n.maxTrackers() {
 		if t, ok := n.promisc.leastRead(); ok {
 			n.cfg.Logger.Info("letting an unknown owner's tracker go for a trusted owner's", "dropped", t.String(), "tracker", d.Tracker.String())
 			n.promisc.remove(t)
@@ -160,7 +172,62 @@ func (n *Node) followDiscovered(d topics.Discovery) {
 		n.cfg.Logger.Warn("not following discovered tracker", "tracker", d.Tracker.String(), "err", err)
 		return
 	}
-	n.promisc.add(d.Tracker, d.Owner, unknown, time.Now())
+	n.promisc.add(d.Tracker, d.Owner, false, time.Now())
+}
+
+// unknownBatch is how many trackers of unknown owners followUnknown
+// follows at once (one write of the follows file).
+const unknownBatch = 256
+
+// followUnknown follows the trackers of unknown owners that
+// followDiscovered queued, in batches, within the unknown share.
+func (n *Node) followUnknown() {
+	defer n.wg.Done()
+	for {
+		var batch []topics.Discovery
+		select {
+		case <-n.ctx.Done():
+			return
+		case d := <-n.unknownQ:
+			batch = append(batch, d)
+		}
+		for len(batch) < unknownBatch {
+			select {
+			case d := <-n.unknownQ:
+				batch = append(batch, d)
+				continue
+			default:
+			}
+			break
+		}
+		free := n.unknownSlots() - n.promisc.unknownCount()
+		var fs datadir.FollowSet
+		var owners []string
+		for _, d := range batch {
+			// The owner may have been placed, or the tracker followed,
+			// since the record came.
+			if len(fs.Trackers) < free && !n.Followed(d.Tracker) && !slices.Contains(fs.Trackers, d.Tracker) &&
+				n.book.Level(d.Owner).Level == trust.Unknown {
+				fs.Trackers, owners = append(fs.Trackers, d.Tracker), append(owners, d.Owner)
+			}
+		}
+		if len(fs.Trackers) == 0 {
+			continue
+		}
+		if err := n.Follow(n.ctx, fs); err != nil {
+			n.cfg.Logger.Warn("not following discovered trackers", "trackers", len(fs.Trackers), "err", err)
+		}
+		joined := make(map[topics.TrackerID]bool)
+		for _, t := range n.net.Following() {
+			joined[t] = true
+		}
+		now := time.Now()
+		for i, t := range fs.Trackers {
+			if joined[t] {
+				n.promisc.add(t, owners[i], true, now)
+			}
+		}
+	}
 }
 
 // gossipDefaultMaxTrackers is the network's tracker limit when the node
