@@ -144,7 +144,7 @@ func (c *Dir) Publish(ctx context.Context, tracker topics.TrackerID, things []to
 	for i := range things {
 		drafts[i] = feed.Draft{Tracker: tracker, Kind: topics.KindThing, Thing: &things[i]}
 	}
-	if err := feed.CheckDrafts(c.ID.Key, drafts); err != nil {
+	if err := feed.CheckDrafts(c.ID.RawKey, drafts); err != nil {
 		return nil, err
 	}
 	var out []feed.Published
@@ -191,7 +191,7 @@ func (c *Dir) Import(ctx context.Context, doc *ttn.Document) (ImportResult, erro
 	for i := range doc.Things {
 		drafts[i] = feed.Draft{Tracker: id, Kind: topics.KindThing, Thing: &doc.Things[i]}
 	}
-	if err := feed.CheckDrafts(c.ID.Key, append(drafts, feed.Draft{Tracker: id, Kind: topics.KindTracker, TrackerInfo: &doc.Info})); err != nil {
+	if err := feed.CheckDrafts(c.ID.RawKey, append(drafts, feed.Draft{Tracker: id, Kind: topics.KindTracker, TrackerInfo: &doc.Info})); err != nil {
 		return ImportResult{}, err
 	}
 	tr, err := c.CreateTracker(ctx, doc.Info, true)

@@ -27,9 +27,11 @@ type txn struct {
 	trackers map[topics.TrackerID]*TrackerState // tracker states changed by this group
 	retracts map[topics.ID]topics.ID            // pending retractions by target; zero = consumed
 	records  map[string]recordRef               // standing trust records and flags changed, by index key
+	keys     map[[32]byte]*keyState             // key states changed, by inception key
 	usage    usage                              // envelope bytes this group stores
 
 	appended, duplicates, forks, frozen, gapLimited, overQuota uint64
+	void, unplaced, refused, voided                            uint64
 }
 
 func (l *Log) newTxn() *txn {
@@ -45,6 +47,7 @@ func (l *Log) newTxn() *txn {
 		trackers: make(map[topics.TrackerID]*TrackerState),
 		retracts: make(map[topics.ID]topics.ID),
 		records:  make(map[string]recordRef),
+		keys:     make(map[[32]byte]*keyState),
 		usage:    newUsage(),
 	}
 }
@@ -62,6 +65,9 @@ func (t *txn) apply() (bool, error) {
 	st.frozen.Add(t.frozen)
 	st.gapLimited.Add(t.gapLimited)
 	st.overQuota.Add(t.overQuota)
+	st.void.Add(t.void)
+	st.unplaced.Add(t.unplaced)
+	st.refused.Add(t.refused)
 	if t.last == t.l.applied {
 		return false, nil // only duplicates and refusals: nothing to write
 	}
@@ -84,7 +90,7 @@ func (t *txn) apply() (bool, error) {
 			errs = append(errs, t.b.Set(retractKey(target), id[:], nil))
 		}
 	}
-	errs = append(errs, t.writeRecords())
+	errs = append(errs, t.writeRecords(), t.writeKeyStates())
 	errs = append(errs, t.b.Set(keyLastCursor, binary.BigEndian.AppendUint64(nil, t.last), nil))
 	if err := errors.Join(errs...); err != nil {
 		return false, fmt.Errorf("feed: build batch: %w", err)
@@ -102,6 +108,11 @@ func (t *txn) apply() (bool, error) {
 			t.l.retracts[target] = id
 		}
 	}
+	for author, s := range t.keys {
+		t.l.setKeyState(author, s)
+	}
+	t.l.keysKept = true
+	st.voided.Add(t.voided)
 	t.l.usage.merge(t.usage)
 	t.l.markFull(t.usage)
 	t.l.applied = t.last
@@ -216,7 +227,34 @@ func (t *txn) announcementAt(cursor uint64) (*topics.Announcement, error) {
 // append applies one validated announcement. hash is its body hash when
 // known (own publishes), else zero.
 func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
-	k := makeChainKey(a.Payload.Tracker, a.Env.RawKey)
+	// The signer first: only an entry its author's key state places may
+	// touch the chain. A rotate voids what its heads do not vouch for
+	// before it takes its own place.
+	switch t.judge(a) {
+	case void:
+		if cur, err := t.cursorOf(a.ID); err != nil || cur != 0 {
+			return Result{Status: Duplicate, Cursor: cur}, err // voided since it was stored
+		}
+		t.void++
+		return Result{Status: Void}, nil
+	case unplaced:
+		t.unplaced++
+		return Result{Status: Unplaced}, nil
+	case refusedRotate:
+		t.refused++
+		return Result{Status: Refused}, nil
+	}
+	isRotate := a.Payload.Kind == topics.KindRotate && !a.Payload.Opaque()
+	if isRotate {
+		if cur, err := t.cursorOf(a.ID); err != nil || cur != 0 {
+			t.duplicates++
+			return Result{Status: Duplicate, Cursor: cur}, err
+		}
+		if err := t.rotate(a); err != nil {
+			return Result{}, err
+		}
+	}
+	k := makeChainKey(a.Payload.Tracker, a.AuthorKey)
 	c, err := t.chain(k)
 	if err != nil {
 		return Result{}, err
@@ -291,6 +329,7 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 		return Result{Status: Forked, Cursor: cursor}, nil
 	}
 	t.appended++
+	t.noteCommitment(a)
 	if err := t.applyState(a, cursor, hash, first); err != nil {
 		return Result{}, err
 	}
@@ -367,7 +406,7 @@ func (t *txn) applyState(a *topics.Announcement, cursor uint64, hash topics.ID, 
 	p := a.Payload
 	if first {
 		t.trackers[p.Tracker] = &TrackerState{ID: p.Tracker, Owner: p.Author,
-			Node: p.Tracker == topics.DeriveTrackerID(a.Env.RawKey, "")}
+			Node: p.Tracker == topics.DeriveTrackerID(a.AuthorKey, "")}
 	}
 	if p.Opaque() {
 		return nil

@@ -19,10 +19,14 @@ import (
 //	k tracker(16)                              → TrackerState (JSON)
 //	r target id(32)                            → retract id(32), pending target
 //	p author(32) recordKey                     → seq(8) cursor(8), standing trust record or flag
+//	v tracker(16) author(32) seq(8) variant(1) → as c, a void entry (evidence)
+//	y author(32)                               → keyState (JSON), a rotated or committed author
 //	m name                                     → metadata
 //
-// author is the raw 32-byte Ed25519 key of the signer. variant is 0, or 1
-// for the second envelope of a fork. thing and version are uvarint-length-
+// author is the raw 32-byte Ed25519 inception key of the author (the key
+// its node ID embeds; the signer's unless the author rotated). variant is
+// 0, or 1 for the second envelope of a fork, with voidBit set for a void
+// entry. thing and version are uvarint-length-
 // prefixed strings. The t and x keys are written blind (never read back by
 // an append); a Thing's state is derived from them when it is read.
 // recordKey is topics.Payload.RecordKey, the rest of the key (records.go).
@@ -37,6 +41,8 @@ const (
 	prefixRetract   = 'r'
 	prefixRecord    = 'p'
 	prefixMeta      = 'm'
+	prefixVoid      = 'v'
+	prefixKeys      = 'y'
 )
 
 // chainKey identifies a chain: one author's entries on one tracker.
@@ -61,7 +67,11 @@ type pos struct {
 
 func (p pos) key() []byte {
 	b := make([]byte, 0, 1+len(p.chain)+8+1)
-	b = append(b, prefixChain)
+	if p.variant&voidBit != 0 {
+		b = append(b, prefixVoid)
+	} else {
+		b = append(b, prefixChain)
+	}
 	b = append(b, p.chain[:]...)
 	b = binary.BigEndian.AppendUint64(b, p.seq)
 	return append(b, p.variant)
@@ -71,7 +81,7 @@ func chainSeqKey(k chainKey, seq uint64) []byte { return pos{k, seq, 0}.key()[:1
 
 func parsePosKey(b []byte) (pos, error) {
 	var p pos
-	if len(b) != 1+len(p.chain)+8+1 || b[0] != prefixChain {
+	if len(b) != 1+len(p.chain)+8+1 || b[0] != prefixChain && b[0] != prefixVoid {
 		return p, fmt.Errorf("feed: bad chain key %x", b)
 	}
 	copy(p.chain[:], b[1:])

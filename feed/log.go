@@ -160,6 +160,15 @@ type Log struct {
 	retracts map[topics.ID]topics.ID  // applied pending retractions: target → retraction
 	usage    usage                    // applied envelope bytes by author and tracker
 
+	// Key states of rotated or committed authors, by inception key, and
+	// the authors of rotated-in keys, by current key; read by publishers
+	// outside the writer.
+	keysMu  sync.RWMutex
+	keys    map[[32]byte]*keyState
+	current map[[32]byte][32]byte
+	// keysKept: the store is marked as keeping key states (writer only).
+	keysKept bool
+
 	diskMu   sync.Mutex
 	checked  time.Time     // when the free space was last read
 	diskFull atomic.Bool   // free space is below MinFree
@@ -174,6 +183,7 @@ type Log struct {
 type stats struct {
 	appended, duplicates, forks, frozen, gapLimited atomic.Uint64
 	overQuota, diskRefused                          atomic.Uint64
+	void, unplaced, refused, voided                 atomic.Uint64
 	commits, maxGroup                               atomic.Uint64
 }
 
@@ -234,6 +244,10 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	if err := l.indexRecords(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := l.readKeyStates(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -312,6 +326,17 @@ const (
 	// OverQuota: storing it would pass its author's or its tracker's quota
 	// (Config.AuthorQuota or AuthorQuotaOf, TrackerQuota); not stored.
 	OverQuota
+	// Void: signed by a key the author rotated away from, past the heads
+	// the rotation vouches for (or after the author retired); not stored.
+	Void
+	// Unplaced: the signer is none of the author's keys the log knows (it
+	// may lack the author's rotate record), or a rotate names a key while
+	// the log holds no commitment to check it by; not stored. Fetch the
+	// author's node tracker, then the announcement again.
+	Unplaced
+	// Refused: a rotate to a key other than the one its author committed
+	// to, or after the author retired; not stored.
+	Refused
 )
 
 func (s Status) String() string {
@@ -328,6 +353,12 @@ func (s Status) String() string {
 		return "gap-limited"
 	case OverQuota:
 		return "over-quota"
+	case Void:
+		return "void"
+	case Unplaced:
+		return "unplaced"
+	case Refused:
+		return "refused"
 	}
 	return fmt.Sprintf("status(%d)", int(s))
 }
@@ -356,6 +387,7 @@ type request struct {
 
 	key    crypto.PrivKey
 	drafts []*draft
+	rotate *rotateRequest
 
 	reply chan reply
 }
@@ -381,7 +413,7 @@ func (l *Log) Append(ctx context.Context, a *topics.Announcement) (Result, error
 // returns once they are durable.
 func (l *Log) AppendAll(ctx context.Context, anns []*topics.Announcement) ([]Result, error) {
 	for _, a := range anns {
-		if !a.Payload.Tracker.OwnedBy(a.Env.RawKey) {
+		if !a.Payload.Tracker.OwnedBy(a.AuthorKey) {
 			return nil, ErrNotOwner
 		}
 	}
@@ -492,7 +524,15 @@ func (l *Log) applyGroup(group []*request) {
 		replies := make([]reply, len(group))
 		bad := -1
 		for i, r := range group {
-			if r.drafts == nil {
+			if r.rotate != nil {
+				var p Published
+				p, replies[i].err = t.publishRotate(r.key, r.rotate)
+				replies[i].pubs = []Published{p}
+				if replies[i].err != nil {
+					bad = i
+					break
+				}
+			} else if r.drafts == nil {
 				replies[i].res = make([]Result, len(r.anns))
 				for j, a := range r.anns {
 					if replies[i].res[j], replies[i].err = t.append(a, topics.ID{}); replies[i].err != nil {
@@ -634,6 +674,14 @@ type Stats struct {
 	MaxGroup    uint64 `json:"max_group"`    // the largest group committed at once
 	DiskBytes   uint64 `json:"disk_bytes"`   // the store's size on disk, write-ahead log included
 	DataBytes   uint64 `json:"data_bytes"`   // the size of the store's tables and blob files
+	// Key rotation: appends refused as void (an old key past the heads its
+	// author vouched for), unplaced (a signer the log cannot place) or
+	// refused (a rotate to a key not committed to), and held entries
+	// voided by a rotation since open.
+	Void     uint64 `json:"void,omitempty"`
+	Unplaced uint64 `json:"unplaced,omitempty"`
+	Refused  uint64 `json:"refused,omitempty"`
+	Voided   uint64 `json:"voided,omitempty"`
 }
 
 // Stats returns the log's counters.
@@ -646,6 +694,10 @@ func (l *Log) Stats() Stats {
 		Frozen:      l.stats.frozen.Load(),
 		GapLimited:  l.stats.gapLimited.Load(),
 		OverQuota:   l.stats.overQuota.Load(),
+		Void:        l.stats.void.Load(),
+		Unplaced:    l.stats.unplaced.Load(),
+		Refused:     l.stats.refused.Load(),
+		Voided:      l.stats.voided.Load(),
 		DiskFull:    l.DiskFull(), // read again when due, even on an idle log
 		DiskFree:    l.free.Load(),
 		DiskRefused: l.stats.diskRefused.Load(),

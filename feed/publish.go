@@ -173,8 +173,19 @@ func bodyHash(p *topics.Payload) (topics.ID, error) {
 // record or flag as the author's standing one on its subject or target) is
 // not published again: its Published has New false and the existing ID. Either every draft
 // is applied or none is.
+//
+// key is the author's current key: its inception key, or the key it
+// rotated to, which signs for it (the log knows whose it is).
 func (l *Log) Publish(ctx context.Context, key crypto.PrivKey, drafts []Draft) ([]Published, error) {
-	ds, err := prepareAll(key, drafts)
+	raw, err := topics.RawPublicKey(key.GetPublic())
+	if err != nil {
+		return nil, err
+	}
+	author, _, err := l.authorOf(raw)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := prepareAll(author, drafts)
 	if err != nil {
 		return nil, err
 	}
@@ -184,18 +195,15 @@ func (l *Log) Publish(ctx context.Context, key crypto.PrivKey, drafts []Draft) (
 
 // CheckDrafts reports the first draft that Publish would refuse whatever the
 // log holds (a body that breaks the payload rules or the size limit, a
-// tracker key does not own), so a caller can check many before publishing
-// them in parts.
-func CheckDrafts(key crypto.PrivKey, drafts []Draft) error {
-	_, err := prepareAll(key, drafts)
+// tracker the author does not own), so a caller can check many before
+// publishing them in parts. author is the author's inception key, raw.
+func CheckDrafts(author []byte, drafts []Draft) error {
+	_, err := prepareAll(author, drafts)
 	return err
 }
 
-func prepareAll(key crypto.PrivKey, drafts []Draft) ([]*draft, error) {
-	raw, err := topics.RawPublicKey(key.GetPublic())
-	if err != nil {
-		return nil, err
-	}
+func prepareAll(raw []byte, drafts []Draft) ([]*draft, error) {
+	var err error
 	ds := make([]*draft, len(drafts))
 	for i, d := range drafts {
 		if ds[i], err = prepare(d, raw); err != nil {
@@ -210,7 +218,11 @@ func prepareAll(key crypto.PrivKey, drafts []Draft) ([]*draft, error) {
 
 // publish applies the drafts of one request.
 func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) {
-	raw, err := topics.RawPublicKey(key.GetPublic())
+	signer, err := topics.RawPublicKey(key.GetPublic())
+	if err != nil {
+		return nil, err
+	}
+	raw, author, err := t.l.authorOf(signer)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +244,7 @@ func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) 
 			out = append(out, Published{ID: existing.ID, Cursor: existing.Cursor, Seq: existing.Seq})
 			continue
 		}
-		a, err := topics.Sign(key, d.payload(c.Max+1, c.MaxID, t.l.cfg.Now()))
+		a, err := topics.SignAs(key, author, d.payload(c.Max+1, c.MaxID, t.l.cfg.Now()))
 		if err != nil {
 			return nil, err
 		}
@@ -244,6 +256,9 @@ func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) 
 			return nil, fmt.Errorf("feed: own announcement not stored: %v", res.Status)
 		}
 		out = append(out, Published{ID: a.ID, Cursor: res.Cursor, Seq: a.Payload.Seq, New: true})
+		if err := t.b.Set(ownHeadKey(d.Tracker), ownHead(a), nil); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

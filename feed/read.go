@@ -126,6 +126,7 @@ func entry(cursor uint64, ref entryRef, env []byte) (view.Entry, error) {
 		Seq:          ref.pos.seq,
 		Announcement: e.Payload,
 		Envelope:     env,
+		Void:         ref.voided(),
 	}, nil
 }
 
@@ -137,7 +138,8 @@ func nodeID(rawKey []byte) (string, error) {
 	return topics.NodeID(k)
 }
 
-// Entries returns up to limit entries after cursor, in arrival order.
+// Entries returns up to limit entries after cursor, in arrival order,
+// void ones (Entry.Void) included.
 func (l *Log) Entries(after uint64, limit int) ([]view.Entry, error) {
 	var out []view.Entry
 	last := l.Last() // durable entries only
@@ -223,23 +225,27 @@ type Reader struct {
 // NewReader returns a reader of the entries after cursor.
 func (l *Log) NewReader(after uint64) *Reader { return &Reader{l: l, cursor: after} }
 
-// Next returns the next entry, blocking until there is one, ctx is done or
-// the log closes.
+// Next returns the next entry that is not void, blocking until there is
+// one, ctx is done or the log closes.
 func (r *Reader) Next(ctx context.Context) (view.Entry, error) {
-	for len(r.buf) == 0 {
-		if err := r.l.Wait(ctx, r.cursor); err != nil {
-			return view.Entry{}, err
+	for {
+		for len(r.buf) == 0 {
+			if err := r.l.Wait(ctx, r.cursor); err != nil {
+				return view.Entry{}, err
+			}
+			buf, err := r.l.Entries(r.cursor, 256)
+			if err != nil {
+				return view.Entry{}, err
+			}
+			r.buf = buf
 		}
-		buf, err := r.l.Entries(r.cursor, 256)
-		if err != nil {
-			return view.Entry{}, err
+		e := r.buf[0]
+		r.buf = r.buf[1:]
+		r.cursor = e.Cursor
+		if !e.Void {
+			return e, nil
 		}
-		r.buf = buf
 	}
-	e := r.buf[0]
-	r.buf = r.buf[1:]
-	r.cursor = e.Cursor
-	return e, nil
 }
 
 // Cursor returns the cursor of the last entry Next returned.

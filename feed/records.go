@@ -97,7 +97,7 @@ func supersedes(p *topics.Payload, old recordRef, load func() (*topics.Payload, 
 // including this group; ok is false when there is none.
 func (t *txn) record(k []byte) (ref recordRef, ok bool, err error) {
 	if r, ok := t.records[string(k)]; ok {
-		return r, true, nil
+		return r, r.cursor != 0, nil // a zero ref: dropped by this group
 	}
 	v, err := t.get(k)
 	if err != nil || v == nil {
@@ -114,7 +114,7 @@ func (t *txn) indexRecord(a *topics.Announcement, cursor uint64) error {
 	if !ok {
 		return nil
 	}
-	k := recordIndexKey(a.Env.RawKey, rk)
+	k := recordIndexKey(a.AuthorKey, rk)
 	old, ok, err := t.record(k)
 	if err != nil {
 		return err
@@ -140,6 +140,10 @@ func (t *txn) indexRecord(a *topics.Announcement, cursor uint64) error {
 func (t *txn) writeRecords() error {
 	errs := make([]error, 0, len(t.records)+1)
 	for k, r := range t.records {
+		if r.cursor == 0 {
+			errs = append(errs, t.b.Delete([]byte(k), nil))
+			continue
+		}
 		errs = append(errs, t.b.Set([]byte(k), r.encode(), nil))
 	}
 	errs = append(errs, t.b.Set(keyRecordsIndexed, binary.BigEndian.AppendUint64(nil, t.last), nil))

@@ -131,7 +131,7 @@ func TestPublishRecords(t *testing.T) {
 			Flag: &topics.Flag{Target: target, Reason: topics.FlagSpam}}, errBadDraftT, ""},
 	} {
 		// CheckDrafts: refused before the writer, whatever the log holds.
-		if err := CheckDrafts(a.key, []Draft{tc.d}); err == nil || tc.want != nil && !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.why) {
+		if err := CheckDrafts(a.raw, []Draft{tc.d}); err == nil || tc.want != nil && !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.why) {
 			t.Errorf("CheckDrafts, %s: %v", tc.name, err)
 		}
 		if _, err := l.Publish(context.Background(), a.key, []Draft{tc.d}); err == nil {

@@ -40,7 +40,7 @@ var (
 const (
 	outboundQueue   = 1024 // RPCs queued per peer
 	validationQueue = 4096 // messages waiting for a validation slot
-	discoveryBuffer = 256  // discovery records waiting for OnDiscovery
+	discoveryBuffer = 4096 // discovery records waiting for OnDiscovery
 	validateTimeout = 30 * time.Second
 )
 

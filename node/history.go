@@ -19,6 +19,9 @@ import (
 type LogStore struct {
 	Log   *feed.Log
 	OnGap func(topics.TrackerID)
+	// OnUnplaced, if set, is told of an announcement whose signer the log
+	// could not place (feed.Unplaced).
+	OnUnplaced func(*topics.Announcement)
 }
 
 var (
@@ -40,6 +43,9 @@ func (s LogStore) Append(ctx context.Context, a *topics.Announcement) (topics.Ou
 	if err == nil && r.Gaps && s.OnGap != nil {
 		s.OnGap(a.Payload.Tracker)
 	}
+	if err == nil && r.Status == feed.Unplaced && s.OnUnplaced != nil {
+		s.OnUnplaced(a)
+	}
 	return r.Status.Outcome(), err
 }
 
@@ -51,6 +57,9 @@ func (s LogStore) AppendAll(ctx context.Context, anns []*topics.Announcement) ([
 	out := make([]topics.Outcome, len(rs))
 	for i, r := range rs {
 		out[i] = r.Status.Outcome()
+		if r.Status == feed.Unplaced && s.OnUnplaced != nil {
+			s.OnUnplaced(anns[i])
+		}
 	}
 	return out, nil
 }

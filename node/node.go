@@ -250,7 +250,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.quotas.book.Store(n.book)
-	store := LogStore{Log: n.Log, OnGap: n.scheduleSync}
+	store := LogStore{Log: n.Log, OnGap: n.scheduleSync, OnUnplaced: n.placeSigner}
 	n.net, err = gossip.New(ctx, gossip.Config{
 		Key:            n.ID.Key,
 		Store:          store,

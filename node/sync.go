@@ -47,10 +47,30 @@ func (n *Node) scheduleSync(t topics.TrackerID) {
 	if !n.followsOrOwns(t) {
 		return // only followed chains are repaired
 	}
+	n.queueSync(t, 0)
+}
+
+// placeDelay is how long after fetching an author's node tracker the node
+// fetches the tracker whose announcement it could not place.
+const placeDelay = 2 * time.Second
+
+// placeSigner fetches what may place the signer of an announcement the log
+// could not place (DESIGN "Key rotation"): the author's node tracker, with
+// its rotate records, followed or not; then, a little later, the tracker
+// the announcement came on, so that it is judged again.
+func (n *Node) placeSigner(a *topics.Announcement) {
+	n.queueSync(topics.DeriveTrackerID(a.AuthorKey, ""), 0)
+	if n.followsOrOwns(a.Payload.Tracker) {
+		n.queueSync(a.Payload.Tracker, placeDelay)
+	}
+}
+
+// queueSync queues a sync of t's history, due after d.
+func (n *Node) queueSync(t topics.TrackerID, d time.Duration) {
 	q := n.syncQ
 	q.mu.Lock()
 	if _, ok := q.jobs[t]; !ok {
-		q.jobs[t] = &syncJob{next: time.Now()}
+		q.jobs[t] = &syncJob{next: time.Now().Add(d)}
 	}
 	q.mu.Unlock()
 	select {

@@ -62,9 +62,10 @@ func (b Budgets) budget(l trust.Level) Budget {
 // ignored.
 func ignored(l trust.Level) bool { return l == trust.Blocked || l == trust.Distrusted }
 
-// standing is gossip's view of an author.
+// standing is gossip's view of the author a signing key signs for: its
+// own, or, for a key an author rotated to, that author's.
 func (n *Node) standing(k [32]byte) gossip.Standing {
-	l := n.book.KeyLevel(k)
+	l := n.book.KeyLevel([32]byte(n.Log.AuthorKey(k[:])))
 	if ignored(l) {
 		return gossip.Standing{Ignore: true}
 	}

@@ -31,12 +31,13 @@ var bodyField = map[string]string{
 	KindNode:    "node_info",
 	KindTrust:   "trust",
 	KindFlag:    "flag",
+	KindRotate:  "rotate",
 }
 
 // OnNodeTracker reports whether kind belongs on its author's node tracker,
 // and only there.
 func OnNodeTracker(kind string) bool {
-	return kind == KindNode || kind == KindTrust || kind == KindFlag
+	return kind == KindNode || kind == KindTrust || kind == KindFlag || kind == KindRotate
 }
 
 // Payload is an announcement's signed JSON content. Exactly one body field is
@@ -58,6 +59,7 @@ type Payload struct {
 	NodeInfo    *NodeInfo    `json:"node_info,omitempty"`
 	Trust       *Trust       `json:"trust,omitempty"`
 	Flag        *Flag        `json:"flag,omitempty"`
+	Rotate      *Rotate      `json:"rotate,omitempty"`
 }
 
 // Opaque reports whether this implementation does not understand the body.
@@ -88,6 +90,7 @@ type wirePayload struct {
 	NodeInfo    *NodeInfo    `json:"node_info"`
 	Trust       *Trust       `json:"trust"`
 	Flag        *Flag        `json:"flag"`
+	Rotate      *Rotate      `json:"rotate"`
 }
 
 // ParsePayload parses payload JSON strictly (see CheckStrictJSON), checks the
@@ -152,6 +155,11 @@ func ParsePayload(b []byte) (*Payload, error) {
 		bodies, present = bodies+1, "flag"
 		p.Flag = w.Flag
 		err = w.Flag.Check()
+	}
+	if w.Rotate != nil {
+		bodies, present = bodies+1, "rotate"
+		p.Rotate = w.Rotate
+		err = w.Rotate.Check()
 	}
 	if w.Retracts != nil {
 		bodies, present = bodies+1, "retracts"

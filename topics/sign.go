@@ -12,6 +12,12 @@ func Sign(key crypto.PrivKey, p *Payload) (*Announcement, error) {
 	if err != nil {
 		return nil, err
 	}
+	return SignAs(key, author, p)
+}
+
+// SignAs signs p for author with key: Sign's, for an author who rotated to
+// key (author is the node ID, which names the inception key).
+func SignAs(key crypto.PrivKey, author string, p *Payload) (*Announcement, error) {
 	p.Author = author
 	b, err := p.Marshal()
 	if err != nil {

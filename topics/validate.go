@@ -65,7 +65,17 @@ type Announcement struct {
 	ID      ID
 	Env     *Envelope
 	Payload *Payload
+	// AuthorKey is the author's inception key (raw, the key its node ID
+	// embeds): its chains and trackers are named by it. It is the signer's
+	// key (Env.RawKey) unless the author rotated (Rotated).
+	AuthorKey []byte
 }
+
+// Rotated reports whether the announcement is signed by a key other than
+// its author's inception key. Such an announcement passes the stateless
+// checks but is valid only when the author's key state (the rotate records
+// the log holds) places the signer: feed.Log checks it before storing.
+func (a *Announcement) Rotated() bool { return !bytes.Equal(a.AuthorKey, a.Env.RawKey) }
 
 // Raw returns the envelope bytes.
 func (a *Announcement) Raw() []byte { return a.Env.Raw }
@@ -88,9 +98,11 @@ func DecodeAnnouncement(data []byte) (*Envelope, error) {
 }
 
 // Check runs the checks after the signature, on an envelope whose signature
-// has been verified: the strict payload, author = signer, tracker owner,
-// the topic (when topic is not ""), the kind's tracker, and the clock (when
-// now is not zero). id is the envelope's ID.
+// has been verified: the strict payload, the author (the signer, or an
+// Ed25519 node ID whose key state must place the signer: see Rotated),
+// tracker owner (by the author's inception key), the topic (when topic is
+// not ""), the kind's tracker, and the clock (when now is not zero). id is
+// the envelope's ID.
 func Check(e *Envelope, id ID, topic string, now time.Time) (*Announcement, error) {
 	p, err := ParsePayload(e.Payload)
 	if err != nil {
@@ -100,8 +112,14 @@ func Check(e *Envelope, id ID, topic string, now time.Time) (*Announcement, erro
 	if err != nil {
 		return nil, rejectf("envelope: %v", err)
 	}
+	authorKey := e.RawKey
 	if p.Author != sg.id {
-		return nil, rejectf("payload: author %q is not the signer %s", clip(p.Author), sg.id)
+		// A rotated author, or a forgery: the key state decides (feed).
+		raw, err := NodeKey(p.Author)
+		if err != nil {
+			return nil, rejectf("payload: author %q is not the signer %s, nor a node ID: %v", clip(p.Author), sg.id, err)
+		}
+		sg, authorKey = signer{id: p.Author, nodeTracker: DeriveTrackerID(raw, "")}, raw
 	}
 	// The tracker's owner prefix is the node tracker's.
 	if [ownerPrefixLen]byte(p.Tracker[:]) != [ownerPrefixLen]byte(sg.nodeTracker[:]) {
@@ -113,12 +131,16 @@ func Check(e *Envelope, id ID, topic string, now time.Time) (*Announcement, erro
 	if !p.Opaque() {
 		nodeTracker := sg.nodeTracker
 		switch {
-		case p.Kind == KindTracker && p.Tracker != DeriveTrackerID(e.RawKey, p.TrackerInfo.Name):
+		case p.Kind == KindTracker && p.Tracker != DeriveTrackerID(authorKey, p.TrackerInfo.Name):
 			return nil, rejectf("payload: tracker %s is not named %q", p.Tracker, clip(p.TrackerInfo.Name))
 		case OnNodeTracker(p.Kind) && p.Tracker != nodeTracker:
 			return nil, rejectf("payload: %s record on tracker %s, not the node tracker %s", p.Kind, p.Tracker, nodeTracker)
 		case !OnNodeTracker(p.Kind) && p.Tracker == nodeTracker:
-			return nil, rejectf("payload: the node tracker carries node, trust and flag records only, not %q", p.Kind)
+			return nil, rejectf("payload: the node tracker carries node, rotate, trust and flag records only, not %q", p.Kind)
+		case p.Kind == KindRotate:
+			if err := checkRotateSigner(p, e.RawKey, authorKey); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !now.IsZero() {
@@ -127,7 +149,20 @@ func Check(e *Envelope, id ID, topic string, now time.Time) (*Announcement, erro
 			return nil, ignoref("payload: time %s is more than %s in the future", p.Time, MaxClockSkew)
 		}
 	}
-	return &Announcement{ID: id, Env: e, Payload: p}, nil
+	return &Announcement{ID: id, Env: e, Payload: p, AuthorKey: authorKey}, nil
+}
+
+// checkRotateSigner checks what a rotate record says of its own signer: it
+// is signed by the key it names, which is not the inception key.
+func checkRotateSigner(p *Payload, signerKey, authorKey []byte) error {
+	raw, _ := p.Rotate.RawKey() // checked by ParsePayload
+	switch {
+	case !bytes.Equal(raw, signerKey):
+		return rejectf("payload: rotate names a key other than its signer's")
+	case bytes.Equal(signerKey, authorKey):
+		return rejectf("payload: rotate signed by the author's inception key")
+	}
+	return nil
 }
 
 // Validate runs every stateless check on an announcement received on topic

@@ -32,6 +32,10 @@ type Entry struct {
 	// (self, verified, trusted, marginal, web, unknown, ...); empty where
 	// no node computed it (a log read offline).
 	Trust string `json:"trust,omitempty"`
+	// Void marks an entry its author's key rotation voided: signed by the
+	// old key past the heads the author vouched for. It is kept as
+	// evidence and left out of every view.
+	Void bool `json:"void,omitempty"`
 }
 
 // NewEntry returns the Entry of an announcement stored at cursor.

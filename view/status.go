@@ -105,6 +105,14 @@ type LogStats struct {
 	MaxGroup    uint64 `json:"max_group"`    // the largest group committed at once
 	DiskBytes   uint64 `json:"disk_bytes"`   // the store's size on disk, write-ahead log included
 	DataBytes   uint64 `json:"data_bytes"`   // the size of the store's tables and blob files
+	// Key rotation: appends refused as void (an old key past the heads its
+	// author vouched for), unplaced (a signer the log cannot place) or
+	// refused (a rotate to a key not committed to), and held entries
+	// voided by a rotation since open.
+	Void     uint64 `json:"void,omitempty"`
+	Unplaced uint64 `json:"unplaced,omitempty"`
+	Refused  uint64 `json:"refused,omitempty"`
+	Voided   uint64 `json:"voided,omitempty"`
 }
 
 // NetStats are the network's counters: peers, validation outcomes, drops,

@@ -1,0 +1,212 @@
+package feed
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/thingtracker/ttn/topics"
+)
+
+// rotationCase is an owner whose signing key was stolen: the owner's
+// honest entries, the thief's, and the owner's rotation to its committed
+// recovery key.
+type rotationCase struct {
+	owner, recovery, next, thief *author
+	id                           string // the owner's node ID
+	designs, nodeTracker         topics.TrackerID
+
+	honest []*topics.Announcement // node record (seq 1), designs 1..3
+	stolen []*topics.Announcement // with the owner's key: designs 4, 5 and a node record (seq 2) committing to the thief's key
+	rotate *topics.Announcement   // by the recovery key, vouching for node tracker 1 and designs 3
+}
+
+func newRotationCase(t *testing.T) *rotationCase {
+	c := &rotationCase{owner: newAuthor(t, 1), recovery: newAuthor(t, 2), next: newAuthor(t, 3), thief: newAuthor(t, 4)}
+	c.id = c.owner.nodeID()
+	c.designs, c.nodeTracker = c.owner.tracker("designs"), c.owner.tracker("")
+	node := func(k crypto.PrivKey, seq uint64, prev topics.ID, next string) *topics.Announcement {
+		a, err := topics.SignAs(k, c.id, &topics.Payload{V: 1, Kind: topics.KindNode, Tracker: c.nodeTracker, Seq: seq, Prev: prev,
+			Time: topics.FormatTime(testTime), NodeInfo: &topics.NodeInfo{Next: next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	inception := node(c.owner.key, 1, topics.ID{}, topics.Commitment(c.recovery.raw))
+	designs := c.owner.chain(c.designs, 5, "")
+	c.honest = append([]*topics.Announcement{inception}, designs[:3]...)
+	c.stolen = append(designs[3:], node(c.owner.key, 2, inception.ID, topics.Commitment(c.thief.raw)))
+	c.rotate = c.rotation(t, c.recovery, 2, inception.ID, topics.Commitment(c.next.raw),
+		[]topics.RotateHead{{Tracker: c.nodeTracker, Seq: 1, ID: inception.ID}, {Tracker: c.designs, Seq: 3, ID: designs[2].ID}})
+	return c
+}
+
+// rotation signs a rotate record of the owner with key.
+func (c *rotationCase) rotation(t *testing.T, key *author, seq uint64, prev topics.ID, next string, heads []topics.RotateHead) *topics.Announcement {
+	pub, err := crypto.MarshalPublicKey(key.key.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := topics.SignAs(key.key, c.id, &topics.Payload{V: 1, Kind: topics.KindRotate, Tracker: c.nodeTracker, Seq: seq, Prev: prev,
+		Time: topics.FormatTime(testTime), Rotate: &topics.Rotate{Key: pub, Next: next, Heads: heads, Reason: topics.ReasonCompromised}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// things returns the IDs of the designs Things the log shows.
+func things(t *testing.T, l *Log, tracker topics.TrackerID) map[string]bool {
+	t.Helper()
+	ts, err := l.Things(tracker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]bool)
+	for _, s := range ts {
+		out[s.Thing] = true
+	}
+	return out
+}
+
+// TestRotationVoidsTheThief: a log that stored a thief's entries voids
+// them when the owner rotates, refuses more of them, places the owner's
+// new key, and keeps all of it across a reopen.
+func TestRotationVoidsTheThief(t *testing.T) {
+	c := newRotationCase(t)
+	dir := filepath.Join(t.TempDir(), "log")
+	l, err := Open(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Close() }()
+	for _, a := range append(append([]*topics.Announcement{}, c.honest...), c.stolen...) {
+		mustAppend(t, l, a, Stored)
+	}
+	if got := things(t, l, c.designs); len(got) != 5 {
+		t.Fatalf("before the rotation the log shows %d Things, want the 5 held", len(got))
+	}
+	// The thief cannot rotate: its key is not the one committed to (the
+	// commitment in force is the lowest-seq node record's).
+	mustAppend(t, l, c.rotation(t, c.thief, 3, c.stolen[2].ID, "", nil), Refused)
+
+	mustAppend(t, l, c.rotate, Stored)
+	ks := l.KeyState(c.owner.raw)
+	if string(ks.Current) != string(c.recovery.raw) || ks.Rotations != 1 || ks.Commitment != topics.Commitment(c.next.raw) || ks.Void != 3 {
+		t.Errorf("key state after the rotation: %+v", ks)
+	}
+	if got := things(t, l, c.designs); len(got) != 3 || got["t4"] || got["t5"] {
+		t.Errorf("after the rotation the log shows %v, want t1..t3", got)
+	}
+	// More of the thief's: void, not stored.
+	more := c.owner.sign(c.designs, 6, c.stolen[1].ID, &topics.Thing{ID: "t6", Title: "stolen", Version: "1"})
+	mustAppend(t, l, more, Void)
+	// The owner publishes on with the recovery key: the chain continues
+	// past the heads, under the same tracker ID.
+	pubs, err := l.Publish(context.Background(), c.recovery.key, []Draft{{Tracker: c.designs, Kind: topics.KindThing,
+		Thing: &topics.Thing{ID: "t4", Title: "honest again", Version: "1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pubs[0].Seq != 4 {
+		t.Errorf("the owner's next entry took seq %d, want 4", pubs[0].Seq)
+	}
+	if st, err := l.Thing(c.designs, "t4"); err != nil || st.Latest().Latest().ID != pubs[0].ID {
+		t.Errorf("the owner's new entry: %+v, %v", st, err)
+	}
+	// The void entries are evidence in the arrival order, and no reader
+	// sees them.
+	es, err := l.Entries(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	voids := 0
+	for _, e := range es {
+		if e.Void {
+			voids++
+		}
+	}
+	if voids != 3 {
+		t.Errorf("%d void entries among %d, want 3", voids, len(es))
+	}
+	r := l.NewReader(0)
+	for range len(es) - voids {
+		e, err := r.Next(context.Background())
+		if err != nil || e.Void {
+			t.Fatalf("reader: %+v, %v", e, err)
+		}
+	}
+
+	// Reopened: the key state holds.
+	l.Close()
+	if l, err = Open(dir, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.KeyState(c.owner.raw); string(got.Current) != string(c.recovery.raw) || got.Rotations != 1 {
+		t.Errorf("reopened key state: %+v", got)
+	}
+	mustAppend(t, l, c.owner.sign(c.designs, 5, pubs[0].ID, &topics.Thing{ID: "t7", Title: "stolen", Version: "1"}), Void)
+	// The spent recovery key cannot rotate again: the next commitment is
+	// to another key.
+	mustAppend(t, l, c.rotation(t, c.recovery, 3, c.rotate.ID, topics.Commitment(c.thief.raw), nil), Refused)
+}
+
+// TestRotationLateJoiner: a log that never held the thief's entries
+// refuses them once it holds the rotation, whatever the order it learns
+// things in; a rotation it cannot check yet is Unplaced.
+func TestRotationLateJoiner(t *testing.T) {
+	c := newRotationCase(t)
+	l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The rotation before the commitment: unplaced, and so is an entry by
+	// the new key.
+	mustAppend(t, l, c.rotate, Unplaced)
+	for _, a := range c.honest {
+		mustAppend(t, l, a, Stored)
+	}
+	mustAppend(t, l, c.rotate, Stored)
+	for _, a := range c.stolen {
+		mustAppend(t, l, a, Void)
+	}
+	if got := things(t, l, c.designs); len(got) != 3 {
+		t.Errorf("the late joiner shows %v, want t1..t3", got)
+	}
+	if st := l.Stats(); st.Void != 3 || st.Unplaced != 1 {
+		t.Errorf("stats: %+v", st)
+	}
+}
+
+// TestCommitmentsRecomputed: a log written before key states were kept
+// finds the commitments in force in its node records when it opens.
+func TestCommitmentsRecomputed(t *testing.T) {
+	c := newRotationCase(t)
+	dir := filepath.Join(t.TempDir(), "log")
+	l, err := Open(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range c.honest {
+		mustAppend(t, l, a, Stored)
+	}
+	// What an older version wrote: no key states, no mark.
+	for _, k := range [][]byte{keyStateKey(c.owner.raw), keyStatesKept} {
+		if err := l.db.Delete(k, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	if l, err = Open(dir, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.KeyState(c.owner.raw).Commitment; got != topics.Commitment(c.recovery.raw) {
+		t.Fatalf("commitment after reopening: %q", got)
+	}
+	mustAppend(t, l, c.rotate, Stored)
+}
