@@ -48,6 +48,10 @@ var codes = []struct {
 	{"node_gone", ErrNodeGone},
 	{"fingerprint_mismatch", datadir.ErrFingerprintMismatch},
 	{"committed", datadir.ErrCommitted},
+	{"no_commitment", datadir.ErrNoCommitment},
+	{"wrong_phrase", datadir.ErrWrongPhrase},
+	{"spent_phrase", datadir.ErrSpentPhrase},
+	{"retired", datadir.ErrRetired},
 }
 
 // Errors of the channel itself.

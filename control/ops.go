@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
@@ -36,6 +38,11 @@ type Operations interface {
 	// Commit announces the commitment to a recovery key (the CLI makes
 	// the key and shows its phrase; the phrase never reaches the node).
 	Commit(ctx context.Context, commitment string) (feed.Published, error)
+	// Rotate makes key, the recovery key the node committed to, its
+	// signing key, committing to next ("" retires the identity); see
+	// datadir.Dir.Rotate. The CLI derives key from the phrase: the phrase
+	// never reaches the node.
+	Rotate(ctx context.Context, key crypto.PrivKey, next, reason string) (datadir.Rotation, error)
 
 	Close() error
 }

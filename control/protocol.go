@@ -59,6 +59,7 @@ const (
 	OpDiscovered    = "discovered"
 	OpDismiss       = "dismiss"
 	OpCommit        = "commit"
+	OpRotate        = "rotate"
 )
 
 // request is a control request; which fields count depends on Op.
@@ -78,8 +79,10 @@ type request struct {
 	Trust     *topics.Trust       `json:"trust,omitempty"`
 	Flag      *topics.Flag        `json:"flag,omitempty"`
 	Profile   *datadir.Profile    `json:"profile,omitempty"`
-	Nodes     []string            `json:"nodes,omitempty"` // block, unblock, node, dismiss
-	Commit    string              `json:"commit,omitempty"`
+	Nodes     []string            `json:"nodes,omitempty"`  // block, unblock, node, dismiss
+	Commit    string              `json:"commit,omitempty"` // commit; rotate: the next commitment
+	Key       []byte              `json:"key,omitempty"`    // rotate: the new private key (libp2p protobuf)
+	Reason    string              `json:"reason,omitempty"` // rotate
 }
 
 // response is a control response line.

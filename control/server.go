@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/view"
@@ -266,6 +267,12 @@ func (s *Server) do(ctx context.Context, req *request) (any, error) {
 		return nil, h.Dismiss(ctx, req.Nodes)
 	case OpCommit:
 		return h.Commit(ctx, req.Commit)
+	case OpRotate:
+		k, err := crypto.UnmarshalPrivateKey(req.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: rotate: %v", ErrBadRequest, err)
+		}
+		return h.Rotate(ctx, k, req.Commit, req.Reason)
 	}
 	if len(req.Op) <= 32 && printable(req.Op) {
 		return nil, fmt.Errorf("%w: unknown operation %q", ErrBadRequest, req.Op)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
@@ -53,6 +55,15 @@ func (c *Client) Dismiss(ctx context.Context, ids []string) error {
 func (c *Client) Commit(ctx context.Context, commitment string) (p feed.Published, err error) {
 	err = c.call(ctx, &request{Op: OpCommit, Commit: commitment}, &p)
 	return p, err
+}
+
+func (c *Client) Rotate(ctx context.Context, key crypto.PrivKey, next, reason string) (r datadir.Rotation, err error) {
+	b, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return r, err
+	}
+	err = c.call(ctx, &request{Op: OpRotate, Key: b, Commit: next, Reason: reason}, &r)
+	return r, err
 }
 
 // The trust operations on the dir itself. What needs levels opens the

@@ -58,7 +58,12 @@ func Open(path string, cfg feed.Config) (*Dir, error) {
 		l.Unlock()
 		return nil, err
 	}
-	return &Dir{Path: path, ID: id, Log: log, lock: l}, nil
+	c := &Dir{Path: path, ID: id, Log: log, lock: l}
+	if err := c.installNextKey(); err != nil { // a rotation cut off by a crash
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Close closes the log and releases the dir. It is safe to call twice.
@@ -149,7 +154,7 @@ func (c *Dir) Publish(ctx context.Context, tracker topics.TrackerID, things []to
 	}
 	var out []feed.Published
 	for chunk := range slices.Chunk(drafts, publishChunk) {
-		ps, err := c.Log.Publish(ctx, c.ID.Key, chunk)
+		ps, err := c.Log.Publish(ctx, c.ID.Signer(), chunk)
 		if err != nil {
 			return out, err
 		}
@@ -225,7 +230,7 @@ func (c *Dir) Retract(ctx context.Context, id topics.ID) (feed.Published, error)
 	if a.Payload.Kind != topics.KindThing || a.Payload.Opaque() {
 		return feed.Published{}, fmt.Errorf("announcement %s is a %q, not a Thing", id, a.Payload.Kind)
 	}
-	ps, err := c.Log.Publish(ctx, c.ID.Key, []feed.Draft{{Tracker: a.Payload.Tracker, Kind: topics.KindRetract, Retracts: id}})
+	ps, err := c.Log.Publish(ctx, c.ID.Signer(), []feed.Draft{{Tracker: a.Payload.Tracker, Kind: topics.KindRetract, Retracts: id}})
 	if err != nil {
 		return feed.Published{}, err
 	}
@@ -288,10 +293,7 @@ func (c *Dir) Status(fs *FollowSet) (*view.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	commitment, err := c.Commitment()
-	if err != nil {
-		return nil, err
-	}
-	return &view.Status{Node: c.ID.ID, Fingerprint: c.ID.Fingerprint, Commitment: commitment, Follows: *fs,
+	commitment, key := c.KeyView(c.ID.RawKey)
+	return &view.Status{Node: c.ID.ID, Fingerprint: c.ID.Fingerprint, Commitment: commitment, Key: key, Follows: *fs,
 		Heads: ViewHeads(heads), Log: view.LogStats(c.Log.Stats())}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
@@ -23,10 +24,31 @@ var ErrNoIdentity = errors.New("datadir: no identity")
 // Identity is a node's key and what is derived from it. The key is never
 // logged or printed.
 type Identity struct {
+	// Key is the signing key the dir held when it was opened: the node's
+	// libp2p identity. After a rotation it is not the inception key.
 	Key         crypto.PrivKey
-	RawKey      []byte // the raw 32-byte public key
-	ID          string // the node ID: its libp2p peer ID, 12D3KooW…
-	Fingerprint string // what people compare out of band
+	RawKey      []byte // the raw 32-byte public inception key, which ID embeds
+	ID          string // the node ID: the libp2p peer ID of the inception key, 12D3KooW…
+	Fingerprint string // the inception key's, what people compare out of band
+
+	mu     sync.Mutex
+	signer crypto.PrivKey // the current signing key, once rotated since opening
+}
+
+// Signer returns the key that signs for the node now.
+func (id *Identity) Signer() crypto.PrivKey {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.signer != nil {
+		return id.signer
+	}
+	return id.Key
+}
+
+func (id *Identity) setKey(k crypto.PrivKey) {
+	id.mu.Lock()
+	id.signer = k
+	id.mu.Unlock()
 }
 
 func newIdentity(k crypto.PrivKey) (*Identity, error) {
@@ -98,7 +120,28 @@ func LoadIdentity(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
-	return newIdentity(k)
+	id, err := newIdentity(k)
+	if err != nil {
+		return nil, err
+	}
+	// A rotated node: the key is not the one its ID embeds.
+	nodeID, err := inception(dir)
+	if err != nil || nodeID == "" {
+		return id, err
+	}
+	raw, err := topics.NodeKey(nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, nodeIDFile), err)
+	}
+	pub, err := crypto.UnmarshalEd25519PublicKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	if id.Fingerprint, err = topics.Fingerprint(pub); err != nil {
+		return nil, err
+	}
+	id.ID, id.RawKey = nodeID, raw
+	return id, nil
 }
 
 func decodeKey(b []byte) (crypto.PrivKey, error) {

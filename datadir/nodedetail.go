@@ -28,9 +28,7 @@ func (c *Dir) NodeDetail(ctx context.Context, b *Book, id string) (*view.NodeDet
 	if err := c.nodeRecord(topics.DeriveTrackerID(raw, ""), d); err != nil {
 		return nil, err
 	}
-	if d.Commitment, err = c.CommitmentOf(raw); err != nil {
-		return nil, err
-	}
+	d.Commitment, d.Key = c.KeyView(raw)
 	err = c.Log.Records(ctx, func(a *topics.Announcement) error {
 		t := a.Payload.Trust
 		if t == nil || (a.Payload.Author != id && t.Subject != id) {

@@ -51,7 +51,7 @@ func (c *Dir) publishNode(ctx context.Context, before []feed.Draft, edit func(*t
 	}
 	edit(info)
 	drafts := append(before, feed.Draft{Tracker: c.ID.NodeTracker(), Kind: topics.KindNode, NodeInfo: info})
-	return c.Log.Publish(ctx, c.ID.Key, drafts)
+	return c.Log.Publish(ctx, c.ID.Signer(), drafts)
 }
 
 // Profile is what a node says of itself in its node record.
@@ -130,7 +130,7 @@ func (c *Dir) Flag(ctx context.Context, f topics.Flag) (feed.Published, error) {
 func (c *Dir) publishRecord(ctx context.Context, d feed.Draft) (feed.Published, error) {
 	c.publish.Lock()
 	defer c.publish.Unlock()
-	ps, err := c.Log.Publish(ctx, c.ID.Key, []feed.Draft{d})
+	ps, err := c.Log.Publish(ctx, c.ID.Signer(), []feed.Draft{d})
 	if err != nil {
 		return feed.Published{}, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Recovery (DESIGN.md, "Key rotation and recovery"): a node commits, in its
@@ -70,37 +71,20 @@ func RecoveryKey(phrase string) (crypto.PrivKey, error) {
 	return crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(entropy))
 }
 
-// Commitment returns the commitment in force in this node's records: that
-// of its lowest-seq node record carrying one ("" when none does).
-func (c *Dir) Commitment() (string, error) { return c.CommitmentOf(c.ID.RawKey) }
+// Commitment returns the commitment in force for this node: that of its
+// lowest-seq node record carrying one, or its last rotation's ("" when it
+// has none).
+func (c *Dir) Commitment() (string, error) { return c.Log.KeyState(c.ID.RawKey).Commitment, nil }
 
-// CommitmentOf returns the commitment in force of the node whose inception
-// key is raw, from the node records held ("" when none carries one).
-func (c *Dir) CommitmentOf(raw []byte) (string, error) {
-	const page = 256
-	for from := uint64(1); ; {
-		es, err := c.Log.Chain(topics.DeriveTrackerID(raw, ""), raw, from, page)
-		if err != nil || len(es) == 0 {
-			return "", err
-		}
-		for _, e := range es {
-			env, err := topics.DecodeEnvelope(e.Envelope)
-			if err != nil {
-				return "", err
-			}
-			p, err := topics.ParsePayload(env.Payload)
-			if err != nil {
-				return "", err
-			}
-			if p.Kind == topics.KindNode && p.NodeInfo != nil && p.NodeInfo.Next != "" {
-				return p.NodeInfo.Next, nil
-			}
-		}
-		if len(es) < page {
-			return "", nil
-		}
-		from = es[len(es)-1].Seq + 1
+// KeyView returns the key state of the node whose inception key is raw:
+// its commitment in force, and its rotations (nil when it never rotated).
+func (c *Dir) KeyView(raw []byte) (string, *view.KeyState) {
+	ks := c.Log.KeyState(raw)
+	if ks.Rotations == 0 {
+		return ks.Commitment, nil
 	}
+	return ks.Commitment, &view.KeyState{Fingerprint: topics.FingerprintOf(ks.Current), Rotations: ks.Rotations,
+		Retired: ks.Retired, Void: ks.Void}
 }
 
 // Commit announces a node record committing this node to the recovery key

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/thingtracker/ttn/control"
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/feed"
@@ -127,4 +129,15 @@ func (h controlHandler) Stream(ctx context.Context, since uint64, followed bool,
 			}
 		}
 	}
+}
+
+// Rotate rotates the node's signing key (datadir.Dir.Rotate) once the node
+// knows its own heads from its peers, so that the rotation vouches for all
+// it published. The running node signs with the new key at once; its
+// libp2p identity becomes the new key when it next starts.
+func (h controlHandler) Rotate(ctx context.Context, key crypto.PrivKey, next, reason string) (datadir.Rotation, error) {
+	if err := h.n.waitOwnSynced(ctx); err != nil {
+		return datadir.Rotation{}, err
+	}
+	return h.n.Rotate(ctx, key, next, reason)
 }

@@ -17,6 +17,8 @@ type Status struct {
 	// Commitment is the node's commitment to its recovery key, "" when it
 	// made none (announcer key commit).
 	Commitment string `json:"commitment,omitempty"`
+	// Key is the node's key state once it rotated its key.
+	Key *KeyState `json:"key,omitempty"`
 
 	Addrs      []string `json:"addrs,omitempty"`
 	GossipAddr string   `json:"gossip_addr,omitempty"`

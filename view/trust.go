@@ -51,8 +51,11 @@ type NodeDetail struct {
 	// Record is the node record shown, nil when none is held.
 	Record *Ref `json:"record,omitempty"`
 	// Commitment is the node's commitment to its recovery key in force
-	// (its first node record carrying one), "" when none is held.
+	// (its first node record carrying one, or its last rotation's), ""
+	// when none is held.
 	Commitment string `json:"commitment,omitempty"`
+	// Key is the node's key state, nil while it never rotated.
+	Key *KeyState `json:"key,omitempty"`
 	// TrustGiven are the node's standing trust records, TrustReceived the
 	// records of others on it; FlagsMade its standing flags, Flags the
 	// flags on it.
@@ -80,4 +83,12 @@ type Discovered struct {
 	Level   string           `json:"level"` // the owner's trust level
 	First   string           `json:"first_seen"`
 	Last    string           `json:"last_seen"`
+}
+
+// KeyState is a rotated node's key state (DESIGN "Key rotation").
+type KeyState struct {
+	Fingerprint string `json:"fingerprint"` // of the current signing key
+	Rotations   int    `json:"rotations"`
+	Retired     bool   `json:"retired,omitempty"`
+	Void        uint64 `json:"void,omitempty"` // entries its rotations voided here
 }

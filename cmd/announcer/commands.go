@@ -127,6 +127,12 @@ func commitRecovery(ctx context.Context, c *flags.Common) error {
 	if err != nil {
 		return err
 	}
+	printPhrase(phrase)
+	return nil
+}
+
+// printPhrase shows a recovery phrase, once, with what it is for.
+func printPhrase(phrase string) {
 	fmt.Fprintln(os.Stderr, "Write the recovery phrase down and keep it offline. It is shown once and kept nowhere.\n"+
 		"With it you can replace a lost or stolen key ('announcer key rotate') and keep the node's identity;\n"+
 		"whoever has it can take the node over.")
@@ -134,6 +140,39 @@ func commitRecovery(ctx context.Context, c *flags.Common) error {
 	for i := 0; i < len(words); i += 6 {
 		fmt.Printf("recovery %s\n", strings.Join(words[i:i+6], " "))
 	}
+}
+
+// rotateKey replaces the node's key with the recovery key of the phrase in
+// args' FILE (or standard input), and prints the next phrase once.
+func rotateKey(ctx context.Context, c *flags.Common, args []string, reason string, retire bool) error {
+	b, err := readAll(args, "FILE")
+	if err != nil {
+		return err
+	}
+	key, err := datadir.RecoveryKey(string(b))
+	if err != nil {
+		return err
+	}
+	var phrase, next string
+	if !retire {
+		if phrase, next, err = datadir.NewRecoveryPhrase(); err != nil {
+			return err
+		}
+	}
+	var r datadir.Rotation
+	err = withDir(c, func(d control.Operations) error {
+		r, err = d.Rotate(ctx, key, next, reason)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rotated %s (seq %d), vouching for %d heads\nkey %s\n", r.Published.ID, r.Published.Seq, len(r.Heads), r.Fingerprint)
+	if r.Retired {
+		fmt.Println("retired: nothing more is signed for this node")
+		return nil
+	}
+	printPhrase(phrase)
 	return nil
 }
 
@@ -461,7 +500,35 @@ already committed: only a rotation sets the next commitment.`,
 			}
 			return commitRecovery(ctx, c)
 		})
-	cmd := command("key", "announcer key export|import|commit [flags] [FILE]", "Back up or restore the node's key; commit to a recovery key.", "", nil, nil)
-	cmd.Subcommands = []*ffcli.Command{export, imp, commit}
+	var reason string
+	var retire bool
+	rotate := command("rotate", "announcer key rotate [--reason R] [--retire] FILE|-", "Replace a stolen or lost key with the recovery key.",
+		`Reads the recovery phrase from FILE, or from standard input with '-' (never
+from a flag: flags end up in shell history and process lists), and makes its
+key the node's signing key: it announces a rotate record, signed by that key,
+that vouches for what this node published itself on each of its trackers;
+whatever the old key signed past those heads (a thief's announcements) becomes
+void on every node that learns of the rotation. The node ID, its trackers and
+its followers stay. Prints the new key's fingerprint and, once, the next
+recovery phrase: the one just used is spent. Through the running node when one
+runs (it signs with the new key at once, and takes it as its network identity
+when it next starts). Refused, changing nothing, for a phrase that is not the
+one committed to, a spent one, or a node without a commitment.
+
+With --retire, commits to no next key: the identity ends, and nothing signed
+after the rotation is accepted.`,
+		func(fs *flag.FlagSet) {
+			fs.StringVar(&reason, "reason", topics.ReasonCompromised, "why: compromised (the key was stolen), lost or routine")
+			fs.BoolVar(&retire, "retire", false, "end the identity: commit to no next key")
+		}, func(ctx context.Context, c *flags.Common, args []string) error {
+			switch reason {
+			case topics.ReasonCompromised, topics.ReasonLost, topics.ReasonRoutine:
+			default:
+				return flags.Usagef("--reason %q: want compromised, lost or routine", reason)
+			}
+			return rotateKey(ctx, c, args, reason, retire)
+		})
+	cmd := command("key", "announcer key export|import|commit|rotate [flags] [FILE]", "Back up or restore the node's key; commit to a recovery key; rotate to it.", "", nil, nil)
+	cmd.Subcommands = []*ffcli.Command{export, imp, commit, rotate}
 	return cmd
 }

@@ -84,6 +84,9 @@ func printStatus(s *view.Status) {
 	fmt.Fprintf(w, "node\t%s\n", s.Node)
 	fmt.Fprintf(w, "fingerprint\t%s\n", s.Fingerprint)
 	fmt.Fprintf(w, "recovery\t%s\n", recovery(s.Commitment))
+	if s.Key != nil {
+		fmt.Fprintf(w, "key\t%s\n", keyState(s.Key))
+	}
 	fmt.Fprintf(w, "state\t%s\n", state)
 	if s.Running {
 		fmt.Fprintf(w, "listen\t%s\n", strings.Join(s.Addrs, " "))
@@ -135,6 +138,18 @@ func printStatus(s *view.Status) {
 	if s.Log.OverQuota > 0 || s.Log.DiskRefused > 0 {
 		fmt.Fprintf(w, "refused\t%d over quota, %d for want of disk space\n", s.Log.OverQuota, s.Log.DiskRefused)
 	}
+}
+
+// keyState says what a rotated node's key is.
+func keyState(k *view.KeyState) string {
+	s := fmt.Sprintf("%s, after %d rotation(s)", k.Fingerprint, k.Rotations)
+	if k.Void > 0 {
+		s += fmt.Sprintf("; %d entries of an earlier key voided", k.Void)
+	}
+	if k.Retired {
+		s += "; retired: nothing more is signed"
+	}
+	return s
 }
 
 // recovery says whether a node committed to a recovery key.

@@ -281,6 +281,9 @@ func printNode(n *view.NodeDetail) {
 	if n.Commitment != "" {
 		fmt.Fprintf(w, "recovery\tcommitted (%s…)\n", n.Commitment[:16])
 	}
+	if n.Key != nil {
+		fmt.Fprintf(w, "key\t%s\n", keyState(n.Key))
+	}
 	for _, f := range []struct{ k, v string }{{"name", n.Name}, {"description", n.Description}, {"url", n.URL}} {
 		if f.v != "" {
 			fmt.Fprintf(w, "%s\t%s\n", f.k, output.OneLine(f.v))

@@ -1,0 +1,158 @@
+package datadir
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/thingtracker/ttn/feed"
+	"github.com/thingtracker/ttn/topics"
+)
+
+// Key rotation (DESIGN.md, "Key rotation and recovery"): the recovery key a
+// node committed to becomes its signing key; the node ID, which names the
+// inception key, stays, and so do its trackers. Once rotated, the key file
+// holds the current key and nodeIDFile the node ID it no longer embeds.
+
+const (
+	nodeIDFile  = "node_id"  // the node ID, once the key file holds a rotated key
+	nextKeyFile = "key.next" // a rotation's key, until the log holds its rotate record
+)
+
+// Errors of rotation.
+var (
+	// ErrNoCommitment: the node never committed to a recovery key, so no
+	// key can replace its own.
+	ErrNoCommitment = errors.New("datadir: the node has no recovery commitment, so it cannot rotate ('announcer key commit' makes one while the key is still yours)")
+	// ErrWrongPhrase: the phrase is not the one the node committed to.
+	ErrWrongPhrase = errors.New("datadir: the recovery phrase is not the one this node committed to")
+	// ErrSpentPhrase: the phrase's key already signs for the node: a
+	// rotation used it, and the next rotation needs the phrase it gave.
+	ErrSpentPhrase = errors.New("datadir: the recovery phrase was spent by an earlier rotation; use the phrase that rotation printed")
+	// ErrRetired: the node retired its identity; nothing more is signed.
+	ErrRetired = errors.New("datadir: the node retired its identity")
+)
+
+// Rotation is what Rotate did.
+type Rotation struct {
+	Published   feed.Published      `json:"published"`
+	Heads       []topics.RotateHead `json:"heads"`       // what it vouches for
+	Fingerprint string              `json:"fingerprint"` // of the new signing key
+	Retired     bool                `json:"retired,omitempty"`
+}
+
+// Rotate replaces the node's signing key with key, the recovery key it
+// committed to: it announces a rotate record signed by key that vouches for
+// the node's own heads on each of its trackers (what it published itself;
+// a thief's entries past them become void), commits to next (the
+// commitment of a new recovery key, or "" to retire the identity), and
+// from then on signs with key. reason is topics.ReasonCompromised, Lost or
+// Routine.
+func (c *Dir) Rotate(ctx context.Context, key crypto.PrivKey, next, reason string) (Rotation, error) {
+	c.publish.Lock()
+	defer c.publish.Unlock()
+	raw, err := topics.RawPublicKey(key.GetPublic())
+	if err != nil {
+		return Rotation{}, err
+	}
+	ks := c.Log.KeyState(c.ID.RawKey)
+	switch {
+	case ks.Retired:
+		return Rotation{}, ErrRetired
+	case bytes.Equal(raw, ks.Current):
+		return Rotation{}, ErrSpentPhrase
+	case ks.Commitment == "":
+		return Rotation{}, ErrNoCommitment
+	case topics.Commitment(raw) != ks.Commitment:
+		return Rotation{}, ErrWrongPhrase
+	}
+	heads, err := c.Log.OwnHeads(c.ID.RawKey)
+	if err != nil {
+		return Rotation{}, err
+	}
+	pub, err := crypto.MarshalPublicKey(key.GetPublic())
+	if err != nil {
+		return Rotation{}, err
+	}
+	// The node ID and the new key go to disk first: a crash after the log
+	// took the rotate then leaves a dir that opens with the new key.
+	if err := c.keepNodeID(); err != nil {
+		return Rotation{}, err
+	}
+	b, err := encodeKey(key)
+	if err != nil {
+		return Rotation{}, err
+	}
+	if err := writeFileAtomic(filepath.Join(c.Path, nextKeyFile), b); err != nil {
+		return Rotation{}, err
+	}
+	p, err := c.Log.Rotate(ctx, c.ID.RawKey, key, topics.Rotate{Key: pub, Next: next, Heads: heads, Reason: reason})
+	if err != nil {
+		os.Remove(filepath.Join(c.Path, nextKeyFile))
+		if errors.Is(err, feed.ErrNotCommitted) {
+			err = ErrWrongPhrase
+		}
+		return Rotation{}, err
+	}
+	if err := c.installNextKey(); err != nil {
+		return Rotation{}, err
+	}
+	fp, err := topics.Fingerprint(key.GetPublic())
+	return Rotation{Published: p, Heads: heads, Fingerprint: fp, Retired: next == ""}, err
+}
+
+// keepNodeID writes the node ID beside the key, once.
+func (c *Dir) keepNodeID() error {
+	path := filepath.Join(c.Path, nodeIDFile)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return writeFileAtomic(path, []byte(c.ID.ID+"\n"))
+}
+
+// installNextKey makes a rotation's key the dir's key if the log holds the
+// rotate record that makes it the node's current key, and drops it
+// otherwise (a rotation cut off before the log took it).
+func (c *Dir) installNextKey() error {
+	path := filepath.Join(c.Path, nextKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	k, err := decodeKey(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	raw, err := topics.RawPublicKey(k.GetPublic())
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(c.Log.KeyState(c.ID.RawKey).Current, raw) {
+		return os.Remove(path)
+	}
+	if err := os.Rename(path, filepath.Join(c.Path, keyFile)); err != nil {
+		return err
+	}
+	c.ID.setKey(k)
+	return syncDir(c.Path)
+}
+
+// inception reads the node ID a rotated dir keeps; "" when the key file
+// holds the inception key.
+func inception(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, nodeIDFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return strings.TrimSpace(string(b)), err
+}
