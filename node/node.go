@@ -176,6 +176,7 @@ type Node struct {
 	// unknownQ holds discovered trackers of unknown owners for
 	// followUnknown (promiscuous nodes).
 	unknownQ chan topics.Discovery
+	held     heldAnns      // announcements waiting for their signer to be placed
 	quotas   *quotaByLevel // the log's quota per author, by level
 
 	mu    sync.Mutex
@@ -215,7 +216,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Dir: dir, cfg: cfg, promisc: newPromiscuous(), unknownQ: make(chan topics.Discovery, unknownBatch), quotas: quotas,
+	n := &Node{Dir: dir, cfg: cfg, promisc: newPromiscuous(), unknownQ: make(chan topics.Discovery, unknownBatch), held: heldAnns{m: make(map[topics.TrackerID][]*topics.Announcement), tries: make(map[topics.TrackerID]int)}, quotas: quotas,
 		dirty: make(map[topics.TrackerID]struct{}), pokeDis: make(chan struct{}, 1), pokeFollows: make(chan struct{}, 1), ready: make(chan struct{}),
 		ownSynced: make(chan struct{}), syncQ: newSyncQueue(), viaNodes: make(map[topics.TrackerID]string),
 		viaTrust: make(map[topics.TrackerID]string), followFollows: make(map[string]*topics.Follows), viaFollows: make(map[string]string)}

@@ -3,10 +3,12 @@ package node
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/thingtracker/ttn/datadir"
+	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/topics"
 )
@@ -54,15 +56,75 @@ func (n *Node) scheduleSync(t topics.TrackerID) {
 // fetches the tracker whose announcement it could not place.
 const placeDelay = 2 * time.Second
 
-// placeSigner fetches what may place the signer of an announcement the log
-// could not place (DESIGN "Key rotation"): the author's node tracker, with
-// its rotate records, followed or not; then, a little later, the tracker
-// the announcement came on, so that it is judged again.
+// placeSigner holds an announcement whose signer the log could not place
+// (DESIGN "Key rotation") and fetches the author's node tracker, with its
+// rotate records, followed or not; once that sync is done the held
+// announcement is judged again (rejudge). The tracker it came on is synced
+// a little later too, for what else the new key signed.
 func (n *Node) placeSigner(a *topics.Announcement) {
-	n.queueSync(topics.DeriveTrackerID(a.AuthorKey, ""), 0)
+	nt := topics.DeriveTrackerID(a.AuthorKey, "")
+	n.held.Lock()
+	if n.held.n < maxHeld && !slices.ContainsFunc(n.held.m[nt], func(h *topics.Announcement) bool { return h.ID == a.ID }) {
+		n.held.m[nt] = append(n.held.m[nt], a)
+		n.held.n++
+	}
+	n.held.Unlock()
+	n.queueSync(nt, 0)
 	if n.followsOrOwns(a.Payload.Tracker) {
 		n.queueSync(a.Payload.Tracker, placeDelay)
 	}
+}
+
+// maxHeld bounds the announcements held for their signer to be placed: a
+// stranger can sign for any author, so what is held is little and goes
+// after one more judgement.
+const maxHeld = 256
+
+// heldAnns are announcements waiting for their author's node tracker.
+type heldAnns struct {
+	sync.Mutex
+	m     map[topics.TrackerID][]*topics.Announcement // by the author's node tracker
+	tries map[topics.TrackerID]int                    // syncs of the node tracker that did not place them
+	n     int
+}
+
+// placeTries is how many syncs of an author's node tracker (each from a
+// random peer: the first may not hold the rotation, or lie) may fail to
+// place a held announcement before it is dropped.
+const placeTries = 4
+
+// rejudge appends again what was held for the author whose node tracker
+// was just synced; what is stored now is forwarded, as the validator would
+// have.
+func (n *Node) rejudge(nt topics.TrackerID) {
+	n.held.Lock()
+	as := n.held.m[nt]
+	delete(n.held.m, nt)
+	n.held.n -= len(as)
+	n.held.Unlock()
+	var still []*topics.Announcement
+	for _, a := range as {
+		r, err := n.Log.Append(n.ctx, a)
+		if err == nil && r.Status == feed.Unplaced {
+			still = append(still, a)
+		}
+		if err != nil || r.Status != feed.Stored {
+			continue
+		}
+		if err := n.net.Publish(n.ctx, a); err != nil {
+			n.cfg.Logger.Debug("not forwarding a placed announcement", "id", a.ID.String(), "err", err)
+		}
+	}
+	n.held.Lock()
+	defer n.held.Unlock()
+	if len(still) == 0 || n.held.tries[nt]+1 >= placeTries {
+		delete(n.held.tries, nt)
+		return
+	}
+	n.held.tries[nt]++
+	n.held.m[nt] = append(n.held.m[nt], still...)
+	n.held.n += len(still)
+	n.queueSync(nt, placeDelay)
 }
 
 // queueSync queues a sync of t's history, due after d.
@@ -169,6 +231,7 @@ func (n *Node) syncWorker() {
 		if n.syncQ.done(t, j, err == nil) {
 			n.cfg.Logger.Warn("giving up syncing tracker for now", "tracker", t.String(), "err", err)
 		}
+		n.rejudge(t)
 	}
 }
 
@@ -205,7 +268,7 @@ func (n *Node) antiEntropy() {
 func (n *Node) compareWith(ctx context.Context, p string) {
 	var filter []topics.TrackerID
 	if !n.cfg.Promiscuous {
-		filter = n.Following()
+		filter = append(n.Following(), n.ownersNodeTrackers()...)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -233,8 +296,10 @@ func (n *Node) learn(heads []gossip.WireHead) {
 			n.cfg.Logger.Debug("not following every tracker from inventory", "err", err)
 		}
 	}
+	owners := n.ownersNodeTrackers()
 	for _, h := range heads {
-		if !n.followsOrOwns(h.Tracker) {
+		owner := slices.Contains(owners, h.Tracker)
+		if !owner && !n.followsOrOwns(h.Tracker) {
 			continue
 		}
 		mine, err := n.Log.TrackerHeads(h.Tracker)
@@ -248,9 +313,29 @@ func (n *Node) learn(heads []gossip.WireHead) {
 			}
 		}
 		if behind && !n.overQuota(h) {
-			n.scheduleSync(h.Tracker)
+			n.queueSync(h.Tracker, 0)
 		}
 	}
+}
+
+// ownersNodeTrackers returns the node trackers of the owners of the
+// trackers the node follows, which it does not follow itself: their
+// rotate records say which of those owners' keys sign for them, so
+// anti-entropy compares them too (a node away during a rotation would
+// otherwise go on believing a thief's entries signed with the old key).
+func (n *Node) ownersNodeTrackers() []topics.TrackerID {
+	var out []topics.TrackerID
+	for _, t := range n.follows.Trackers() {
+		st, err := n.Log.Tracker(t)
+		if err != nil || st.Node || st.Owner == n.ID.ID {
+			continue
+		}
+		raw, err := topics.NodeKey(st.Owner)
+		if nt := topics.DeriveTrackerID(raw, ""); err == nil && !n.Followed(nt) && !slices.Contains(out, nt) {
+			out = append(out, nt)
+		}
+	}
+	return out
 }
 
 // overQuota reports whether the log refuses what h holds more of, for its
