@@ -229,7 +229,15 @@ func (t *txn) announcementAt(cursor uint64) (*topics.Announcement, error) {
 func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 	// The signer first: only an entry its author's key state places may
 	// touch the chain. A rotate voids what its heads do not vouch for
-	// before it takes its own place.
+	// before it takes its own place (a rotate already applied is a
+	// duplicate, not a second rotation to judge).
+	isRotate := a.Payload.Kind == topics.KindRotate && !a.Payload.Opaque()
+	if isRotate {
+		if cur, err := t.cursorOf(a.ID); err != nil || cur != 0 {
+			t.duplicates++
+			return Result{Status: Duplicate, Cursor: cur}, err
+		}
+	}
 	switch t.judge(a) {
 	case void:
 		if cur, err := t.cursorOf(a.ID); err != nil || cur != 0 {
@@ -244,12 +252,7 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 		t.refused++
 		return Result{Status: Refused}, nil
 	}
-	isRotate := a.Payload.Kind == topics.KindRotate && !a.Payload.Opaque()
 	if isRotate {
-		if cur, err := t.cursorOf(a.ID); err != nil || cur != 0 {
-			t.duplicates++
-			return Result{Status: Duplicate, Cursor: cur}, err
-		}
 		if err := t.rotate(a); err != nil {
 			return Result{}, err
 		}
