@@ -156,3 +156,33 @@ func inception(dir string) (string, error) {
 	}
 	return strings.TrimSpace(string(b)), err
 }
+
+// InitRecovered makes dir the data dir of an existing node whose key is
+// lost: the node nodeID, with its recovery key as the key to sign with once
+// a rotation (with the same key; reason lost) has made it current. A node
+// running on the dir learns the node's chains from its peers first. dir
+// must have no identity.
+func InitRecovered(dir, nodeID string, key crypto.PrivKey) (*Identity, error) {
+	raw, err := topics.NodeKey(nodeID)
+	if err != nil {
+		return nil, err
+	}
+	if newRaw, err := topics.RawPublicKey(key.GetPublic()); err != nil || bytes.Equal(newRaw, raw) {
+		return nil, errors.Join(err, errors.New("the recovery key is the node's own key"))
+	}
+	if _, err := LoadIdentity(dir); err == nil {
+		return nil, fmt.Errorf("%s already has an identity; recover into an empty data dir", dir)
+	} else if !errors.Is(err, ErrNoIdentity) {
+		return nil, err
+	}
+	if err := makePrivate(dir); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, nodeIDFile), []byte(nodeID+"\n")); err != nil {
+		return nil, err
+	}
+	if err := writeKey(dir, key); err != nil {
+		return nil, err
+	}
+	return LoadIdentity(dir)
+}

@@ -201,3 +201,57 @@ func waitThings(t *testing.T, n *Node, tracker topics.TrackerID, ids []string) {
 		return nil
 	})
 }
+
+// TestLostKey: O's data dir is gone. A new dir made from O's node ID and
+// recovery phrase learns O's chains from its peers, rotates to the recovery
+// key, and continues O's tracker; O's follower takes the new entries.
+func TestLostKey(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	ocfg := fastConfig(filepath.Join(root, "o"))
+	o := startNode(t, ocfg)
+	phrase, commitment, err := datadir.NewRecoveryPhrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Commit(ctx, commitment); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := o.CreateTracker(ctx, topics.TrackerInfo{Name: "designs"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Publish(ctx, tr.ID, []topics.Thing{{ID: "before", Title: "Before", Version: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	fcfg := fastConfig(filepath.Join(root, "f"), o.GossipAddr())
+	fcfg.Follow = datadir.FollowSet{Nodes: []string{o.ID.ID}}
+	f := startNode(t, fcfg)
+	waitThings(t, f, tr.ID, []string{"before"})
+	id := o.ID.ID
+	o.Close()
+
+	key, err := datadir.RecoveryKey(phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "o-again")
+	if _, err := datadir.InitRecovered(dir, id, key); err != nil {
+		t.Fatal(err)
+	}
+	o2 := startNode(t, fastConfig(dir, f.GossipAddr()))
+	if o2.ID.ID != id {
+		t.Fatalf("the recovered node is %s, want %s", o2.ID.ID, id)
+	}
+	_, next, _ := datadir.NewRecoveryPhrase()
+	if _, err := (controlHandler{o2}).Rotate(ctx, key, next, topics.ReasonLost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o2.Publish(ctx, tr.ID, []topics.Thing{{ID: "after", Title: "After", Version: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitThings(t, f, tr.ID, []string{"before", "after"})
+	if ks := f.Log.KeyState(o2.ID.RawKey); ks.Rotations != 1 || ks.Void != 0 {
+		t.Errorf("the follower's key state of O: %+v", ks)
+	}
+}

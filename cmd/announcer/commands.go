@@ -86,15 +86,27 @@ func noArgs(args []string) error {
 }
 
 func initCmd() *ffcli.Command {
-	return command("init", "announcer init [--data DIR]", "Create the node's identity (kept if it exists) and its recovery phrase.",
+	var recover string
+	return command("init", "announcer init [--data DIR] [--recover NODE_ID FILE|-]", "Create the node's identity (kept if it exists) and its recovery phrase.",
 		`Creates the data dir (mode 0700) and an Ed25519 key (mode 0600), then prints
 the node ID, the fingerprint people compare out of band, and, once, a recovery
 phrase of 24 words. The phrase is not kept anywhere: write it down and keep it
 offline. It is the only way to replace a lost or stolen key without losing the
 node's identity (its ID, trackers and followers); and whoever has it can take
 the node over. The dir keeps only a commitment to it, announced in the node's
-first node record. Run again, init keeps the key and says so.`,
-		nil, func(ctx context.Context, c *flags.Common, args []string) error {
+first node record. Run again, init keeps the key and says so.
+
+With --recover NODE_ID, for a node whose key is lost with its data dir:
+reads the node's recovery phrase from FILE, or standard input with '-', and
+makes an empty data dir for that node, holding the recovery key. Then run the
+node (it learns its chains from its peers) and rotate to the same phrase:
+'announcer key rotate --reason lost -'. Followers need do nothing.`,
+		func(fs *flag.FlagSet) {
+			fs.StringVar(&recover, "recover", "", "recover the node `NODE_ID` whose key is lost, with its recovery phrase")
+		}, func(ctx context.Context, c *flags.Common, args []string) error {
+			if recover != "" {
+				return recoverNode(c, recover, args)
+			}
 			if err := noArgs(args); err != nil {
 				return err
 			}
@@ -111,6 +123,27 @@ first node record. Run again, init keeps the key and says so.`,
 			}
 			return commitRecovery(ctx, c)
 		})
+}
+
+// recoverNode makes an empty data dir for node id with the recovery key of
+// the phrase in args' FILE.
+func recoverNode(c *flags.Common, id string, args []string) error {
+	b, err := readAll(args, "FILE")
+	if err != nil {
+		return err
+	}
+	key, err := datadir.RecoveryKey(string(b))
+	if err != nil {
+		return err
+	}
+	ident, err := datadir.InitRecovered(c.Data, id, key)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("node %s\nfingerprint %s\n", ident.ID, ident.Fingerprint)
+	fmt.Fprintln(os.Stderr, "Now run the node, so that it learns its chains from its peers, and rotate to the same phrase:\n"+
+		"  announcer key rotate --reason lost -")
+	return nil
 }
 
 // commitRecovery makes a recovery key, announces the commitment to it and
