@@ -37,7 +37,7 @@ var (
 	// rotation used it, and the next rotation needs the phrase it gave.
 	ErrSpentPhrase = errors.New("datadir: the recovery phrase was spent by an earlier rotation; use the phrase that rotation printed")
 	// ErrRetired: the node retired its identity; nothing more is signed.
-	ErrRetired = errors.New("datadir: the node retired its identity")
+	ErrRetired = feed.ErrRetired
 )
 
 // Rotation is what Rotate did.

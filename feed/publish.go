@@ -45,7 +45,10 @@ type Published struct {
 
 // Errors of Publish.
 var (
-	ErrFrozen    = errors.New("feed: the chain is frozen by a fork")
+	ErrFrozen = errors.New("feed: the chain is frozen by a fork")
+	// ErrRetired: the author retired its identity (a rotation committed
+	// to no next key), or the key no longer signs for it.
+	ErrRetired   = errors.New("feed: the key no longer signs for its node (the node retired, or rotated to another key)")
 	ErrNoTarget  = errors.New("feed: no such Thing announcement of this author on this tracker")
 	errBadDraftT = errors.New("feed: draft kind and body disagree")
 	// ErrWrongTracker: a node, trust or flag record not on its author's
@@ -251,6 +254,9 @@ func (t *txn) publish(key crypto.PrivKey, drafts []*draft) ([]Published, error) 
 		res, err := t.append(a, d.hash)
 		if err != nil {
 			return nil, err
+		}
+		if res.Status == Void {
+			return nil, ErrRetired
 		}
 		if res.Status != Stored {
 			return nil, fmt.Errorf("feed: own announcement not stored: %v", res.Status)

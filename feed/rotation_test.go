@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -209,4 +210,30 @@ func TestCommitmentsRecomputed(t *testing.T) {
 		t.Fatalf("commitment after reopening: %q", got)
 	}
 	mustAppend(t, l, c.rotate, Stored)
+}
+
+// TestRetire: a rotation committing to no next key ends the identity:
+// nothing its keys sign is placed after it, and no rotation either.
+func TestRetire(t *testing.T) {
+	c := newRotationCase(t)
+	l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, a := range c.honest {
+		mustAppend(t, l, a, Stored)
+	}
+	retire := c.rotation(t, c.recovery, 2, c.honest[0].ID, "", c.rotate.Payload.Rotate.Heads)
+	mustAppend(t, l, retire, Stored)
+	if ks := l.KeyState(c.owner.raw); !ks.Retired {
+		t.Fatalf("key state after retiring: %+v", ks)
+	}
+	_, err = l.Publish(context.Background(), c.recovery.key, []Draft{{Tracker: c.designs, Kind: topics.KindThing,
+		Thing: &topics.Thing{ID: "t9", Title: "after the end", Version: "1"}}})
+	if !errors.Is(err, ErrRetired) {
+		t.Errorf("publishing after retiring: %v", err)
+	}
+	mustAppend(t, l, c.stolen[0], Void)
+	mustAppend(t, l, c.rotation(t, c.next, 3, retire.ID, "", nil), Refused)
 }
