@@ -94,14 +94,15 @@ func (c *Dir) Rotate(ctx context.Context, key crypto.PrivKey, next, reason strin
 		return Rotation{}, err
 	}
 	p, err := c.Log.Rotate(ctx, c.ID.RawKey, key, topics.Rotate{Key: pub, Next: next, Heads: heads, Reason: reason})
-	if err != nil {
-		os.Remove(filepath.Join(c.Path, nextKeyFile))
+	// The log may have taken the rotation even so (a request cut off after
+	// it was queued): installNextKey looks at the log, not at err.
+	if ierr := c.installNextKey(); ierr != nil {
+		return Rotation{}, errors.Join(err, ierr)
+	}
+	if err != nil && !bytes.Equal(c.Log.KeyState(c.ID.RawKey).Current, raw) {
 		if errors.Is(err, feed.ErrNotCommitted) {
 			err = ErrWrongPhrase
 		}
-		return Rotation{}, err
-	}
-	if err := c.installNextKey(); err != nil {
 		return Rotation{}, err
 	}
 	fp, err := topics.Fingerprint(key.GetPublic())

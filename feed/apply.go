@@ -291,7 +291,7 @@ func (t *txn) append(a *topics.Announcement, hash topics.ID) (Result, error) {
 	// nor fork evidence (at most one more envelope, and then the chain is
 	// frozen).
 	size := uint64(len(a.Env.Raw))
-	if hash.IsZero() && fork == nil {
+	if hash.IsZero() && fork == nil && !isRotate {
 		if t.atQuota(k, size) {
 			t.overQuota++
 			return Result{Status: OverQuota}, nil

@@ -153,7 +153,7 @@ func (l *Log) recomputeCommitments() error {
 			}
 			p, err := topics.ParsePayload(e.Payload)
 			if err != nil || p.Opaque() || p.Kind != topics.KindNode || p.NodeInfo.Next == "" {
-				return err == nil, err
+				return true, nil // not a committing node record (or one this version reads otherwise)
 			}
 			st, err := encodeState(&keyState{Keys: [][]byte{author}, Next: p.NodeInfo.Next, NextSeq: p.Seq})
 			errs = append(errs, err, b.Set(keyStateKey(author), st, nil))
@@ -222,6 +222,10 @@ func (t *txn) judge(a *topics.Announcement) verdict {
 		switch {
 		case s == nil || s.Next == "" && !s.Retired:
 			return unplaced // the commitment may be in a node record not held
+		case len(s.Rotations) == 0 && !t.contiguousTo(a.AuthorKey, s.NextSeq):
+			// A node record below the one committing may carry another
+			// commitment (the first one is in force): fetch them first.
+			return unplaced
 		case s.Retired || topics.Commitment(signer) != s.Next:
 			return refusedRotate
 		}
@@ -248,6 +252,13 @@ func (t *txn) judge(a *topics.Announcement) verdict {
 		return placed
 	}
 	return void
+}
+
+// contiguousTo reports whether the log holds the author's node tracker
+// without a gap or a fork up to seq.
+func (t *txn) contiguousTo(author []byte, seq uint64) bool {
+	c, err := t.chain(makeChainKey(topics.DeriveTrackerID(author, ""), author))
+	return err == nil && c.Contig >= seq && (c.Fork == nil || c.Fork.Seq > seq)
 }
 
 func rotationHead(heads []topics.RotateHead, t topics.TrackerID) topics.RotateHead {
@@ -383,7 +394,46 @@ func (t *txn) voidPast(k chainKey, head topics.RotateHead) (uint64, error) {
 		c.Fork = nil
 	}
 	t.voided += n
-	return n, nil
+	return n, t.reinfo(k, head.Seq)
+}
+
+// reinfo points the tracker's latest tracker or node record back at one
+// at or below seq when a void one was it.
+func (t *txn) reinfo(k chainKey, seq uint64) error {
+	tr, err := t.tracker(k.tracker())
+	if err != nil || tr == nil || tr.Info == nil || tr.Info.Seq <= seq {
+		return err
+	}
+	tr.Info = nil
+	start := chainSeqKey(k, 1)
+	return t.l.scan(start[:1+len(k)], start, func(key, v []byte) (bool, error) {
+		p, err := parsePosKey(key)
+		if err != nil || p.seq > seq {
+			return false, err
+		}
+		lk, env, err := decodeChainValue(v)
+		if err != nil {
+			return false, err
+		}
+		e, err := topics.DecodeEnvelope(env)
+		if err != nil {
+			return false, err
+		}
+		pl, err := topics.ParsePayload(e.Payload)
+		if err != nil || pl.Opaque() || pl.Kind != topics.KindTracker && pl.Kind != topics.KindNode || p.variant != 0 {
+			return true, nil
+		}
+		cursor, err := t.cursorOf(lk.id)
+		if err != nil {
+			return false, err
+		}
+		h, err := bodyHash(pl)
+		tr.Info = &Ref{ID: lk.id, Seq: p.seq, Cursor: cursor, Hash: h}
+		if pl.TrackerInfo != nil {
+			tr.Name = pl.TrackerInfo.Name
+		}
+		return true, err
+	})
 }
 
 // dropState takes a voided entry out of the Thing views and the standing
@@ -446,10 +496,13 @@ func ownHead(a *topics.Announcement) []byte {
 
 // OwnHeads returns, for each tracker the author (its inception key, raw)
 // has a chain on, the head a rotation of this log's node vouches for: the
-// last entry the log published itself, or, where it published none (a data
-// dir restored from peers), the chain's contiguous head.
+// last entry the log published itself. A log that published nothing itself
+// (a data dir recovered from peers, or written by a version that did not
+// keep its own heads) vouches for each chain's contiguous head; a log that
+// did vouches for nothing on the trackers it never published on (a thief
+// may have made them).
 func (l *Log) OwnHeads(author []byte) ([]topics.RotateHead, error) {
-	var out []topics.RotateHead
+	var out, fallback []topics.RotateHead
 	err := l.view(func() error {
 		return l.scan([]byte{prefixHead}, nil, func(k, v []byte) (bool, error) {
 			if !bytes.Equal(k[1+16:], author) {
@@ -463,19 +516,22 @@ func (l *Log) OwnHeads(author []byte) ([]topics.RotateHead, error) {
 			}
 			if len(own) == 8+32 {
 				h.Seq, h.ID = binary.BigEndian.Uint64(own), topics.ID(own[8:])
-			} else {
-				var c chainState
-				if err := decodeState(v, &c); err != nil {
-					return false, err
-				}
-				h.Seq, h.ID = c.Contig, c.ContigID
-			}
-			if h.Seq > 0 {
 				out = append(out, h)
+				return len(out) < topics.MaxRotateHeads, nil
 			}
-			return len(out) < topics.MaxRotateHeads, nil
+			var c chainState
+			if err := decodeState(v, &c); err != nil {
+				return false, err
+			}
+			if h.Seq, h.ID = c.Contig, c.ContigID; h.Seq > 0 && len(fallback) < topics.MaxRotateHeads {
+				fallback = append(fallback, h)
+			}
+			return true, nil
 		})
 	})
+	if len(out) == 0 {
+		return fallback, err
+	}
 	return out, err
 }
 

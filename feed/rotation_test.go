@@ -102,6 +102,10 @@ func TestRotationVoidsTheThief(t *testing.T) {
 	if got := things(t, l, c.designs); len(got) != 3 || got["t4"] || got["t5"] {
 		t.Errorf("after the rotation the log shows %v, want t1..t3", got)
 	}
+	// The node's latest node record is the owner's again, not the thief's.
+	if st, err := l.Tracker(c.nodeTracker); err != nil || st.Info == nil || st.Info.ID != c.honest[0].ID {
+		t.Errorf("the node tracker's latest node record: %+v %v", st, err)
+	}
 	// More of the thief's: void, not stored.
 	more := c.owner.sign(c.designs, 6, c.stolen[1].ID, &topics.Thing{ID: "t6", Title: "stolen", Version: "1"})
 	mustAppend(t, l, more, Void)
@@ -236,4 +240,26 @@ func TestRetire(t *testing.T) {
 	}
 	mustAppend(t, l, c.stolen[0], Void)
 	mustAppend(t, l, c.rotation(t, c.next, 3, retire.ID, "", nil), Refused)
+}
+
+// TestThiefCommitmentOnAGap: a log that holds the thief's committing node
+// record but not the owner's earlier one does not let the thief rotate:
+// the rotate is unplaced until the records below are held, and then the
+// owner's commitment, the first, is in force.
+func TestThiefCommitmentOnAGap(t *testing.T) {
+	c := newRotationCase(t)
+	l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	thiefRecord := c.stolen[2] // node tracker seq 2, committing to the thief's key
+	mustAppend(t, l, thiefRecord, Stored)
+	takeover := c.rotation(t, c.thief, 3, thiefRecord.ID, "", nil)
+	mustAppend(t, l, takeover, Unplaced)
+	mustAppend(t, l, c.honest[0], Stored) // the owner's inception record, seq 1
+	if got := l.KeyState(c.owner.raw).Commitment; got != topics.Commitment(c.recovery.raw) {
+		t.Fatalf("commitment in force: %q, want the owner's", got)
+	}
+	mustAppend(t, l, takeover, Refused)
 }

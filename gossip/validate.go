@@ -82,6 +82,12 @@ func (n *Node) check(ctx context.Context, msg *pubsub.Message) topics.Outcome {
 		n.debug(msg, err)
 		return topics.OutcomeOf(err)
 	}
+	// A key signing for another author: that author's standing counts too
+	// (anyone may claim an ignored author with a fresh key).
+	if a.Rotated() && n.cfg.Standing != nil && n.cfg.Standing([32]byte(a.AuthorKey)).Ignore {
+		n.stat.ignoredAuthors.Add(1)
+		return topics.Ignore
+	}
 	o, err := n.cfg.Store.Append(ctx, a)
 	if err != nil {
 		n.cfg.Logger.Error("store append failed", "err", err, "topic", msg.GetTopic())

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -339,6 +340,16 @@ func (n *Node) follow(t topics.TrackerID) {
 	}
 }
 
+// rotated reports whether the node's network key is not its inception key
+// (it rotated): discovery records are signed by their tracker's owner key,
+// which version 1 of the protocol checks statelessly, so a rotated node
+// announces none (peers would reject them); its followers, sync and the
+// DHT still reach its trackers.
+func (n *Node) rotated() bool {
+	raw, err := topics.RawPublicKey(n.ID.Key.GetPublic())
+	return err != nil || !bytes.Equal(raw, n.ID.RawKey)
+}
+
 // Addrs returns the node's libp2p addresses.
 func (n *Node) Addrs() []string { return n.net.Addrs() }
 
@@ -633,7 +644,7 @@ func (n *Node) rediscover() {
 
 // announceTracker sends the discovery record of one of this node's trackers.
 func (n *Node) announceTracker(t topics.TrackerID) error {
-	if !t.OwnedBy(n.ID.RawKey) {
+	if !t.OwnedBy(n.ID.RawKey) || n.rotated() {
 		return nil
 	}
 	st, err := n.Log.Tracker(t)

@@ -91,3 +91,20 @@ func TestRotateRecord(t *testing.T) {
 		t.Errorf("a rotate off the node tracker: %v", err)
 	}
 }
+
+// TestValidateRotated: Validate ignores a key signing for another author;
+// ValidateRotated returns it, Rotated, for a store to place.
+func TestValidateRotated(t *testing.T) {
+	inception, next := testKey(t, 1), testKey(t, 2)
+	author, _ := NodeID(inception.GetPublic())
+	a, err := SignAs(next, author, thingPayload(t, inception, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate("", a.Raw(), testNow); OutcomeOf(err) != Ignore {
+		t.Errorf("Validate: %v, want ignored", err)
+	}
+	if b, err := ValidateRotated("", a.Raw(), testNow); err != nil || !b.Rotated() {
+		t.Errorf("ValidateRotated: %v", err)
+	}
+}

@@ -27,5 +27,5 @@ func SignAs(key crypto.PrivKey, author string, p *Payload) (*Announcement, error
 	if err != nil {
 		return nil, err
 	}
-	return Validate("", raw, timeZero)
+	return ValidateRotated("", raw, timeZero)
 }

@@ -200,7 +200,7 @@ func TestValidate(t *testing.T) {
 		{"discovery payload type", topic, sealRaw(t, k, DiscoveryType, payload(thing)), Reject, "payload type"},
 		{"wrong topic", TrackerTopic(DeriveTrackerID(pub, "other")), valid, Reject, "arrived on topic"},
 		{"discovery topic", DiscoveryTopic, valid, Reject, "arrived on topic"},
-		{"author not signer: the key state decides", topic, sealRaw(t, other, AnnouncementType, payload(thing)), Accept, ""},
+		{"author not signer: ignored without its key state (ValidateRotated)", topic, sealRaw(t, other, AnnouncementType, payload(thing)), Ignore, "not the signer"},
 		{"author not a node id", topic, sealRaw(t, k, AnnouncementType, strings.Replace(payload(thing), author, "12D3KooWnotanode", 1)), Reject, "nor a node ID"},
 		{"tracker not owned", topic, unchecked(&Payload{V: 1, Kind: KindThing, Tracker: DeriveTrackerID(rawPub(t, other), "designs"), Seq: 1, Time: FormatTime(testNow), Thing: &Thing{ID: "a", Title: "b", Version: "1"}}), Reject, "not owned"},
 		{"tracker name mismatch", topic, unchecked(&Payload{V: 1, Kind: KindTracker, Tracker: designs, Seq: 1, Time: FormatTime(testNow), TrackerInfo: &TrackerInfo{Name: "else"}}), Reject, "not named"},

@@ -169,7 +169,22 @@ func checkRotateSigner(p *Payload, signerKey, authorKey []byte) error {
 // (or from anywhere when topic is ""), cheapest first. now is the local clock,
 // or zero to skip the clock check (sync and stored history). The error, if
 // any, is an *Error whose outcome says whether to Reject or Ignore.
+//
+// An announcement signed by a key other than its author's inception key
+// (Rotated) is ignored: without the author's rotate records nothing says
+// the key is the author's. A store that keeps key states uses
+// ValidateRotated and judges the signer itself.
 func Validate(topic string, data []byte, now time.Time) (*Announcement, error) {
+	a, err := ValidateRotated(topic, data, now)
+	if err == nil && a.Rotated() {
+		return nil, ignoref("payload: author %s is not the signer; only the author's rotate records could place the key", a.Payload.Author)
+	}
+	return a, err
+}
+
+// ValidateRotated is Validate's, but returns a Rotated announcement for the
+// caller to place by the author's key state (feed.Log does).
+func ValidateRotated(topic string, data []byte, now time.Time) (*Announcement, error) {
 	e, err := DecodeAnnouncement(data)
 	if err != nil {
 		return nil, err
@@ -180,8 +195,9 @@ func Validate(topic string, data []byte, now time.Time) (*Announcement, error) {
 	return Check(e, IDOf(data), topic, now)
 }
 
-// ValidateAll validates many announcements received on topic, as Validate
-// does each one, but checks their signatures in one batch (VerifyAll).
+// ValidateAll validates many announcements received on topic, as
+// ValidateRotated does each one (for a store that places signers), but
+// checks their signatures in one batch (VerifyAll).
 // errs[i] is the error for data[i]; anns[i] is nil when errs[i] is not.
 func ValidateAll(topic string, data [][]byte, now time.Time) (anns []*Announcement, errs []error) {
 	anns = make([]*Announcement, len(data))
