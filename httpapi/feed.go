@@ -100,8 +100,8 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) error {
 		deadline() // for the batch: a client that reads keeps up
 		for i := range es {
 			cursor = es[i].Cursor
-			if len(only) > 0 && !only[es[i].Tracker] {
-				continue
+			if es[i].Void || len(only) > 0 && !only[es[i].Tracker] {
+				continue // void: its author's key rotation voided it
 			}
 			b, err := view.MarshalEntry(&es[i])
 			if err != nil {

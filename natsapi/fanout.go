@@ -74,6 +74,9 @@ func (s *Server) fanOut(ctx context.Context, p *publisher) {
 		// batch goes again on a new one.
 		sent := 0
 		for i := 0; i < len(es) && err == nil; i++ {
+			if es[i].Void {
+				continue // voided by its author's key rotation: kept as evidence, never sent
+			}
 			switch err = p.publish(&es[i]); {
 			case err == nil:
 				sent++
