@@ -321,45 +321,50 @@ func (t *txn) rotate(a *topics.Announcement) error {
 	return nil
 }
 
-// voidPast voids the entries of chain k past head: their envelopes move
-// to 'v' keys (evidence), their arrival entries are marked void, and the
-// Thing rows and standing records they made are dropped. The chain's
-// state ends at head, unfrozen if its fork was past it.
+// voidPast voids the entries of chain k past head, and at the head's seq
+// those that are not the head: their envelopes move to 'v' keys
+// (evidence), their arrival entries are marked void, and the Thing rows and
+// standing records they made are dropped. The head, if it was a fork's
+// second envelope, takes the chain's place at its seq. The chain's state
+// then ends at the head (or the last entry held below it), unfrozen if
+// its fork involved a voided entry.
 func (t *txn) voidPast(k chainKey, head topics.RotateHead) (uint64, error) {
 	c, err := t.chain(k)
-	if err != nil {
+	if err != nil || c.Max < max(head.Seq, 1) {
 		return 0, err
 	}
-	if c.Max <= head.Seq {
-		return 0, nil
+	// Every envelope held from the head's seq on: stored, and this group's.
+	type held struct {
+		p   pos
+		key []byte
+		val []byte
 	}
-	var n uint64
-	start := chainSeqKey(k, head.Seq+1)
-	var keys [][]byte
-	var vals [][]byte
+	var hs []held
+	start := chainSeqKey(k, max(head.Seq, 1))
 	err = t.l.scan(start[:1+len(k)], start, func(key, v []byte) (bool, error) {
-		keys, vals = append(keys, bytes.Clone(key)), append(vals, bytes.Clone(v))
-		return true, nil
+		p, err := parsePosKey(key)
+		hs = append(hs, held{p, bytes.Clone(key), bytes.Clone(v)})
+		return err == nil, err
 	})
 	if err != nil {
 		return 0, err
 	}
-	// Entries of this group are not in the store yet.
 	for p, lk := range t.links {
-		if p.chain == k && p.seq > head.Seq {
-			cur := t.ids[lk.id]
-			a := t.anns[cur]
-			keys, vals = append(keys, p.key()), append(vals, chainValue(a))
+		if p.chain == k && p.seq >= max(head.Seq, 1) && !slices.ContainsFunc(hs, func(h held) bool { return h.p == p }) {
+			hs = append(hs, held{p, p.key(), chainValue(t.anns[t.ids[lk.id]])})
 		}
 	}
-	for i, key := range keys {
-		p, err := parsePosKey(key)
+	var n uint64
+	voided := make(map[topics.ID]bool)
+	var kept *held // the head, when held
+	for i, h := range hs {
+		lk, env, err := decodeChainValue(h.val)
 		if err != nil {
 			return n, err
 		}
-		lk, env, err := decodeChainValue(vals[i])
-		if err != nil {
-			return n, err
+		if h.p.seq == head.Seq && lk.id == head.ID {
+			kept = &hs[i]
+			continue
 		}
 		cursor, err := t.cursorOf(lk.id)
 		if err != nil || cursor == 0 {
@@ -369,32 +374,101 @@ func (t *txn) voidPast(k chainKey, head topics.RotateHead) (uint64, error) {
 		if err != nil {
 			return n, err
 		}
-		vp := p
+		vp := h.p
 		vp.variant |= voidBit
-		errs := []error{t.b.Delete(key, nil), t.b.Set(vp.key(), vals[i], nil),
+		errs := []error{t.b.Delete(h.key, nil), t.b.Set(vp.key(), h.val, nil),
 			t.b.Set(entryKey(cursor), entryRef{id: lk.id, pos: vp, kind: a.Payload.Kind}.encode(), nil),
 			t.dropState(a)}
 		if err := errors.Join(errs...); err != nil {
 			return n, err
 		}
-		delete(t.links, p)
+		delete(t.links, h.p)
+		voided[lk.id] = true
 		c.Bytes -= min(c.Bytes, uint64(len(env)))
 		n++
 	}
-	// The chain ends at the head.
-	c.Max, c.MaxID = head.Seq, head.ID
-	if c.Contig > head.Seq {
-		c.Contig, c.ContigID = head.Seq, head.ID
+	if kept != nil && kept.p.variant != 0 {
+		if err := t.promote(kept.p, kept.key, kept.val); err != nil {
+			return n, err
+		}
 	}
-	c.Gaps = slices.DeleteFunc(c.Gaps, func(g Range) bool { return g.From > head.Seq })
+	// The chain ends at the head, or at the last entry held below it.
+	c.Gaps = slices.DeleteFunc(c.Gaps, func(g Range) bool { return g.From >= head.Seq })
 	for i := range c.Gaps {
-		c.Gaps[i].To = min(c.Gaps[i].To, head.Seq)
+		c.Gaps[i].To = min(c.Gaps[i].To, head.Seq-1)
 	}
-	if c.Fork != nil && c.Fork.Seq > head.Seq {
+	c.Max, c.MaxID = head.Seq, head.ID
+	switch {
+	case head.Seq == 0: // nothing vouched for on this tracker
+		c.Max, c.MaxID, c.Gaps = 0, topics.ID{}, nil
+	case kept == nil:
+		c.Max, c.MaxID = head.Seq-1, topics.ID{}
+		if g := len(c.Gaps) - 1; g >= 0 && c.Gaps[g].To == c.Max {
+			c.Max = c.Gaps[g].From - 1
+			c.Gaps = c.Gaps[:g]
+		}
+	}
+	if c.Fork != nil && (voided[c.Fork.A] || voided[c.Fork.B]) {
 		c.Fork = nil
+	}
+	if err := t.reid(k, c); err != nil {
+		return n, err
 	}
 	t.voided += n
 	return n, t.reinfo(k, head.Seq)
+}
+
+// promote moves the envelope at p, a fork's second, to its seq's first
+// place, whose envelope was voided, and applies it to the Thing and
+// tracker state as a stored entry.
+func (t *txn) promote(p pos, key, val []byte) error {
+	lk, _, err := decodeChainValue(val)
+	if err != nil {
+		return err
+	}
+	cursor, err := t.cursorOf(lk.id)
+	if err != nil {
+		return err
+	}
+	a, err := t.announcementAt(cursor)
+	if err != nil {
+		return err
+	}
+	first := pos{p.chain, p.seq, 0}
+	delete(t.links, p)
+	t.links[first] = lk
+	if err := errors.Join(t.b.Delete(key, nil), t.b.Set(first.key(), val, nil),
+		t.b.Set(entryKey(cursor), entryRef{id: lk.id, pos: first, kind: a.Payload.Kind}.encode(), nil)); err != nil {
+		return err
+	}
+	// Fork evidence made no state: the entry in its place does.
+	return t.applyState(a, cursor, topics.ID{}, false)
+}
+
+// reid sets the chain state's contiguous head and IDs after its Max and
+// Gaps changed.
+func (t *txn) reid(k chainKey, c *chainState) error {
+	if c.Max > 0 && c.MaxID.IsZero() {
+		lk, err := t.linkAt(pos{k, c.Max, 0})
+		if err != nil {
+			return err
+		}
+		c.MaxID = lk.id
+	}
+	c.Contig = c.contig()
+	switch {
+	case c.Contig == 0:
+		c.ContigID = topics.ID{}
+	case c.Contig == c.Max:
+		c.ContigID = c.MaxID
+	default:
+		lk, err := t.linkAt(pos{k, c.Contig, 0})
+		if err != nil {
+			return err
+		}
+		c.ContigID = lk.id
+	}
+	return nil
 }
 
 // reinfo points the tracker's latest tracker or node record back at one

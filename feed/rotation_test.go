@@ -263,3 +263,62 @@ func TestThiefCommitmentOnAGap(t *testing.T) {
 	}
 	mustAppend(t, l, takeover, Refused)
 }
+
+// TestRotationForkAtHead: the owner and the thief both signed seq 4. A
+// rotation naming the owner's seq 4 as the head voids the thief's and
+// unfreezes the chain, whichever of the two the log holds, and in which
+// order.
+func TestRotationForkAtHead(t *testing.T) {
+	c := newRotationCase(t)
+	designs := c.honest[1:]
+	prev := designs[2].ID
+	owners := c.owner.sign(c.designs, 4, prev, &topics.Thing{ID: "owner-4", Title: "mine", Version: "1"})
+	thiefs := c.owner.sign(c.designs, 4, prev, &topics.Thing{ID: "thief-4", Title: "stolen", Version: "1"})
+	rotate := c.rotation(t, c.recovery, 2, c.honest[0].ID, topics.Commitment(c.next.raw),
+		[]topics.RotateHead{{Tracker: c.nodeTracker, Seq: 1, ID: c.honest[0].ID}, {Tracker: c.designs, Seq: 4, ID: owners.ID}})
+	for name, held := range map[string][]*topics.Announcement{
+		"thief's first, then the owner's (a fork)": {thiefs, owners},
+		"owner's first, then the thief's (a fork)": {owners, thiefs},
+		"the thief's alone":                        {thiefs},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			for _, a := range c.honest {
+				mustAppend(t, l, a, Stored)
+			}
+			mustAppend(t, l, held[0], Stored)
+			if len(held) > 1 {
+				mustAppend(t, l, held[1], Forked)
+			}
+			mustAppend(t, l, rotate, Stored)
+			if len(held) == 1 {
+				mustAppend(t, l, owners, Stored) // the head, now placed
+			}
+			hs, err := l.TrackerHeads(c.designs)
+			if err != nil || len(hs) != 1 || hs[0].Fork != nil || hs[0].Seq != 4 || hs[0].ID != owners.ID {
+				t.Fatalf("designs after the rotation: %+v %v", hs, err)
+			}
+			if got := things(t, l, c.designs); !got["owner-4"] || got["thief-4"] {
+				t.Errorf("the log shows %v", got)
+			}
+			ps, err := l.Publish(context.Background(), c.recovery.key, []Draft{{Tracker: c.designs, Kind: topics.KindThing,
+				Thing: &topics.Thing{ID: "t5", Title: "on", Version: "1"}}})
+			if err != nil || ps[0].Seq != 5 {
+				t.Errorf("publishing on: %+v %v", ps, err)
+			}
+			es, err := l.Entries(0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				if e.ID == thiefs.ID != e.Void {
+					t.Errorf("entry %s (seq %d): void %v", e.ID, e.Seq, e.Void)
+				}
+			}
+		})
+	}
+}
