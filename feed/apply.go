@@ -431,6 +431,9 @@ func (t *txn) applyState(a *topics.Announcement, cursor uint64, hash topics.ID, 
 		if err := t.putRow(prefixThing, p.Tracker, p.Thing.ID, thingRow{version: p.Thing.Version, ref: ref, parents: p.Thing.Parents}); err != nil {
 			return err
 		}
+		if err := t.putDerived(a); err != nil {
+			return err
+		}
 		// A retraction that arrived before its target applies now.
 		if r, ok := t.pendingRetract(a.ID); ok {
 			t.retracts[a.ID] = topics.ID{}

@@ -21,6 +21,7 @@ import (
 //	p author(32) recordKey                     → seq(8) cursor(8), standing trust record or flag
 //	v tracker(16) author(32) seq(8) variant(1) → as c, a void entry (evidence)
 //	y author(32)                               → keyState (JSON), a rotated or committed author
+//	a parent tracker(16) thing child…          → what derives from a Thing (ancestry.go)
 //	m name                                     → metadata
 //
 // author is the raw 32-byte Ed25519 inception key of the author (the key
@@ -43,6 +44,7 @@ const (
 	prefixMeta      = 'm'
 	prefixVoid      = 'v'
 	prefixKeys      = 'y'
+	prefixDerived   = 'a'
 )
 
 // chainKey identifies a chain: one author's entries on one tracker.

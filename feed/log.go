@@ -251,6 +251,10 @@ func Open(dir string, cfg Config) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := l.indexAncestry(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	l.markFull(l.usage)
 	var wg sync.WaitGroup
 	wg.Add(2)

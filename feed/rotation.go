@@ -520,7 +520,7 @@ func (t *txn) dropState(a *topics.Announcement) error {
 	if p.Kind == topics.KindThing {
 		k := string(thingPrefix(0, p.Tracker, p.Thing.ID, true))
 		t.rows[k] = slices.DeleteFunc(t.rows[k], func(r thingRow) bool { return r.ref.ID == a.ID })
-		return t.b.Delete(thingVersionKey(prefixThing, p.Tracker, p.Thing.ID, p.Thing.Version, p.Seq), nil)
+		return errors.Join(t.b.Delete(thingVersionKey(prefixThing, p.Tracker, p.Thing.ID, p.Thing.Version, p.Seq), nil), t.dropDerived(a))
 	}
 	rk, ok := p.RecordKey()
 	if !ok {
@@ -545,7 +545,7 @@ const voidBit = 0x80
 func (t *txn) writeKeyStates() error {
 	var errs []error
 	if !t.l.keysKept {
-		errs = append(errs, t.b.Set(keyStatesKept, []byte{1}, nil))
+		errs = append(errs, t.b.Set(keyStatesKept, []byte{1}, nil), t.b.Set(ancestryIndexed, []byte{1}, nil))
 	}
 	for author, s := range t.keys {
 		b, err := encodeState(s)

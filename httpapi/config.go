@@ -38,6 +38,9 @@ type Backend interface {
 	// Thing returns one Thing with its history, or an error wrapping
 	// view.ErrNotFound.
 	Thing(ctx context.Context, tracker topics.TrackerID, id string) (*view.Thing, error)
+	// Ancestry returns what a Thing derives from and what derives from it,
+	// or an error wrapping view.ErrNotFound.
+	Ancestry(ctx context.Context, tracker topics.TrackerID, id string) (*view.Ancestry, error)
 	// Trackers returns a page of up to limit trackers after the tracker
 	// after (from the first when nil), with their chains' heads.
 	Trackers(ctx context.Context, after *topics.TrackerID, limit int) (*view.TrackersPage, error)

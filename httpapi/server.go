@@ -319,6 +319,15 @@ func (s *Server) thing(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("thing id: 1 to %d bytes", topics.MaxIDLen)
 	}
 	v, err := s.b.Thing(r.Context(), tracker, id)
+	// A Thing ID may hold slashes: THING/ancestry is the ancestry of THING
+	// unless a Thing has that very ID.
+	if base, ok := strings.CutSuffix(id, "/ancestry"); ok && errors.Is(err, view.ErrNotFound) && base != "" {
+		a, err := s.b.Ancestry(r.Context(), tracker, base)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, a)
+	}
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,10 @@ func (a api) Thing(ctx context.Context, tracker topics.TrackerID, id string) (*v
 	return a.n.Thing(ctx, tracker, id)
 }
 
+func (a api) Ancestry(_ context.Context, tracker topics.TrackerID, id string) (*view.Ancestry, error) {
+	return a.n.Dir.Ancestry(tracker, id)
+}
+
 func (a api) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error) {
 	return a.n.Things(ctx, q)
 }

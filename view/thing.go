@@ -52,3 +52,35 @@ type Published struct {
 type PublishResult struct {
 	Published []Published `json:"published"`
 }
+
+// Ancestry is what a Thing derives from and what derives from it, one step
+// each way: GET /v1/things/{tracker}/{thing}/ancestry.
+type Ancestry struct {
+	Tracker topics.TrackerID `json:"tracker"`
+	Thing   string           `json:"thing"`
+	// Parents are the parents each version of the Thing names, with
+	// whether this node holds them: a parent not held is named all the
+	// same (its tracker may not be followed here).
+	Parents []AncestryParent `json:"parents"`
+	// Children are the Thing versions that name the Thing as a parent,
+	// across trackers, among those this node holds.
+	Children []AncestryChild `json:"children"`
+}
+
+// AncestryParent is one parent a version names.
+type AncestryParent struct {
+	Version string        `json:"version"` // the version of the Thing that names it
+	Parent  topics.Parent `json:"parent"`  // as named; its tracker filled in when it is the Thing's own
+	Held    bool          `json:"held"`    // this node holds that Thing (and version, when one is named)
+	Title   string        `json:"title,omitempty"`
+}
+
+// AncestryChild is one Thing version that derives from the Thing.
+type AncestryChild struct {
+	Tracker       topics.TrackerID `json:"tracker"`
+	Thing         string           `json:"thing"`
+	Version       string           `json:"version"`
+	Announcement  topics.ID        `json:"announcement"`
+	ParentVersion string           `json:"parent_version,omitempty"` // the Thing's version it names, "" for any
+	Title         string           `json:"title,omitempty"`
+}
