@@ -97,14 +97,18 @@ func (c *Client) CreateTracker(ctx context.Context, info topics.TrackerInfo, upd
 // Publish asks the node to publish Things (see datadir.Dir.Publish), in
 // requests of at most maxChunk bytes each. After an error, the Things
 // published so far come back with it.
-func (c *Client) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error) {
+func (c *Client) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing, opts ...datadir.PublishOptions) ([]feed.Published, error) {
+	var o datadir.PublishOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	if len(things) == 0 {
 		return nil, c.call(ctx, &request{Op: OpPublish, Tracker: tracker}, nil) // the node says why
 	}
 	var out []feed.Published
 	err := chunks(things, func(t *topics.Thing) int { b, _ := json.Marshal(t); return len(b) }, func(part []topics.Thing) error {
 		var ps []feed.Published
-		err := c.call(ctx, &request{Op: OpPublish, Tracker: tracker, Things: part}, &ps)
+		err := c.call(ctx, &request{Op: OpPublish, Tracker: tracker, Things: part, Publish: o}, &ps)
 		out = append(out, ps...)
 		return err
 	})

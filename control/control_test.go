@@ -28,13 +28,13 @@ type dirHandler struct {
 	publish func(ctx context.Context) error // runs before each publish, when set
 }
 
-func (h dirHandler) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error) {
+func (h dirHandler) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing, opts ...datadir.PublishOptions) ([]feed.Published, error) {
 	if h.publish != nil {
 		if err := h.publish(ctx); err != nil {
 			return nil, err
 		}
 	}
-	return h.Local.Publish(ctx, tracker, things)
+	return h.Local.Publish(ctx, tracker, things, opts...)
 }
 
 func (h dirHandler) Follow(_ context.Context, fs datadir.FollowSet) error {

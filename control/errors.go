@@ -52,6 +52,7 @@ var codes = []struct {
 	{"wrong_phrase", datadir.ErrWrongPhrase},
 	{"spent_phrase", datadir.ErrSpentPhrase},
 	{"retired", datadir.ErrRetired},
+	{"unknown_parent", datadir.ErrUnknownParent},
 }
 
 // Errors of the channel itself.

@@ -19,7 +19,7 @@ import (
 // runs. Errors wrap the same sentinels either way.
 type Operations interface {
 	CreateTracker(ctx context.Context, info topics.TrackerInfo, update bool) (datadir.TrackerResult, error)
-	Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error)
+	Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing, opts ...datadir.PublishOptions) ([]feed.Published, error)
 	Import(ctx context.Context, doc *ttn.Document) (datadir.ImportResult, error)
 	Retract(ctx context.Context, id topics.ID) (feed.Published, error)
 	Ingest(ctx context.Context, envelopes [][]byte) (datadir.IngestResult, error)

@@ -64,25 +64,26 @@ const (
 
 // request is a control request; which fields count depends on Op.
 type request struct {
-	Op        string              `json:"op"`
-	Info      *topics.TrackerInfo `json:"info,omitempty"`
-	Update    bool                `json:"update,omitempty"`
-	Tracker   topics.TrackerID    `json:"tracker,omitzero"`
-	Things    []topics.Thing      `json:"things,omitempty"`
-	Doc       *ttn.Document       `json:"doc,omitempty"`
-	ID        topics.ID           `json:"id,omitzero"`
-	Envelopes [][]byte            `json:"envelopes,omitempty"`
-	Since     uint64              `json:"since,omitempty"`
-	Limit     int                 `json:"limit,omitempty"`
-	Follows   datadir.FollowSet   `json:"follows,omitzero"`
-	Followed  bool                `json:"followed,omitempty"`
-	Trust     *topics.Trust       `json:"trust,omitempty"`
-	Flag      *topics.Flag        `json:"flag,omitempty"`
-	Profile   *datadir.Profile    `json:"profile,omitempty"`
-	Nodes     []string            `json:"nodes,omitempty"`  // block, unblock, node, dismiss
-	Commit    string              `json:"commit,omitempty"` // commit; rotate: the next commitment
-	Key       []byte              `json:"key,omitempty"`    // rotate: the new private key (libp2p protobuf)
-	Reason    string              `json:"reason,omitempty"` // rotate
+	Op        string                 `json:"op"`
+	Info      *topics.TrackerInfo    `json:"info,omitempty"`
+	Update    bool                   `json:"update,omitempty"`
+	Tracker   topics.TrackerID       `json:"tracker,omitzero"`
+	Things    []topics.Thing         `json:"things,omitempty"`
+	Publish   datadir.PublishOptions `json:"publish,omitzero"`
+	Doc       *ttn.Document          `json:"doc,omitempty"`
+	ID        topics.ID              `json:"id,omitzero"`
+	Envelopes [][]byte               `json:"envelopes,omitempty"`
+	Since     uint64                 `json:"since,omitempty"`
+	Limit     int                    `json:"limit,omitempty"`
+	Follows   datadir.FollowSet      `json:"follows,omitzero"`
+	Followed  bool                   `json:"followed,omitempty"`
+	Trust     *topics.Trust          `json:"trust,omitempty"`
+	Flag      *topics.Flag           `json:"flag,omitempty"`
+	Profile   *datadir.Profile       `json:"profile,omitempty"`
+	Nodes     []string               `json:"nodes,omitempty"`  // block, unblock, node, dismiss
+	Commit    string                 `json:"commit,omitempty"` // commit; rotate: the next commitment
+	Key       []byte                 `json:"key,omitempty"`    // rotate: the new private key (libp2p protobuf)
+	Reason    string                 `json:"reason,omitempty"` // rotate
 }
 
 // response is a control response line.

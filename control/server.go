@@ -218,7 +218,7 @@ func (s *Server) do(ctx context.Context, req *request) (any, error) {
 		}
 		return h.CreateTracker(ctx, *req.Info, req.Update)
 	case OpPublish:
-		return h.Publish(ctx, req.Tracker, req.Things)
+		return h.Publish(ctx, req.Tracker, req.Things, req.Publish)
 	case OpImport:
 		if req.Doc == nil {
 			return nil, fmt.Errorf("%w: import needs doc", ErrBadRequest)

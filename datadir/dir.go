@@ -134,16 +134,35 @@ func (c *Dir) OwnTrackers() ([]topics.TrackerID, error) {
 // publish does not hold the log's writer for long.
 const publishChunk = 512
 
+// PublishOptions change what Publish accepts.
+type PublishOptions struct {
+	// AllowUnknownParent publishes a Thing whose parents name a Thing
+	// (version) this node does not hold.
+	AllowUnknownParent bool `json:"allow_unknown_parent,omitempty"`
+}
+
+// ErrUnknownParent refuses a Thing whose parent names a Thing version the
+// node does not hold (a typo would otherwise make an ancestry nobody can
+// follow).
+var ErrUnknownParent = errors.New("datadir: unknown parent")
+
 // Publish announces Things on one of this node's trackers: each a new Thing,
 // a new version, an edit (same version, changed fields) or, when identical to
 // what is announced, nothing (its existing ID comes back with New false).
-// Every Thing is checked before any is published.
-func (c *Dir) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error) {
+// Every Thing is checked before any is published, its parents too: each
+// must name a Thing (and version, when it names one) that the node holds or
+// that comes earlier in things, unless opts allow unknown parents.
+func (c *Dir) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing, opts ...PublishOptions) ([]feed.Published, error) {
 	if len(things) == 0 {
 		return nil, ErrNothingToPublish
 	}
 	if err := c.ownTracker(tracker); err != nil {
 		return nil, err
+	}
+	if len(opts) == 0 || !opts[0].AllowUnknownParent {
+		if err := c.checkParents(tracker, things); err != nil {
+			return nil, err
+		}
 	}
 	drafts := make([]feed.Draft, len(things))
 	for i := range things {
@@ -161,6 +180,49 @@ func (c *Dir) Publish(ctx context.Context, tracker topics.TrackerID, things []to
 		out = append(out, ps...)
 	}
 	return out, nil
+}
+
+// checkParents refuses a Thing whose parent the node does not hold.
+func (c *Dir) checkParents(tracker topics.TrackerID, things []topics.Thing) error {
+	for i, th := range things {
+		for _, p := range th.Parents {
+			pt := p.Tracker
+			if pt.IsZero() {
+				pt = tracker
+			}
+			earlier := pt == tracker && slices.ContainsFunc(things[:i], func(e topics.Thing) bool {
+				return e.ID == p.Thing && (p.Version == "" || e.Version == p.Version)
+			})
+			held, err := c.holds(pt, p)
+			if err != nil {
+				return err
+			}
+			if !earlier && !held {
+				what := pt.String() + "/" + p.Thing
+				if p.Version != "" {
+					what += " version " + p.Version
+				}
+				return fmt.Errorf("%w: Thing %q names parent %s, which this node does not hold (follow its tracker, or publish with --allow-unknown-parent)", ErrUnknownParent, th.ID, what)
+			}
+		}
+	}
+	return nil
+}
+
+// holds reports whether the log holds the Thing a parent names (its
+// version, when it names one; its announcement, when it names one).
+func (c *Dir) holds(tracker topics.TrackerID, p topics.Parent) (bool, error) {
+	if !p.Announcement.IsZero() {
+		return c.Log.Has(p.Announcement)
+	}
+	s, err := c.Log.Thing(tracker, p.Thing)
+	if errors.Is(err, feed.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return p.Version == "" || slices.ContainsFunc(s.Versions, func(v feed.VersionState) bool { return v.Version == p.Version }), nil
 }
 
 // ownTracker checks that tracker is one of this node's announced trackers.
@@ -206,7 +268,9 @@ func (c *Dir) Import(ctx context.Context, doc *ttn.Document) (ImportResult, erro
 	if len(doc.Things) == 0 {
 		return ImportResult{Tracker: tr}, nil
 	}
-	ps, err := c.Publish(ctx, tr.ID, doc.Things)
+	// A TTN document's Things may name parents on trackers this node has
+	// never seen: an import keeps them as they are.
+	ps, err := c.Publish(ctx, tr.ID, doc.Things, PublishOptions{AllowUnknownParent: true})
 	return ImportResult{Tracker: tr, Published: ps}, err
 }
 

@@ -184,3 +184,46 @@ func TestImportUpdatesTracker(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishParents: a Thing's parents must name Things the node holds
+// (or earlier in the same publish), unless unknown parents are allowed;
+// refused, nothing is published.
+func TestPublishParents(t *testing.T) {
+	ctx := context.Background()
+	c := openDir(t)
+	tr, err := c.CreateTracker(ctx, topics.TrackerInfo{Name: "designs"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, tr.ID, []topics.Thing{{ID: "base", Title: "Base", Version: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	last := c.Log.Last()
+	for name, parent := range map[string]topics.Parent{
+		"an unknown Thing":           {Thing: "typo"},
+		"an unknown version":         {Thing: "base", Version: "7"},
+		"an unknown announcement":    {Thing: "base", Announcement: topics.IDOf([]byte("nowhere"))},
+		"a Thing on another tracker": {Tracker: topics.DeriveTrackerID(make([]byte, 32), "x"), Thing: "base"},
+	} {
+		_, err := c.Publish(ctx, tr.ID, []topics.Thing{{ID: "child", Title: "Child", Version: "1", Parents: []topics.Parent{parent}}})
+		if !errors.Is(err, ErrUnknownParent) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if c.Log.Last() != last {
+		t.Fatal("a refused publish appended something")
+	}
+	for name, things := range map[string][]topics.Thing{
+		"a held version": {{ID: "a", Title: "A", Version: "1", Parents: []topics.Parent{{Thing: "base", Version: "1"}}}},
+		"an earlier Thing of the same publish": {{ID: "b", Title: "B", Version: "1"},
+			{ID: "c", Title: "C", Version: "1", Parents: []topics.Parent{{Thing: "b"}}}},
+	} {
+		if _, err := c.Publish(ctx, tr.ID, things); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := c.Publish(ctx, tr.ID, []topics.Thing{{ID: "d", Title: "D", Version: "1", Parents: []topics.Parent{{Thing: "typo"}}}},
+		PublishOptions{AllowUnknownParent: true}); err != nil {
+		t.Errorf("with unknown parents allowed: %v", err)
+	}
+}

@@ -27,11 +27,11 @@ func (h controlHandler) CreateTracker(ctx context.Context, info topics.TrackerIn
 	return h.n.CreateTracker(ctx, info, update)
 }
 
-func (h controlHandler) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing) ([]feed.Published, error) {
+func (h controlHandler) Publish(ctx context.Context, tracker topics.TrackerID, things []topics.Thing, opts ...datadir.PublishOptions) ([]feed.Published, error) {
 	if err := h.n.waitOwnSynced(ctx); err != nil {
 		return nil, err
 	}
-	return h.n.Publish(ctx, tracker, things)
+	return h.n.Publish(ctx, tracker, things, opts...)
 }
 
 func (h controlHandler) Import(ctx context.Context, doc *ttn.Document) (datadir.ImportResult, error) {

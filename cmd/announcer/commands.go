@@ -251,14 +251,19 @@ so creating the same name again prints the same ID and announces nothing.`,
 
 func publishCmd() *ffcli.Command {
 	var tracker string
+	var allowUnknownParent bool
 	return command("publish", "announcer publish --tracker ID FILE|-", "Announce Things; print their announcement IDs.",
 		`Reads one Thing object, or many as NDJSON, from FILE or standard input ('-')
 and announces each on the tracker: a new Thing, a new version, or, for the
 same version with changed fields, an edit. A Thing identical to what is
 announced already is not announced again; its existing ID is printed. Every
-Thing is checked first: if any is invalid, nothing is announced.`,
+Thing is checked first: if any is invalid, nothing is announced. A Thing's
+parents ("parents": [{"tracker", "thing", "version", "announcement"}]: what it
+derives from) must name Things this node holds (or that come earlier in the
+input), unless --allow-unknown-parent.`,
 		func(fs *flag.FlagSet) {
 			fs.StringVar(&tracker, "tracker", "", "tracker `ID` (required)")
+			fs.BoolVar(&allowUnknownParent, "allow-unknown-parent", false, "publish Things whose parents name Things this node does not hold")
 		},
 		func(ctx context.Context, c *flags.Common, args []string) error {
 			if tracker == "" {
@@ -282,7 +287,7 @@ Thing is checked first: if any is invalid, nothing is announced.`,
 				return err
 			}
 			defer d.Close()
-			ps, err := d.Publish(ctx, tid, things)
+			ps, err := d.Publish(ctx, tid, things, datadir.PublishOptions{AllowUnknownParent: allowUnknownParent})
 			if err != nil {
 				return err
 			}
