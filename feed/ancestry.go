@@ -96,22 +96,13 @@ func (l *Log) DerivedFrom(tracker topics.TrackerID, id string) ([]Derived, error
 
 func parseDerived(rest, v []byte) (Derived, error) {
 	var d Derived
-	str := func() (string, bool) {
-		n, w := binary.Uvarint(rest)
-		if w <= 0 || n > uint64(len(rest)-w) {
-			return "", false
-		}
-		s := string(rest[w : w+int(n)])
-		rest = rest[w+int(n):]
-		return s, true
-	}
 	if len(rest) < 16 || len(v) < 40 {
 		return d, fmt.Errorf("feed: bad ancestry record")
 	}
 	d.Tracker, rest = topics.TrackerID(rest[:16]), rest[16:]
 	var ok1, ok2 bool
-	d.Thing, ok1 = str()
-	d.Version, ok2 = str()
+	d.Thing, ok1 = cutString(&rest)
+	d.Version, ok2 = cutString(&rest)
 	if !ok1 || !ok2 || len(rest) != 0 {
 		return d, fmt.Errorf("feed: bad ancestry record")
 	}

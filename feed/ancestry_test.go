@@ -60,16 +60,6 @@ func TestDerivedFrom(t *testing.T) {
 	check(l)
 
 	// What an older version wrote: no index, no mark.
-	for _, k := range [][]byte{ancestryIndexed, derivedKey(base, "bracket", b.tracker("remixes"), "bracket-xl", "2"),
-		derivedKey(base, "bracket", base, "bracket-mini", "1")} {
-		if err := l.db.Delete(k, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
-	if l, err = Open(dir, Config{}); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	check(l)
+	check(reopenWithout(t, l, dir, ancestryIndexed, derivedKey(base, "bracket", b.tracker("remixes"), "bracket-xl", "2"),
+		derivedKey(base, "bracket", base, "bracket-mini", "1")))
 }

@@ -125,21 +125,23 @@ func thingVersionKey(prefix byte, tracker topics.TrackerID, thing, version strin
 // parseThingVersionKey returns the thing, version and seq of a t or x key.
 func parseThingVersionKey(k []byte) (thing, version string, seq uint64, err error) {
 	rest := k[1+16:]
-	str := func() (string, bool) {
-		n, w := binary.Uvarint(rest)
-		if w <= 0 || n > uint64(len(rest)-w) {
-			return "", false
-		}
-		v := string(rest[w : w+int(n)])
-		rest = rest[w+int(n):]
-		return v, true
-	}
-	thing, ok1 := str()
-	version, ok2 := str()
+	thing, ok1 := cutString(&rest)
+	version, ok2 := cutString(&rest)
 	if !ok1 || !ok2 || len(rest) != 8 {
 		return "", "", 0, fmt.Errorf("feed: bad thing key %x", k)
 	}
 	return thing, version, binary.BigEndian.Uint64(rest), nil
+}
+
+// cutString takes a uvarint-length-prefixed string off the front of *b.
+func cutString(b *[]byte) (string, bool) {
+	n, w := binary.Uvarint(*b)
+	if w <= 0 || n > uint64(len(*b)-w) {
+		return "", false
+	}
+	s := string((*b)[w : w+int(n)])
+	*b = (*b)[w+int(n):]
+	return s, true
 }
 
 // thingRef is the value of a t or x key: id(32) cursor(8) hash(32), then,

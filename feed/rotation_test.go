@@ -164,11 +164,7 @@ func TestRotationVoidsTheThief(t *testing.T) {
 // things in; a rotation it cannot check yet is Unplaced.
 func TestRotationLateJoiner(t *testing.T) {
 	c := newRotationCase(t)
-	l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openDisk(t)
 	// The rotation before the commitment: unplaced, and so is an entry by
 	// the new key.
 	mustAppend(t, l, c.rotate, Unplaced)
@@ -200,16 +196,7 @@ func TestCommitmentsRecomputed(t *testing.T) {
 		mustAppend(t, l, a, Stored)
 	}
 	// What an older version wrote: no key states, no mark.
-	for _, k := range [][]byte{keyStateKey(c.owner.raw), keyStatesKept} {
-		if err := l.db.Delete(k, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
-	if l, err = Open(dir, Config{}); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l = reopenWithout(t, l, dir, keyStateKey(c.owner.raw), keyStatesKept)
 	if got := l.KeyState(c.owner.raw).Commitment; got != topics.Commitment(c.recovery.raw) {
 		t.Fatalf("commitment after reopening: %q", got)
 	}
@@ -220,11 +207,7 @@ func TestCommitmentsRecomputed(t *testing.T) {
 // nothing its keys sign is placed after it, and no rotation either.
 func TestRetire(t *testing.T) {
 	c := newRotationCase(t)
-	l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openDisk(t)
 	for _, a := range c.honest {
 		mustAppend(t, l, a, Stored)
 	}
@@ -233,7 +216,7 @@ func TestRetire(t *testing.T) {
 	if ks := l.KeyState(c.owner.raw); !ks.Retired {
 		t.Fatalf("key state after retiring: %+v", ks)
 	}
-	_, err = l.Publish(context.Background(), c.recovery.key, []Draft{{Tracker: c.designs, Kind: topics.KindThing,
+	_, err := l.Publish(context.Background(), c.recovery.key, []Draft{{Tracker: c.designs, Kind: topics.KindThing,
 		Thing: &topics.Thing{ID: "t9", Title: "after the end", Version: "1"}}})
 	if !errors.Is(err, ErrRetired) {
 		t.Errorf("publishing after retiring: %v", err)
@@ -248,11 +231,7 @@ func TestRetire(t *testing.T) {
 // owner's commitment, the first, is in force.
 func TestThiefCommitmentOnAGap(t *testing.T) {
 	c := newRotationCase(t)
-	l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openDisk(t)
 	thiefRecord := c.stolen[2] // node tracker seq 2, committing to the thief's key
 	mustAppend(t, l, thiefRecord, Stored)
 	takeover := c.rotation(t, c.thief, 3, thiefRecord.ID, "", nil)
@@ -282,11 +261,7 @@ func TestRotationForkAtHead(t *testing.T) {
 		"the thief's alone":                        {thiefs},
 	} {
 		t.Run(name, func(t *testing.T) {
-			l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			l := openDisk(t)
 			for _, a := range c.honest {
 				mustAppend(t, l, a, Stored)
 			}
@@ -321,4 +296,33 @@ func TestRotationForkAtHead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openDisk opens a log in a new temporary dir, closed when the test ends.
+func openDisk(t *testing.T) *Log {
+	t.Helper()
+	l, err := Open(filepath.Join(t.TempDir(), "log"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// reopenWithout deletes keys from the log in dir, as a version that did not
+// write them would have left it, and opens it again until the test ends.
+func reopenWithout(t *testing.T, l *Log, dir string, keys ...[]byte) *Log {
+	t.Helper()
+	for _, k := range keys {
+		if err := l.db.Delete(k, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	l, err := Open(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

@@ -28,18 +28,7 @@ import (
 func TestCompromiseDrill(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	o := startNode(t, fastConfig(filepath.Join(root, "o")))
-	phrase, commitment, err := datadir.NewRecoveryPhrase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := o.Commit(ctx, commitment); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := o.CreateTracker(ctx, topics.TrackerInfo{Name: "designs"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, tr, phrase := committedOwner(t, root)
 	for i := range 3 {
 		if _, err := o.Publish(ctx, tr.ID, []topics.Thing{{ID: fmt.Sprint("honest-", i), Title: "Honest", Version: "1"}}); err != nil {
 			t.Fatal(err)
@@ -208,19 +197,7 @@ func waitThings(t *testing.T, n *Node, tracker topics.TrackerID, ids []string) {
 func TestLostKey(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	ocfg := fastConfig(filepath.Join(root, "o"))
-	o := startNode(t, ocfg)
-	phrase, commitment, err := datadir.NewRecoveryPhrase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := o.Commit(ctx, commitment); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := o.CreateTracker(ctx, topics.TrackerInfo{Name: "designs"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, tr, phrase := committedOwner(t, root)
 	if _, err := o.Publish(ctx, tr.ID, []topics.Thing{{ID: "before", Title: "Before", Version: "1"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,4 +231,23 @@ func TestLostKey(t *testing.T) {
 	if ks := f.Log.KeyState(o2.ID.RawKey); ks.Rotations != 1 || ks.Void != 0 {
 		t.Errorf("the follower's key state of O: %+v", ks)
 	}
+}
+
+// committedOwner starts owner O in root/o, committed to a recovery key,
+// with a tracker "designs"; it returns O, the tracker and the phrase.
+func committedOwner(t *testing.T, root string) (*Node, datadir.TrackerResult, string) {
+	t.Helper()
+	o := startNode(t, fastConfig(filepath.Join(root, "o")))
+	phrase, commitment, err := datadir.NewRecoveryPhrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Commit(context.Background(), commitment); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := o.CreateTracker(context.Background(), topics.TrackerInfo{Name: "designs"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, tr, phrase
 }

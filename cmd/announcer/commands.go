@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/thingtracker/ttn/cmd/internal/flags"
@@ -125,14 +126,20 @@ node (it learns its chains from its peers) and rotate to the same phrase:
 		})
 }
 
+// phraseKey reads a recovery phrase from args' FILE (or standard input)
+// and returns its key.
+func phraseKey(args []string) (crypto.PrivKey, error) {
+	b, err := readAll(args, "FILE")
+	if err != nil {
+		return nil, err
+	}
+	return datadir.RecoveryKey(string(b))
+}
+
 // recoverNode makes an empty data dir for node id with the recovery key of
 // the phrase in args' FILE.
 func recoverNode(c *flags.Common, id string, args []string) error {
-	b, err := readAll(args, "FILE")
-	if err != nil {
-		return err
-	}
-	key, err := datadir.RecoveryKey(string(b))
+	key, err := phraseKey(args)
 	if err != nil {
 		return err
 	}
@@ -178,11 +185,7 @@ func printPhrase(phrase string) {
 // rotateKey replaces the node's key with the recovery key of the phrase in
 // args' FILE (or standard input), and prints the next phrase once.
 func rotateKey(ctx context.Context, c *flags.Common, args []string, reason string, retire bool) error {
-	b, err := readAll(args, "FILE")
-	if err != nil {
-		return err
-	}
-	key, err := datadir.RecoveryKey(string(b))
+	key, err := phraseKey(args)
 	if err != nil {
 		return err
 	}
