@@ -174,13 +174,17 @@ func heapInuse(addr string) (float64, error) {
 }
 
 // vmHWM is a process's peak resident set, in bytes (Linux; 0 elsewhere).
-func vmHWM(pid int) float64 {
+func vmHWM(pid int) float64 { return procBytes(pid, "VmHWM") }
+
+// procBytes is a size in a process's /proc status (VmRSS, VmHWM …), in
+// bytes (Linux; 0 elsewhere).
+func procBytes(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb * 1024
 		}

@@ -278,7 +278,7 @@ func runSybilFlood(b *testing.B, s sybilShape) {
 		b.Fatalf("indexer status: following %d, known %d, net %+v, log %+v\n%s", len(st.Following), st.Known, st.Net, st.Log, ix.output())
 	}
 	ix.stop(b)
-	disk := dirSize(filepath.Join(dir, "log"))
+	disk := st.Log.DiskBytes // the store's size on disk, write-ahead log included
 
 	var sample []signed
 	for _, c := range chains {
@@ -593,19 +593,8 @@ type memory struct{ rss, peak int64 }
 
 // memory returns the indexer's resident set, now and at its peak.
 func (p *indexerProcess) memory() memory {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	var m memory
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			m.rss = kb << 10
-		case "VmHWM":
-			m.peak = kb << 10
-		}
-	}
-	return m
+	pid := p.cmd.Process.Pid
+	return memory{rss: int64(procBytes(pid, "VmRSS")), peak: int64(procBytes(pid, "VmHWM"))}
 }
 
 type lockedWriter struct {
@@ -617,17 +606,6 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
-}
-
-func dirSize(path string) int64 {
-	var n int64
-	filepath.Walk(path, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n
 }
 
 // runIndexer is the indexer process: a promiscuous node on dir, with the

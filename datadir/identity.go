@@ -215,16 +215,22 @@ func ImportKey(dir string, r io.Reader) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import key: %w", err)
 	}
-	if _, err := LoadIdentity(dir); err == nil {
-		return nil, fmt.Errorf("%s already has an identity; import into an empty data dir", dir)
-	} else if !errors.Is(err, ErrNoIdentity) {
-		return nil, err
-	}
-	if err := makePrivate(dir); err != nil {
+	if err := emptyDir(dir, "import"); err != nil {
 		return nil, err
 	}
 	if err := writeKey(dir, k); err != nil {
 		return nil, err
 	}
 	return newIdentity(k)
+}
+
+// emptyDir makes dir (private) for an identity to come, refusing one that
+// has an identity already: to do what, into an empty data dir.
+func emptyDir(dir, what string) error {
+	if _, err := LoadIdentity(dir); err == nil {
+		return fmt.Errorf("%s already has an identity; %s into an empty data dir", dir, what)
+	} else if !errors.Is(err, ErrNoIdentity) {
+		return err
+	}
+	return makePrivate(dir)
 }

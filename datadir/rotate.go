@@ -111,11 +111,15 @@ func (c *Dir) Rotate(ctx context.Context, key crypto.PrivKey, next, reason strin
 
 // keepNodeID writes the node ID beside the key, once.
 func (c *Dir) keepNodeID() error {
-	path := filepath.Join(c.Path, nodeIDFile)
-	if _, err := os.Stat(path); err == nil {
+	if _, err := os.Stat(filepath.Join(c.Path, nodeIDFile)); err == nil {
 		return nil
 	}
-	return writeFileAtomic(path, []byte(c.ID.ID+"\n"))
+	return writeNodeID(c.Path, c.ID.ID)
+}
+
+// writeNodeID writes the node ID a rotated dir keeps beside its key.
+func writeNodeID(dir, id string) error {
+	return writeFileAtomic(filepath.Join(dir, nodeIDFile), []byte(id+"\n"))
 }
 
 // installNextKey makes a rotation's key the dir's key if the log holds the
@@ -171,15 +175,10 @@ func InitRecovered(dir, nodeID string, key crypto.PrivKey) (*Identity, error) {
 	if newRaw, err := topics.RawPublicKey(key.GetPublic()); err != nil || bytes.Equal(newRaw, raw) {
 		return nil, errors.Join(err, errors.New("the recovery key is the node's own key"))
 	}
-	if _, err := LoadIdentity(dir); err == nil {
-		return nil, fmt.Errorf("%s already has an identity; recover into an empty data dir", dir)
-	} else if !errors.Is(err, ErrNoIdentity) {
+	if err := emptyDir(dir, "recover"); err != nil {
 		return nil, err
 	}
-	if err := makePrivate(dir); err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(dir, nodeIDFile), []byte(nodeID+"\n")); err != nil {
+	if err := writeNodeID(dir, nodeID); err != nil {
 		return nil, err
 	}
 	if err := writeKey(dir, key); err != nil {

@@ -119,7 +119,7 @@ var ancestryIndexed = []byte{prefixMeta, 'a', 'n', 'c', 'e', 's', 't', 'r', 'y'}
 func (l *Log) indexAncestry() error {
 	done, err := l.get(ancestryIndexed)
 	if err != nil || done != nil || l.last == 0 {
-		return err // a new log: its first commit marks it (writeKeyStates)
+		return err // a new log: its first commit marks it (writeMarks)
 	}
 	b := l.db.NewBatch()
 	defer b.Close()

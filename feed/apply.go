@@ -90,7 +90,7 @@ func (t *txn) apply() (bool, error) {
 			errs = append(errs, t.b.Set(retractKey(target), id[:], nil))
 		}
 	}
-	errs = append(errs, t.writeRecords(), t.writeKeyStates())
+	errs = append(errs, t.writeRecords(), t.writeKeyStates(), t.writeMarks())
 	errs = append(errs, t.b.Set(keyLastCursor, binary.BigEndian.AppendUint64(nil, t.last), nil))
 	if err := errors.Join(errs...); err != nil {
 		return false, fmt.Errorf("feed: build batch: %w", err)
@@ -111,7 +111,7 @@ func (t *txn) apply() (bool, error) {
 	for author, s := range t.keys {
 		t.l.setKeyState(author, s)
 	}
-	t.l.keysKept = true
+	t.l.marked = true
 	st.voided.Add(t.voided)
 	t.l.usage.merge(t.usage)
 	t.l.markFull(t.usage)

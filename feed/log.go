@@ -166,8 +166,9 @@ type Log struct {
 	keysMu  sync.RWMutex
 	keys    map[[32]byte]*keyState
 	current map[[32]byte][32]byte
-	// keysKept: the store is marked as keeping key states (writer only).
-	keysKept bool
+	// marked: the store says it keeps key states and the ancestry index
+	// (writer only; see writeMarks).
+	marked bool
 
 	diskMu   sync.Mutex
 	checked  time.Time     // when the free space was last read

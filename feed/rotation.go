@@ -118,7 +118,7 @@ func (l *Log) readKeyStates() error {
 			return fmt.Errorf("feed: recomputing commitments: %w", err)
 		}
 	}
-	l.keysKept = kept != nil
+	l.marked = kept != nil
 	return l.scan([]byte{prefixKeys}, nil, func(k, v []byte) (bool, error) {
 		s := new(keyState)
 		if len(k) != 33 || decodeState(v, s) != nil || len(s.Keys) == 0 {
@@ -143,15 +143,7 @@ func (l *Log) recomputeCommitments() error {
 		ck := makeChainKey(topics.TrackerID(k[1:1+16]), author)
 		start := chainSeqKey(ck, 1)
 		return true, l.scan(start[:1+len(ck)], start, func(_, v []byte) (bool, error) {
-			_, env, err := decodeChainValue(v)
-			if err != nil {
-				return false, err
-			}
-			e, err := topics.DecodeEnvelope(env)
-			if err != nil {
-				return false, err
-			}
-			p, err := topics.ParsePayload(e.Payload)
+			_, p, err := chainPayload(v)
 			if err != nil || p.Opaque() || p.Kind != topics.KindNode || p.NodeInfo.Next == "" {
 				return true, nil // not a committing node record (or one this version reads otherwise)
 			}
@@ -161,7 +153,7 @@ func (l *Log) recomputeCommitments() error {
 		})
 	})
 	if err := errors.Join(append(errs, err)...); err != nil || b.Empty() {
-		return err // nothing to write: the next group marks the log (writeKeyStates)
+		return err // nothing to write: the next group marks the log (writeMarks)
 	}
 	return l.db.Apply(b, pebble.Sync)
 }
@@ -485,17 +477,9 @@ func (t *txn) reinfo(k chainKey, seq uint64) error {
 		if err != nil || p.seq > seq {
 			return false, err
 		}
-		lk, env, err := decodeChainValue(v)
-		if err != nil {
-			return false, err
-		}
-		e, err := topics.DecodeEnvelope(env)
-		if err != nil {
-			return false, err
-		}
-		pl, err := topics.ParsePayload(e.Payload)
+		lk, pl, err := chainPayload(v)
 		if err != nil || pl.Opaque() || pl.Kind != topics.KindTracker && pl.Kind != topics.KindNode || p.variant != 0 {
-			return true, nil
+			return true, nil // not a tracker or node record (or one this version reads otherwise)
 		}
 		cursor, err := t.cursorOf(lk.id)
 		if err != nil {
@@ -537,16 +521,37 @@ func (t *txn) dropState(a *topics.Announcement) error {
 	return nil
 }
 
+// chainPayload decodes a chain value's link and payload (its signature was
+// checked when it was stored).
+func chainPayload(v []byte) (link, *topics.Payload, error) {
+	lk, env, err := decodeChainValue(v)
+	if err != nil {
+		return lk, nil, err
+	}
+	e, err := topics.DecodeEnvelope(env)
+	if err != nil {
+		return lk, nil, err
+	}
+	p, err := topics.ParsePayload(e.Payload)
+	return lk, p, err
+}
+
 // voidBit marks a void entry's position: its envelope is under 'v'.
 const voidBit = 0x80
 
-// writeKeyStates writes the group's key states into its batch, and
-// marks the log as one that keeps them.
+// writeMarks marks, in the group's batch, a log that does not say yet
+// that it keeps key states and the ancestry index (a new log, or one
+// whose Open computed them).
+func (t *txn) writeMarks() error {
+	if t.l.marked {
+		return nil
+	}
+	return errors.Join(t.b.Set(keyStatesKept, []byte{1}, nil), t.b.Set(ancestryIndexed, []byte{1}, nil))
+}
+
+// writeKeyStates writes the group's key states into its batch.
 func (t *txn) writeKeyStates() error {
 	var errs []error
-	if !t.l.keysKept {
-		errs = append(errs, t.b.Set(keyStatesKept, []byte{1}, nil), t.b.Set(ancestryIndexed, []byte{1}, nil))
-	}
 	for author, s := range t.keys {
 		b, err := encodeState(s)
 		errs = append(errs, err, t.b.Set(keyStateKey(author[:]), b, nil))
@@ -554,7 +559,7 @@ func (t *txn) writeKeyStates() error {
 	return errors.Join(errs...)
 }
 
-// voidEntry reports whether an 'e' record is of a void entry.
+// voided reports whether an 'e' record is of a void entry.
 func (r entryRef) voided() bool { return r.pos.variant&voidBit != 0 }
 
 // Own heads: the last entry this log's own publishes made on each tracker,

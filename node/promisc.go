@@ -191,14 +191,14 @@ func (n *Node) followUnknown() {
 		case d := <-n.unknownQ:
 			batch = append(batch, d)
 		}
+	drain:
 		for len(batch) < unknownBatch {
 			select {
 			case d := <-n.unknownQ:
 				batch = append(batch, d)
-				continue
 			default:
+				break drain
 			}
-			break
 		}
 		free := n.unknownSlots() - n.promisc.unknownCount()
 		var fs datadir.FollowSet

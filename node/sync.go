@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -267,8 +268,10 @@ func (n *Node) antiEntropy() {
 // or differs on.
 func (n *Node) compareWith(ctx context.Context, p string) {
 	var filter []topics.TrackerID
-	if !n.cfg.Promiscuous {
-		filter = append(n.Following(), n.ownersNodeTrackers()...)
+	var owners map[topics.TrackerID]bool
+	if !n.cfg.Promiscuous { // a promiscuous node follows every node tracker it learns of
+		owners = n.ownersNodeTrackers()
+		filter = append(n.Following(), slices.Collect(maps.Keys(owners))...)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -277,12 +280,13 @@ func (n *Node) compareWith(ctx context.Context, p string) {
 		n.cfg.Logger.Debug("inventory failed", "peer", p, "err", err)
 		return
 	}
-	n.learn(heads)
+	n.learn(heads, owners)
 }
 
 // learn follows (when promiscuous) and schedules the trackers of heads
-// that this node lacks or holds less of.
-func (n *Node) learn(heads []gossip.WireHead) {
+// that this node lacks or holds less of, among those it follows or owns
+// and the owners' node trackers given.
+func (n *Node) learn(heads []gossip.WireHead, owners map[topics.TrackerID]bool) {
 	if n.cfg.Promiscuous {
 		var fs datadir.FollowSet
 		seen := make(map[topics.TrackerID]bool)
@@ -296,10 +300,8 @@ func (n *Node) learn(heads []gossip.WireHead) {
 			n.cfg.Logger.Debug("not following every tracker from inventory", "err", err)
 		}
 	}
-	owners := n.ownersNodeTrackers()
 	for _, h := range heads {
-		owner := slices.Contains(owners, h.Tracker)
-		if !owner && !n.followsOrOwns(h.Tracker) {
+		if !owners[h.Tracker] && !n.followsOrOwns(h.Tracker) {
 			continue
 		}
 		mine, err := n.Log.TrackerHeads(h.Tracker)
@@ -323,16 +325,16 @@ func (n *Node) learn(heads []gossip.WireHead) {
 // rotate records say which of those owners' keys sign for them, so
 // anti-entropy compares them too (a node away during a rotation would
 // otherwise go on believing a thief's entries signed with the old key).
-func (n *Node) ownersNodeTrackers() []topics.TrackerID {
-	var out []topics.TrackerID
+func (n *Node) ownersNodeTrackers() map[topics.TrackerID]bool {
+	out := make(map[topics.TrackerID]bool)
 	for _, t := range n.follows.Trackers() {
 		st, err := n.Log.Tracker(t)
 		if err != nil || st.Node || st.Owner == n.ID.ID {
 			continue
 		}
 		raw, err := topics.NodeKey(st.Owner)
-		if nt := topics.DeriveTrackerID(raw, ""); err == nil && !n.Followed(nt) && !slices.Contains(out, nt) {
-			out = append(out, nt)
+		if nt := topics.DeriveTrackerID(raw, ""); err == nil && !n.Followed(nt) {
+			out[nt] = true
 		}
 	}
 	return out

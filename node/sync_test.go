@@ -521,7 +521,7 @@ func TestOverQuotaNotFetchedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	heads := []gossip.WireHead{{Tracker: tracker, Author: author, Seq: 5, ID: anns[4].ID}}
-	b.learn(heads) // c is ahead: fetch
+	b.learn(heads, nil) // c is ahead: fetch
 	wait.For(t, 10*time.Second, func() error {
 		if !b.Log.OverQuota(tracker, anns[0].Env.RawKey) || b.syncQ.pending() != 0 {
 			return fmt.Errorf("the fetch is not over: %d pending, head %+v", b.syncQ.pending(), head(t, b, tracker))
@@ -531,7 +531,7 @@ func TestOverQuotaNotFetchedAgain(t *testing.T) {
 	if h := head(t, b, tracker); h.Seq != 2 {
 		t.Fatalf("b holds up to seq %d, want 2 (its quota)", h.Seq)
 	}
-	b.learn(heads) // c is still ahead, but b would refuse it
+	b.learn(heads, nil) // c is still ahead, but b would refuse it
 	if p := b.syncQ.pending(); p != 0 {
 		t.Fatalf("%d syncs scheduled for a tracker over its quota", p)
 	}
