@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/thingtracker/ttn/internal/hostport"
@@ -76,6 +77,9 @@ type Config struct {
 	// out (zero means 15 s); WriteTimeout how long a feed client may go
 	// without reading before it is dropped (zero means 30 s).
 	KeepAlive, WriteTimeout time.Duration
+	// Pages serves every path outside /v1/, /metrics and /healthz (the
+	// pages people look at, package web); nil answers them 404.
+	Pages http.Handler
 }
 
 // DefaultConfig returns the configuration with every default filled in.

@@ -79,9 +79,15 @@ func New(cfg Config, b Backend) (*Server, error) {
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errorLog{s}}).ServeHTTP(w, r)
 		return nil
 	}))
-	mux.Handle("/", handler(func(http.ResponseWriter, *http.Request) error {
+	notFound := handler(func(http.ResponseWriter, *http.Request) error {
 		return &apiError{http.StatusNotFound, "no such endpoint (see /v1/things, /v1/trackers, /v1/nodes, /v1/feed, /metrics, /healthz)"}
-	}))
+	})
+	if cfg.Pages != nil {
+		mux.Handle("/v1/", notFound)
+		mux.Handle("/", withTimeout(cfg.Pages))
+	} else {
+		mux.Handle("/", notFound)
+	}
 	s.srv = &http.Server{
 		Handler:           s.track(mux),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -212,6 +218,16 @@ func (s *Server) get(h handler, params ...string) http.Handler {
 			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(requestTimeout))
 		}
 		return h(w, r)
+	})
+}
+
+// withTimeout bounds a request to h by the request timeout.
+func withTimeout(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(requestTimeout))
+		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

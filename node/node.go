@@ -19,6 +19,7 @@ import (
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/view"
+	"github.com/thingtracker/ttn/web"
 )
 
 // Config configures a running node. The zero value of each field means its
@@ -86,6 +87,10 @@ type Config struct {
 	NATS *natsapi.Config
 	// HTTP, if set, serves the HTTP API.
 	HTTP *httpapi.Config
+	// NoPages leaves the pages (package web) off the HTTP listener. Their
+	// forms, which act on the node, are served only when it is loopback,
+	// and not with ReadOnlyPages (for pages published through a proxy).
+	NoPages, ReadOnlyPages bool
 
 	// Heartbeat and ProbeInterval tune GossipSub and memberlist (tests
 	// shrink them). Zero means their defaults.
@@ -311,6 +316,9 @@ func (n *Node) start(ctx context.Context) error {
 	if n.cfg.HTTP != nil {
 		c := *n.cfg.HTTP
 		c.Logger = n.cfg.Logger.With("component", "http")
+		if !n.cfg.NoPages {
+			c.Pages = web.New(web.Config{Actions: !n.cfg.ReadOnlyPages && (c.Addr == "" || c.Addr == "0" || web.LoopbackHost(c.Addr)), Logger: c.Logger}, pages{api{n}})
+		}
 		if n.http, err = httpapi.New(c, api{n}); err != nil {
 			return err
 		}

@@ -29,7 +29,8 @@ var forbidden = map[string][]string{
 	"control": {"gossip", "node", "natsapi", "httpapi", "github.com/libp2p/go-libp2p-pubsub", "github.com/hashicorp/memberlist"},
 	// front ends: they declare what they consume; node implements it
 	"natsapi": slices.Concat(engines, []string{"datadir", "control", "httpapi"}),
-	"httpapi": slices.Concat(engines, []string{"datadir", "control", "natsapi"}),
+	"httpapi": slices.Concat(engines, []string{"datadir", "control", "natsapi", "web"}),
+	"web":     slices.Concat(engines, []string{"datadir", "control", "natsapi", "httpapi", "github.com/cockroachdb/pebble", "github.com/nats-io", "github.com/hashicorp/memberlist"}),
 }
 
 // engines are the packages that keep state and do I/O (and what runs

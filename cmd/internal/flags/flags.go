@@ -166,6 +166,7 @@ type Node struct {
 	NATSConfig string
 	NATSLeaf   List
 	HTTP       string
+	Pages      string
 
 	TrustDepth     int
 	PrivateFollows bool
@@ -202,7 +203,8 @@ func (f *Node) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.NATSToken, "nats-token", "", "`TOKEN` every NATS client must present; token holders may publish through the node (prefer TTN_NATS_TOKEN or the config file: a flag shows in ps)")
 	fs.StringVar(&f.NATSConfig, "nats-config", "", "nats-server configuration `FILE` (mode 0600): users and permissions, leafnode remotes, limits")
 	fs.Var(&f.NATSLeaf, "nats-leaf", "`URL` of a NATS cluster to join as a leafnode (nats://[user:pass@]HOST:PORT), repeatable")
-	fs.StringVar(&f.HTTP, "http", httpapi.DefaultConfig().Addr, "HTTP API, live feed and metrics: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
+	fs.StringVar(&f.HTTP, "http", httpapi.DefaultConfig().Addr, "HTTP API, live feed, metrics and pages: `HOST:PORT` (0: an ephemeral port on 127.0.0.1; off: none)")
+	fs.StringVar(&f.Pages, "pages", "on", "the pages (live feed, trackers, Things, nodes, search, status) on the --http listener: on (their forms — follow, publish, trust, flag, block — only when it is loopback), readonly (no forms: pages published through a proxy) or off")
 	fs.IntVar(&f.TrustDepth, "trust-depth", datadir.DefaultTrustDepth, "how many hops the web of trust reaches: 1 your own trust records only, 2 also your trusted nodes' introductions, 3 the whole rule")
 	fs.BoolVar(&f.PrivateFollows, "private-follows", false, "keep what this node follows out of its node record (by default others can follow what it follows)")
 	b := node.DefaultBudgets()
@@ -281,6 +283,15 @@ func (f *Node) Config(dir string) (node.Config, error) {
 	}
 	if f.HTTP != "off" {
 		cfg.HTTP = &httpapi.Config{Addr: f.HTTP}
+		switch f.Pages {
+		case "on":
+		case "readonly":
+			cfg.ReadOnlyPages = true
+		case "off":
+			cfg.NoPages = true
+		default:
+			return node.Config{}, fmt.Errorf("--pages %q: want on, readonly or off", f.Pages)
+		}
 		if err := cfg.HTTP.Check(); err != nil {
 			return node.Config{}, fmt.Errorf("--http: %w", err)
 		}
