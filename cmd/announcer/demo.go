@@ -41,8 +41,9 @@ func demoCmd() *ffcli.Command {
 	fs := flag.NewFlagSet("announcer demo", flag.ContinueOnError)
 	fs.SetOutput(&flags.UsageText)
 	keep := fs.Bool("keep", false, "keep the temporary data dirs")
+	stay := fs.Bool("stay", false, "keep the network running at the end, to browse the follower's pages, until Ctrl-C")
 	return &ffcli.Command{
-		Name: "demo", ShortUsage: "announcer demo [--keep]", FlagSet: fs,
+		Name: "demo", ShortUsage: "announcer demo [--keep] [--stay]", FlagSet: fs,
 		ShortHelp: "Run a small network on loopback and show it at work.",
 		LongHelp: `Starts three nodes in temporary data dirs, on loopback with ephemeral ports:
 an announcer; a follower, which joins it and follows one tracker; and an
@@ -50,7 +51,8 @@ indexer, which joins the follower and follows every tracker it discovers.
 The announcer imports the TTN specification's example tracker, announces a
 new version and an edit of one of its Things, and retracts the version; the
 follower and the indexer print what reaches them, each envelope verified.
-Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
+Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore;
+--stay keeps the network up to browse the follower's pages.`,
 		Exec: func(ctx context.Context, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
@@ -64,7 +66,7 @@ Ends by itself (or on Ctrl-C); --keep leaves the data dirs to explore.`,
 			} else {
 				defer os.RemoveAll(root)
 			}
-			return demo(ctx, root)
+			return demo(ctx, root, *stay)
 		},
 	}
 }
@@ -115,7 +117,7 @@ func watch(ctx context.Context, name string, n *node.Node, mu *sync.Mutex, got m
 	}
 }
 
-func demo(ctx context.Context, root string) error {
+func demo(ctx context.Context, root string, stay bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	doc, err := ttn.ParseDocument(demoTracker)
@@ -225,8 +227,12 @@ func demo(ctx context.Context, root string) error {
 	}
 
 	mu.Lock()
-	defer mu.Unlock()
 	fmt.Printf("\n== done: the follower received %d announcements, the indexer %d\n", got["follower"], got["indexer"])
+	mu.Unlock()
+	if stay {
+		fmt.Printf("\nthe follower's pages: http://%s/ (the network runs until Ctrl-C)\n", f.HTTPAddr())
+		<-ctx.Done()
+	}
 	return nil
 }
 
