@@ -271,6 +271,18 @@ func TestPages(t *testing.T) {
 		}
 	})
 
+	t.Run("the pages fit a phone's screen", func(t *testing.T) {
+		run(t, ctx, "a phone's viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3)))
+		defer run(t, ctx, "back to the desktop", chromedp.ResetViewport())
+		for _, path := range []string{"/", "/trackers", "/trackers/" + parts.String(), "/things/" + parts.String() + "/remix",
+			"/nodes/" + a.ID.ID, "/search?q=hull", "/discovered", "/status", "/publish"} {
+			run(t, ctx, "open "+path, chromedp.Navigate(site+path))
+			if w := get(t, ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - document.documentElement.clientWidth`)); w > 0 {
+				t.Errorf("%s is %d px wider than a phone's screen", path, w)
+			}
+		}
+	})
+
 	if dir := os.Getenv("TTN_SCREENSHOTS"); dir != "" {
 		screenshots(t, ctx, dir, site, map[string]string{
 			"feed.jpg":    "/",
