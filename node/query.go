@@ -16,10 +16,14 @@ import (
 const maxThingsScan = 2000
 
 // Things answers a Things query from the log's latest state (see
-// view.ThingsQuery). Things whose every version is retracted are left out.
+// view.ThingsQuery), and one with text from the search index. Things whose
+// every version is retracted are left out.
 func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error) {
 	if err := q.Check(); err != nil {
 		return nil, err
+	}
+	if q.Text != "" {
+		return n.textThings(ctx, q)
 	}
 	var prefix []byte
 	if q.Author != "" {
@@ -71,12 +75,19 @@ func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage
 // summary describes a Thing by its latest version; nil when every version
 // is retracted.
 func (n *Node) summary(s *feed.ThingState) (*view.ThingSummary, error) {
+	return summarize(n.Log, n.book, s)
+}
+
+// summarize describes a Thing of log l by its latest version, with its
+// author's level and its flags by book b; nil when every version is
+// retracted.
+func summarize(l *feed.Log, b *datadir.Book, s *feed.ThingState) (*view.ThingSummary, error) {
 	lv := s.Latest()
 	if lv == nil {
 		return nil, nil
 	}
 	ref := lv.Latest()
-	a, err := n.Log.Announcement(ref.Cursor)
+	a, err := l.Announcement(ref.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +101,7 @@ func (n *Node) summary(s *feed.ThingState) (*view.ThingSummary, error) {
 	return &view.ThingSummary{
 		Tracker: s.Tracker, ID: s.Thing, Author: author, Version: lv.Version, Versions: shown,
 		Announcement: ref.ID, Cursor: ref.Cursor, Thing: a.Payload.Thing,
-		Trust: n.TrustLevel(author), Flags: n.thingFlags(s.Tracker, s.Thing, author, ref.ID),
+		Trust: string(b.Level(author).Level), Flags: thingFlags(b, s.Tracker, s.Thing, author, ref.ID),
 	}, nil
 }
 
@@ -137,6 +148,6 @@ func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*v
 			anns = append(anns, r.ID)
 		}
 	}
-	v.Trust, v.Flags = n.TrustLevel(v.Author), n.thingFlags(tracker, id, v.Author, anns...)
+	v.Trust, v.Flags = n.TrustLevel(v.Author), thingFlags(n.book, tracker, id, v.Author, anns...)
 	return v, nil
 }

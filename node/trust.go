@@ -180,7 +180,7 @@ func (n *Node) NodeDetail(ctx context.Context, id string) (*view.NodeDetail, err
 
 // thingFlags returns the flags on a Thing: on its announcements, on the
 // Thing, on its tracker and on its author.
-func (n *Node) thingFlags(tracker topics.TrackerID, thing, author string, anns ...topics.ID) view.Flags {
+func thingFlags(b *datadir.Book, tracker topics.TrackerID, thing, author string, anns ...topics.ID) view.Flags {
 	targets := make([]string, 0, 3+len(anns))
 	for _, id := range anns {
 		targets = append(targets, topics.FlagTarget{Announcement: id}.Key())
@@ -189,7 +189,7 @@ func (n *Node) thingFlags(tracker topics.TrackerID, thing, author string, anns .
 		topics.FlagTarget{Tracker: tracker, Thing: thing}.Key(),
 		topics.FlagTarget{Tracker: tracker}.Key(),
 		topics.FlagTarget{Node: author}.Key())
-	return n.book.Flags(targets...)
+	return b.Flags(targets...)
 }
 
 // TrustLevel returns a node's trust level, as the APIs show it beside an
