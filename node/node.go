@@ -174,7 +174,7 @@ type Node struct {
 
 	book     *datadir.Book        // trust levels and flags
 	index    *search.Index        // the full-text index, fed from the log
-	indexSrc *LogSource           // what the index reads, and names of trackers and nodes
+	indexSrc *datadir.LogSource   // what the index reads, and names of trackers and nodes
 	disc     *datadir.Discoveries // trackers learnt from discovery records
 	promisc  *promiscuous         // trackers followed promiscuously
 	// unknownQ holds discovered trackers of unknown owners for
@@ -255,7 +255,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.quotas.book.Store(n.book)
-	if n.index, n.indexSrc, err = OpenIndex(n.Dir, true, n.cfg.Logger.With("component", "search")); err != nil {
+	if n.index, n.indexSrc, err = datadir.OpenIndex(n.Dir, true, n.cfg.Logger.With("component", "search")); err != nil {
 		return err
 	}
 	store := LogStore{Log: n.Log, OnGap: n.scheduleSync, OnUnplaced: n.placeSigner}

@@ -75,34 +75,7 @@ func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage
 // summary describes a Thing by its latest version; nil when every version
 // is retracted.
 func (n *Node) summary(s *feed.ThingState) (*view.ThingSummary, error) {
-	return summarize(n.Log, n.book, s)
-}
-
-// summarize describes a Thing of log l by its latest version, with its
-// author's level and its flags by book b; nil when every version is
-// retracted.
-func summarize(l *feed.Log, b *datadir.Book, s *feed.ThingState) (*view.ThingSummary, error) {
-	lv := s.Latest()
-	if lv == nil {
-		return nil, nil
-	}
-	ref := lv.Latest()
-	a, err := l.Announcement(ref.Cursor)
-	if err != nil {
-		return nil, err
-	}
-	shown := 0
-	for i := range s.Versions {
-		if !s.Versions[i].Hidden() {
-			shown++
-		}
-	}
-	author := a.Payload.Author
-	return &view.ThingSummary{
-		Tracker: s.Tracker, ID: s.Thing, Author: author, Version: lv.Version, Versions: shown,
-		Announcement: ref.ID, Cursor: ref.Cursor, Thing: a.Payload.Thing,
-		Trust: string(b.Level(author).Level), Flags: thingFlags(b, s.Tracker, s.Thing, author, ref.ID),
-	}, nil
+	return datadir.Summarize(n.Log, n.book, s)
 }
 
 // maxThingVersions bounds the versions a ThingView shows, the newest.
@@ -148,6 +121,6 @@ func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*v
 			anns = append(anns, r.ID)
 		}
 	}
-	v.Trust, v.Flags = n.TrustLevel(v.Author), thingFlags(n.book, tracker, id, v.Author, anns...)
+	v.Trust, v.Flags = n.TrustLevel(v.Author), datadir.ThingFlags(n.book, tracker, id, v.Author, anns...)
 	return v, nil
 }

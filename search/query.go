@@ -3,6 +3,7 @@ package search
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -76,7 +77,11 @@ func (ix *Index) Search(ctx context.Context, q view.SearchQuery, st Standing) (*
 	req.AddFacet(facetTracker, bleve.NewFacetRequest(fieldTracker, ix.cfg.FacetSize))
 	// Every author: the trust facet sums them by level.
 	req.AddFacet(facetAuthor, bleve.NewFacetRequest(fieldAuthor, math.MaxInt32))
+	return ix.run(ctx, req, st)
+}
 
+// run runs a request, and reads its hits and facets.
+func (ix *Index) run(ctx context.Context, req *bleve.SearchRequest, st Standing) (*Result, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.idx == nil {
@@ -220,4 +225,36 @@ func (ix *Index) query(q view.SearchQuery, st Standing) query.Query {
 		b.AddMustNot(not...)
 	}
 	return b
+}
+
+// PageQuery selects Things as a Things query does (view.ThingsQuery), in
+// pages in the order of their keys, each after the last of the previous.
+type PageQuery struct {
+	Text    string
+	Tag     string
+	Author  string
+	Tracker topics.TrackerID
+	Flagged bool
+	// After is the last Thing of the previous page; nil for the first.
+	After *ThingKey
+	// Limit is the most Things a page holds.
+	Limit int
+}
+
+// Page returns a page of the Things a PageQuery selects: its hits, and
+// its total; no facets.
+func (ix *Index) Page(ctx context.Context, q PageQuery, st Standing) (*Result, error) {
+	if q.Limit <= 0 {
+		return nil, errors.New("search: a page needs a limit")
+	}
+	if st.Unknown == "" {
+		st.Unknown = "unknown"
+	}
+	sq := view.SearchQuery{Text: q.Text, Tag: q.Tag, Author: q.Author, Tracker: q.Tracker, Flagged: q.Flagged}
+	req := bleve.NewSearchRequestOptions(ix.query(sq, st), q.Limit, 0, false)
+	req.SortBy([]string{"_id"})
+	if q.After != nil {
+		req.SearchAfter = []string{q.After.docID()}
+	}
+	return ix.run(ctx, req, st)
 }
