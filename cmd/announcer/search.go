@@ -129,4 +129,3 @@ index is only ever derived from the log: rebuilding it loses nothing.`,
 			})
 		})
 }
-
