@@ -75,6 +75,9 @@ func (*memLog) Thing(context.Context, topics.TrackerID, string) (*view.Thing, er
 func (*memLog) Things(context.Context, view.ThingsQuery) (*view.ThingsPage, error) {
 	return nil, nil
 }
+func (*memLog) Search(context.Context, view.SearchQuery) (*view.SearchResult, error) {
+	return nil, nil
+}
 func (*memLog) Status(context.Context) (*view.Status, error) { return nil, nil }
 func (*memLog) NodeDetail(context.Context, string) (*view.NodeDetail, error) {
 	return nil, nil

@@ -35,6 +35,12 @@ type Operations interface {
 	Discovered(ctx context.Context) ([]view.Discovered, error)
 	Dismiss(ctx context.Context, ids []string) error
 
+	// Search runs a full-text search (without a node, on the dir's index,
+	// caught up with the log first); Reindex rebuilds the index from the
+	// log.
+	Search(ctx context.Context, q view.SearchQuery) (*view.SearchResult, error)
+	Reindex(ctx context.Context) error
+
 	// Commit announces the commitment to a recovery key (the CLI makes
 	// the key and shows its phrase; the phrase never reaches the node).
 	Commit(ctx context.Context, commitment string) (feed.Published, error)

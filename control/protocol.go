@@ -60,6 +60,8 @@ const (
 	OpDismiss       = "dismiss"
 	OpCommit        = "commit"
 	OpRotate        = "rotate"
+	OpSearch        = "search"
+	OpReindex       = "reindex"
 )
 
 // request is a control request; which fields count depends on Op.
@@ -84,6 +86,7 @@ type request struct {
 	Commit    string                 `json:"commit,omitempty"` // commit; rotate: the next commitment
 	Key       []byte                 `json:"key,omitempty"`    // rotate: the new private key (libp2p protobuf)
 	Reason    string                 `json:"reason,omitempty"` // rotate
+	Search    *view.SearchQuery      `json:"search,omitempty"` // search
 }
 
 // response is a control response line.

@@ -267,6 +267,17 @@ func (s *Server) do(ctx context.Context, req *request) (any, error) {
 		return nil, h.Dismiss(ctx, req.Nodes)
 	case OpCommit:
 		return h.Commit(ctx, req.Commit)
+	case OpSearch:
+		if req.Search == nil {
+			return nil, fmt.Errorf("%w: search needs search", ErrBadRequest)
+		}
+		q := *req.Search
+		if err := q.Check(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		return h.Search(ctx, q)
+	case OpReindex:
+		return nil, h.Reindex(ctx)
 	case OpRotate:
 		k, err := crypto.UnmarshalPrivateKey(req.Key)
 		if err != nil {

@@ -308,3 +308,31 @@ func viewFlag(target, author string, l trust.Level, counting bool, f flagRec) vi
 func ViewVerdict(v trust.Verdict) view.Verdict {
 	return view.Verdict{Level: string(v.Level), Hops: v.Hops, Introducers: v.Introducers}
 }
+
+// Levels returns the level of every node at a level other than unknown,
+// by node ID: a search's trust facet and filter read it per query.
+func (b *Book) Levels() map[string]string {
+	out := make(map[string]string)
+	b.g.Each(func(id string, l trust.Level) { out[id] = string(l) })
+	return out
+}
+
+// FlaggedTargets returns the targets flagged now (by the rule of Flags).
+func (b *Book) FlaggedTargets() []topics.FlagTarget {
+	b.mu.RLock()
+	targets := make(map[string]topics.FlagTarget, len(b.flags))
+	for key, m := range b.flags {
+		for _, f := range m {
+			targets[key] = f.flag.Target
+			break
+		}
+	}
+	b.mu.RUnlock()
+	var out []topics.FlagTarget
+	for key, t := range targets {
+		if b.Flags(key).Flagged {
+			out = append(out, t)
+		}
+	}
+	return out
+}

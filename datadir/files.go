@@ -17,6 +17,7 @@ import (
 const (
 	keyFile       = "identity.key"      // the node's private key, PEM
 	logDir        = "log"               // the Pebble log
+	indexDir      = "index"             // the full-text index (package search), rebuildable from the log
 	lockFile      = "lock"              // held by the process that owns the dir
 	ConfigFile    = "config"            // the default configuration file
 	followsFile   = "follows"           // the trackers and nodes this node follows
@@ -24,6 +25,9 @@ const (
 	peersFile     = "peers"             // members to rejoin after a restart
 	cursorFile    = "subscriber-cursor" // the last entry the subscriber printed
 )
+
+// IndexPath returns where the dir's full-text index lives.
+func (c *Dir) IndexPath() string { return filepath.Join(c.Path, indexDir) }
 
 // writeFileAtomic replaces path with b.
 func writeFileAtomic(path string, b []byte) error {

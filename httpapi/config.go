@@ -36,6 +36,8 @@ type Backend interface {
 
 	// Things answers a checked Things query.
 	Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error)
+	// Search answers a checked full-text search.
+	Search(ctx context.Context, q view.SearchQuery) (*view.SearchResult, error)
 	// Thing returns one Thing with its history, or an error wrapping
 	// view.ErrNotFound.
 	Thing(ctx context.Context, tracker topics.TrackerID, id string) (*view.Thing, error)

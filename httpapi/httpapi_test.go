@@ -155,6 +155,7 @@ func TestEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	nodetest.WaitIndexed(t, n) // text queries read the search index
 	t.Run("things", func(t *testing.T) {
 		all := func(query string) []view.ThingSummary {
 			var out []view.ThingSummary

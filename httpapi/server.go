@@ -68,6 +68,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/things", s.get(s.things, "tracker", "author", "tag", "text", "flagged", "after", "limit"))
 	mux.Handle("/v1/things/{tracker}/{thing...}", s.get(s.thing))
+	mux.Handle("/v1/search", s.get(s.search, "text", "licence", "tag", "author", "tracker", "trust", "flagged", "from", "limit"))
 	mux.Handle("/v1/trackers", s.get(s.trackers, "after", "limit"))
 	mux.Handle("/v1/trackers/{id}", s.get(s.tracker))
 	mux.Handle("/v1/nodes", s.get(s.nodes))

@@ -47,6 +47,7 @@ func (s *Server) serveAPI() error {
 		{"history", s.history},
 		{"thing", s.thing},
 		{"things", s.things},
+		{"search", s.search},
 		{"status", s.status},
 		{"node", s.node},
 		{"discovered", s.discovered},
@@ -259,6 +260,17 @@ func (s *Server) things(ctx context.Context, data []byte) (any, error) {
 		return nil, badRequest("%v", err)
 	}
 	return s.b.Things(ctx, q)
+}
+
+func (s *Server) search(ctx context.Context, data []byte) (any, error) {
+	var q view.SearchQuery
+	if err := decode(data, &q); err != nil {
+		return nil, err
+	}
+	if err := q.Check(); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return s.b.Search(ctx, q)
 }
 
 func (s *Server) status(ctx context.Context, data []byte) (any, error) {

@@ -46,6 +46,10 @@ func TestBadRequests(t *testing.T) {
 		{"ttn.api.things", `{"after":"%%%"}`, "400", "page token"},
 		{"ttn.api.things", `{"limit":501}`, "400", "limit"},
 		{"ttn.api.things", `{"tag":"` + strings.Repeat("x", 300) + `"}`, "400", "tag"},
+		{"ttn.api.search", `{"limit":201}`, "400", "limit"},
+		{"ttn.api.search", `{"from":-1}`, "400", "from"},
+		{"ttn.api.search", `{"author":"me"}`, "400", "author"},
+		{"ttn.api.search", `{"text":"a","fuzzy":true}`, "400", "unknown"},
 		{"ttn.api.status", `{"verbose":true}`, "400", "unknown"},
 	} {
 		code, reason := request(t, nc, c.subject, []byte(c.body), nil)
@@ -167,6 +171,7 @@ func TestQueries(t *testing.T) {
 	publish(t, n, b, things("clamp", 9, "tools"))
 	publish(t, n, b, []topics.Thing{{ID: "vise", Title: "Bench vise", Version: "1", Tags: []string{"tools"}}})
 	nc := connect(t, n)
+	nodetest.WaitIndexed(t, n) // text queries read the search index
 
 	all := func(q view.ThingsQuery) []view.ThingSummary {
 		var out []view.ThingSummary
@@ -192,7 +197,7 @@ func TestQueries(t *testing.T) {
 		{view.ThingsQuery{Tracker: b, Limit: 3}, 10},
 		{view.ThingsQuery{Tag: "furniture"}, 12},
 		{view.ThingsQuery{Tag: "tools", Text: "BENCH"}, 1},
-		{view.ThingsQuery{Text: "number 1", Limit: 2}, 4}, // bench 1, 10, 11; clamp 1
+		{view.ThingsQuery{Text: "number 1", Limit: 2}, 2}, // words, not substrings: bench 1, clamp 1
 		{view.ThingsQuery{Author: n.ID.ID}, 22},
 		{view.ThingsQuery{Author: "12D3KooWHdJd7vmJ7KqSuRvDVPEVMQ27LbNoSWDVt2F4jf8pXLNS"}, 0},
 	} {

@@ -57,6 +57,8 @@ type Backend interface {
 	Thing(ctx context.Context, tracker topics.TrackerID, id string) (*view.Thing, error)
 	// Things answers a checked Things query.
 	Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error)
+	// Search answers a checked full-text search.
+	Search(ctx context.Context, q view.SearchQuery) (*view.SearchResult, error)
 	// Status describes the node.
 	Status(ctx context.Context) (*view.Status, error)
 	// NodeDetail tells everything the node holds about a node.

@@ -210,3 +210,7 @@ func missing(gaps []view.Range) uint64 {
 	}
 	return n
 }
+
+func (a api) Search(ctx context.Context, q view.SearchQuery) (*view.SearchResult, error) {
+	return a.n.Search(ctx, q)
+}

@@ -141,3 +141,9 @@ func (h controlHandler) Rotate(ctx context.Context, key crypto.PrivKey, next, re
 	}
 	return h.n.Rotate(ctx, key, next, reason)
 }
+
+func (h controlHandler) Search(ctx context.Context, q view.SearchQuery) (*view.SearchResult, error) {
+	return h.n.Search(ctx, q)
+}
+
+func (h controlHandler) Reindex(ctx context.Context) error { return h.n.Reindex(ctx) }

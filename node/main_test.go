@@ -13,5 +13,8 @@ func TestMain(m *testing.M) {
 		// memberlist's Shutdown does not wait for a probe in flight; it
 		// ends by itself at the probe timeout.
 		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		// bleve's analysis workers (package search): started once per
+		// process, at init, by design.
+		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
 	)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/thingtracker/ttn/gossip"
 	"github.com/thingtracker/ttn/httpapi"
 	"github.com/thingtracker/ttn/natsapi"
+	"github.com/thingtracker/ttn/search"
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/view"
 	"github.com/thingtracker/ttn/web"
@@ -176,9 +177,11 @@ type Node struct {
 	ownOnce   sync.Once
 	syncQ     *syncQueue
 
-	book    *datadir.Book        // trust levels and flags
-	disc    *datadir.Discoveries // trackers learnt from discovery records
-	promisc *promiscuous         // trackers followed promiscuously
+	book     *datadir.Book        // trust levels and flags
+	index    *search.Index        // the full-text index, fed from the log
+	indexSrc *datadir.LogSource   // what the index reads, and names of trackers and nodes
+	disc     *datadir.Discoveries // trackers learnt from discovery records
+	promisc  *promiscuous         // trackers followed promiscuously
 	// unknownQ holds discovered trackers of unknown owners for
 	// followUnknown (promiscuous nodes).
 	unknownQ chan topics.Discovery
@@ -257,6 +260,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.quotas.book.Store(n.book)
+	if n.index, n.indexSrc, err = datadir.OpenIndex(n.Dir, true, n.cfg.Logger.With("component", "search")); err != nil {
+		return err
+	}
 	store := LogStore{Log: n.Log, OnGap: n.scheduleSync, OnUnplaced: n.placeSigner}
 	n.net, err = gossip.New(ctx, gossip.Config{
 		Key:            n.ID.Key,
@@ -317,7 +323,7 @@ func (n *Node) start(ctx context.Context) error {
 		c := *n.cfg.HTTP
 		c.Logger = n.cfg.Logger.With("component", "http")
 		if !n.cfg.NoPages {
-			c.Pages = web.New(web.Config{Actions: !n.cfg.ReadOnlyPages && (c.Addr == "" || c.Addr == "0" || web.LoopbackHost(c.Addr)), Logger: c.Logger}, pages{api{n}})
+			c.Pages = web.New(web.Config{Actions: !n.cfg.ReadOnlyPages && (c.Addr == "" || c.Addr == "0" || web.LoopbackHost(c.Addr)), Search: api{n}, Logger: c.Logger}, pages{api{n}})
 		}
 		if n.http, err = httpapi.New(c, api{n}); err != nil {
 			return err
@@ -735,6 +741,9 @@ func (n *Node) stop(ctx context.Context, graceful bool) error {
 		}
 		n.cancel()
 		n.wg.Wait()
+		if n.index != nil {
+			errs = append(errs, n.index.Close())
+		}
 		if n.disc != nil {
 			errs = append(errs, n.disc.Save())
 		}

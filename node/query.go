@@ -16,10 +16,14 @@ import (
 const maxThingsScan = 2000
 
 // Things answers a Things query from the log's latest state (see
-// view.ThingsQuery). Things whose every version is retracted are left out.
+// view.ThingsQuery), and one with text from the search index. Things whose
+// every version is retracted are left out.
 func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage, error) {
 	if err := q.Check(); err != nil {
 		return nil, err
+	}
+	if q.Text != "" {
+		return n.textThings(ctx, q)
 	}
 	var prefix []byte
 	if q.Author != "" {
@@ -71,27 +75,7 @@ func (n *Node) Things(ctx context.Context, q view.ThingsQuery) (*view.ThingsPage
 // summary describes a Thing by its latest version; nil when every version
 // is retracted.
 func (n *Node) summary(s *feed.ThingState) (*view.ThingSummary, error) {
-	lv := s.Latest()
-	if lv == nil {
-		return nil, nil
-	}
-	ref := lv.Latest()
-	a, err := n.Log.Announcement(ref.Cursor)
-	if err != nil {
-		return nil, err
-	}
-	shown := 0
-	for i := range s.Versions {
-		if !s.Versions[i].Hidden() {
-			shown++
-		}
-	}
-	author := a.Payload.Author
-	return &view.ThingSummary{
-		Tracker: s.Tracker, ID: s.Thing, Author: author, Version: lv.Version, Versions: shown,
-		Announcement: ref.ID, Cursor: ref.Cursor, Thing: a.Payload.Thing,
-		Trust: n.TrustLevel(author), Flags: n.thingFlags(s.Tracker, s.Thing, author, ref.ID),
-	}, nil
+	return datadir.Summarize(n.Log, n.book, s)
 }
 
 // maxThingVersions bounds the versions a ThingView shows, the newest.
@@ -137,6 +121,6 @@ func (n *Node) Thing(_ context.Context, tracker topics.TrackerID, id string) (*v
 			anns = append(anns, r.ID)
 		}
 	}
-	v.Trust, v.Flags = n.TrustLevel(v.Author), n.thingFlags(tracker, id, v.Author, anns...)
+	v.Trust, v.Flags = n.TrustLevel(v.Author), datadir.ThingFlags(n.book, tracker, id, v.Author, anns...)
 	return v, nil
 }

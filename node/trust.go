@@ -178,20 +178,6 @@ func (n *Node) NodeDetail(ctx context.Context, id string) (*view.NodeDetail, err
 	return n.Dir.NodeDetail(ctx, n.book, id)
 }
 
-// thingFlags returns the flags on a Thing: on its announcements, on the
-// Thing, on its tracker and on its author.
-func (n *Node) thingFlags(tracker topics.TrackerID, thing, author string, anns ...topics.ID) view.Flags {
-	targets := make([]string, 0, 3+len(anns))
-	for _, id := range anns {
-		targets = append(targets, topics.FlagTarget{Announcement: id}.Key())
-	}
-	targets = append(targets,
-		topics.FlagTarget{Tracker: tracker, Thing: thing}.Key(),
-		topics.FlagTarget{Tracker: tracker}.Key(),
-		topics.FlagTarget{Node: author}.Key())
-	return n.book.Flags(targets...)
-}
-
 // TrustLevel returns a node's trust level, as the APIs show it beside an
 // author.
 func (n *Node) TrustLevel(author string) string { return string(n.book.Level(author).Level) }

@@ -38,7 +38,8 @@ from the configuration file DIR/config ("flag value" per line).
 		Subcommands: []*ffcli.Command{
 			initCmd(), runCmd(), statusCmd(), trackerCmd(), publishCmd(), importCmd(),
 			retractCmd(), ingestCmd(), logCmd(), keyCmd(), nodeCmd(), trustCmd(), flagCmd(), blockCmd(true),
-			blockCmd(false), profileCmd(), discoveredCmd(), demoCmd(), flags.VersionCommand("announcer"),
+			blockCmd(false), profileCmd(), discoveredCmd(), searchCmd(), reindexCmd(), demoCmd(),
+			flags.VersionCommand("announcer"),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

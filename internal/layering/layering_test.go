@@ -27,6 +27,8 @@ var forbidden = map[string][]string{
 	"datadir": {"gossip", "node", "control", "natsapi", "httpapi", "github.com/libp2p/go-libp2p-pubsub", "github.com/hashicorp/memberlist", "github.com/nats-io"},
 	// the CLI's channel to a running node, or to the dir itself
 	"control": {"gossip", "node", "natsapi", "httpapi", "github.com/libp2p/go-libp2p-pubsub", "github.com/hashicorp/memberlist"},
+	// the full-text index: it declares the Source it reads; node implements it
+	"search": {"feed", "gossip", "node", "datadir", "control", "natsapi", "httpapi", "github.com/hashicorp/memberlist", "github.com/nats-io"},
 	// front ends: they declare what they consume; node implements it
 	"natsapi": slices.Concat(engines, []string{"datadir", "control", "httpapi"}),
 	"httpapi": slices.Concat(engines, []string{"datadir", "control", "natsapi", "web"}),

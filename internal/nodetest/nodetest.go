@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
+	"github.com/thingtracker/ttn/view"
 )
 
 // Config returns the configuration of a node on loopback with ephemeral
@@ -64,4 +66,19 @@ func StuckPlugin(t testing.TB, addr string) {
 	if line, err := r.ReadString('\n'); err != nil || line != "PONG\r\n" {
 		t.Fatalf("after SUB: %q: %v", line, err)
 	}
+}
+
+// WaitIndexed waits until n's search index has read all its log holds.
+func WaitIndexed(t testing.TB, n *node.Node) {
+	t.Helper()
+	wait.For(t, 15*time.Second, func() error {
+		res, err := n.Search(context.Background(), view.SearchQuery{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if res.Behind != 0 {
+			return fmt.Errorf("the search index is %d entries behind", res.Behind)
+		}
+		return nil
+	})
 }
