@@ -9,8 +9,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/go-json-experiment/json"
-
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/search"
 	"github.com/thingtracker/ttn/topics"
@@ -27,6 +25,10 @@ type LogSource struct {
 	mu       sync.Mutex
 	trackers map[topics.TrackerID]string // tracker names, as last read
 	nodes    map[string]string           // node names, as last read
+	// recent are the Things the last Changes read, by cursor: a Doc whose
+	// latest edit is one of them takes it from here instead of reading the
+	// log again (live, it almost always is).
+	recent map[uint64]*topics.Payload
 }
 
 var _ search.Source = (*LogSource)(nil)
@@ -42,15 +44,6 @@ func (s *LogSource) Last() uint64 { return s.Log.Last() }
 // Wait implements search.Source.
 func (s *LogSource) Wait(ctx context.Context, cursor uint64) error { return s.Log.Wait(ctx, cursor) }
 
-// entryBody is what Changes reads of a payload: the Thing's ID, or what a
-// retraction retracts.
-type entryBody struct {
-	Thing *struct {
-		ID string `json:"id"`
-	} `json:"thing"`
-	Retracts topics.ID `json:"retracts"`
-}
-
 // Changes implements search.Source: a thing entry (new Thing, version or
 // edit) changes its Thing; a retraction the Thing of what it retracts; a
 // tracker record (its name) every Thing of its tracker; a node record (the
@@ -62,6 +55,12 @@ func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) ([]sea
 		return nil, after, err
 	}
 	var keys []search.ThingKey
+	recent := make(map[uint64]*topics.Payload)
+	defer func() {
+		s.mu.Lock()
+		s.recent = recent
+		s.mu.Unlock()
+	}()
 	all := func(prefix []byte) error {
 		ts, err := s.Log.ThingsAfter(prefix, nil, math.MaxInt)
 		for _, t := range ts {
@@ -78,12 +77,13 @@ func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) ([]sea
 		}
 		switch e.Kind {
 		case topics.KindThing, topics.KindRetract:
-			var b entryBody
-			if err := json.Unmarshal(e.Announcement, &b); err != nil {
+			b, err := topics.ParsePayload(e.Announcement)
+			if err != nil {
 				return nil, after, fmt.Errorf("entry %d: %w", e.Cursor, err)
 			}
 			if b.Thing != nil {
 				keys = append(keys, search.ThingKey{Tracker: e.Tracker, Thing: b.Thing.ID})
+				recent[e.Cursor] = b
 				continue
 			}
 			c, err := s.Log.Lookup(b.Retracts)
@@ -137,17 +137,23 @@ func (s *LogSource) Doc(_ context.Context, k search.ThingKey) (*search.Doc, erro
 		return nil, nil // every version retracted
 	}
 	ref := lv.Latest()
-	a, err := s.Log.Announcement(ref.Cursor)
-	if err != nil {
-		return nil, err
+	s.mu.Lock()
+	p := s.recent[ref.Cursor]
+	s.mu.Unlock()
+	if p == nil {
+		a, err := s.Log.Announcement(ref.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		p = a.Payload
 	}
-	th := a.Payload.Thing
+	th := p.Thing
 	if th == nil {
 		return nil, fmt.Errorf("announcement %s is not a Thing", ref.ID)
 	}
-	d := &search.Doc{Tracker: k.Tracker, Thing: k.Thing, Author: a.Payload.Author, Announcement: ref.ID,
+	d := &search.Doc{Tracker: k.Tracker, Thing: k.Thing, Author: p.Author, Announcement: ref.ID,
 		Title: th.Title, Description: th.Description, Tags: th.Tags, Categories: th.Categories, Licences: th.Licenses,
-		TrackerName: s.TrackerName(k.Tracker), NodeName: s.NodeName(a.Payload.Author)}
+		TrackerName: s.TrackerName(k.Tracker), NodeName: s.NodeName(p.Author)}
 	for _, p := range th.Authors {
 		d.People = append(d.People, p.Name)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -352,19 +353,22 @@ func (ix *Index) apply(ctx context.Context, idx bleve.Index, from uint64, to *at
 		return 0, err
 	}
 	seen := make(map[ThingKey]struct{}, len(keys))
-	b := idx.NewBatch()
+	uniq := keys[:0:0]
 	for _, k := range keys {
-		if _, dup := seen[k]; dup {
-			continue
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			uniq = append(uniq, k)
 		}
-		seen[k] = struct{}{}
-		d, err := ix.src.Doc(ctx, k)
-		if err != nil {
-			return 0, fmt.Errorf("search: %s: %w", k.docID(), err)
-		}
-		if d == nil {
+	}
+	docs, err := ix.readDocs(ctx, uniq)
+	if err != nil {
+		return 0, err
+	}
+	b := idx.NewBatch()
+	for i, k := range uniq {
+		if docs[i] == nil {
 			b.Delete(k.docID())
-		} else if err := b.IndexAdvanced(ix.build(d)); err != nil {
+		} else if err := b.IndexAdvanced(docs[i]); err != nil {
 			return 0, err
 		}
 		if b.Size() >= ix.cfg.BatchSize { // a node record may change many Things
@@ -384,6 +388,38 @@ func (ix *Index) apply(ctx context.Context, idx bleve.Index, from uint64, to *at
 	ix.docs.Add(uint64(b.Size() - 1))
 	to.Store(next)
 	return int(next - from), nil
+}
+
+// readDocs reads and builds the documents of keys (nil for a Thing no longer
+// shown) on as many goroutines as there are cores: reading the log and
+// building are most of the feeder's work, bleve's analysis the rest.
+func (ix *Index) readDocs(ctx context.Context, keys []ThingKey) ([]*document.Document, error) {
+	out := make([]*document.Document, len(keys))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(keys) || ctx.Err() != nil {
+					return
+				}
+				d, err := ix.src.Doc(ctx, keys[i])
+				if err != nil {
+					errs[w] = fmt.Errorf("search: %s: %w", keys[i].docID(), err)
+					return
+				}
+				if d != nil {
+					out[i] = ix.build(d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(append(errs, ctx.Err())...)
 }
 
 // build turns a Doc into bleve's document, field by field: no reflection,
