@@ -47,14 +47,16 @@ func (s *LogSource) Wait(ctx context.Context, cursor uint64) error { return s.Lo
 // Changes implements search.Source: a thing entry (new Thing, version or
 // edit) changes its Thing; a retraction the Thing of what it retracts; a
 // tracker record (its name) every Thing of its tracker; a node record (the
-// node's name) every Thing of the node's trackers. Other kinds change no
+// node's name) or a key rotation (which may void some) every Thing of the
+// node's trackers. Other kinds change no
 // Thing.
-func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) ([]search.ThingKey, uint64, error) {
+func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) (search.Changes, error) {
 	es, err := s.Log.Entries(after, limit)
 	if err != nil || len(es) == 0 {
-		return nil, after, err
+		return search.Changes{Next: after}, err
 	}
 	var keys []search.ThingKey
+	var authors []string
 	recent := make(map[uint64]*topics.Payload)
 	defer func() {
 		s.mu.Lock()
@@ -70,7 +72,7 @@ func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) ([]sea
 	}
 	for _, e := range es {
 		if err := ctx.Err(); err != nil {
-			return nil, after, err
+			return search.Changes{}, err
 		}
 		if e.Void {
 			continue
@@ -79,7 +81,7 @@ func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) ([]sea
 		case topics.KindThing, topics.KindRetract:
 			b, err := topics.ParsePayload(e.Announcement)
 			if err != nil {
-				return nil, after, fmt.Errorf("entry %d: %w", e.Cursor, err)
+				return search.Changes{}, fmt.Errorf("entry %d: %w", e.Cursor, err)
 			}
 			if b.Thing != nil {
 				keys = append(keys, search.ThingKey{Tracker: e.Tracker, Thing: b.Thing.ID})
@@ -89,13 +91,13 @@ func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) ([]sea
 			c, err := s.Log.Lookup(b.Retracts)
 			if err != nil || c == 0 {
 				if err != nil {
-					return nil, after, err
+					return search.Changes{}, err
 				}
 				continue // retracts what this node does not hold
 			}
 			a, err := s.Log.Announcement(c)
 			if err != nil {
-				return nil, after, err
+				return search.Changes{}, err
 			}
 			if a.Payload.Thing != nil {
 				keys = append(keys, search.ThingKey{Tracker: a.Payload.Tracker, Thing: a.Payload.Thing.ID})
@@ -105,22 +107,24 @@ func (s *LogSource) Changes(ctx context.Context, after uint64, limit int) ([]sea
 			delete(s.trackers, e.Tracker)
 			s.mu.Unlock()
 			if err := all(e.Tracker[:]); err != nil {
-				return nil, after, err
+				return search.Changes{}, err
 			}
+		case topics.KindRotate: // it may void Things the log then no longer lists
+			authors = append(authors, e.Author)
 		case topics.KindNode:
 			raw, err := topics.NodeKey(e.Author)
 			if err != nil {
-				return nil, after, err
+				return search.Changes{}, err
 			}
 			s.mu.Lock()
 			delete(s.nodes, e.Author)
 			s.mu.Unlock()
 			if err := all(topics.OwnerPrefix(raw)); err != nil {
-				return nil, after, err
+				return search.Changes{}, err
 			}
 		}
 	}
-	return keys, es[len(es)-1].Cursor, nil
+	return search.Changes{Things: keys, Authors: authors, Next: es[len(es)-1].Cursor}, nil
 }
 
 // Doc implements search.Source.

@@ -13,6 +13,7 @@ import (
 	"github.com/thingtracker/ttn/datadir"
 	"github.com/thingtracker/ttn/internal/wait"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // TestCompromiseDrill is DESIGN's "Key rotation" end to end, on real nodes
@@ -139,6 +140,14 @@ func TestCompromiseDrill(t *testing.T) {
 	if got := f1.Log.KeyState(o.ID.RawKey).Void; got != 3 {
 		t.Errorf("F1 voided %d of the thief's entries, want 3", got)
 	}
+	// The search index drops the voided Things too.
+	wait.For(t, 10*time.Second, func() error {
+		res, err := f1.Search(ctx, view.SearchQuery{Text: "malware"})
+		if err != nil || res.Total != 0 || res.Behind != 0 {
+			return fmt.Errorf("F1's search for the thief's Things: %+v %v", res, err)
+		}
+		return nil
+	})
 	if st, err := f1.NodeDetail(ctx, o.ID.ID); err != nil || st.Key == nil || st.Key.Rotations != 1 || st.Commitment != next {
 		t.Errorf("F1's view of O: %+v %v", st, err)
 	}

@@ -111,13 +111,24 @@ type Doc struct {
 	NodeName     string
 }
 
+// Changes are what some log entries change.
+type Changes struct {
+	// Things are the Things changed (one may be listed more than once).
+	Things []ThingKey
+	// Authors are nodes every Thing of which, as the index holds them, is
+	// to be read again (a key rotation may have voided some: the log no
+	// longer lists them).
+	Authors []string
+	// Next is the cursor of the last entry read (after when none).
+	Next uint64
+}
+
 // Source is where the index reads the log: node implements it over its
 // feed.Log. Its methods may be called concurrently.
 type Source interface {
 	// Changes reads at most limit log entries after cursor after and
-	// returns the Things they change (a Thing may be listed more than
-	// once) and the cursor of the last entry read (after when none).
-	Changes(ctx context.Context, after uint64, limit int) ([]ThingKey, uint64, error)
+	// returns what they change.
+	Changes(ctx context.Context, after uint64, limit int) (Changes, error)
 	// Doc returns a Thing's document, or nil when it is not shown (every
 	// version retracted or voided, or not held).
 	Doc(ctx context.Context, k ThingKey) (*Doc, error)
@@ -348,9 +359,17 @@ func (ix *Index) step(ctx context.Context) (int, error) {
 // apply reads the log after cursor from into idx, storing the new cursor
 // in idx and in to. The caller holds ix.feed.
 func (ix *Index) apply(ctx context.Context, idx bleve.Index, from uint64, to *atomic.Uint64) (int, error) {
-	keys, next, err := ix.src.Changes(ctx, from, ix.cfg.BatchSize)
-	if err != nil || next <= from {
+	ch, err := ix.src.Changes(ctx, from, ix.cfg.BatchSize)
+	if err != nil || ch.Next <= from {
 		return 0, err
+	}
+	keys, next := ch.Things, ch.Next
+	for _, a := range ch.Authors {
+		held, err := authorDocs(ctx, idx, a)
+		if err != nil {
+			return 0, err
+		}
+		keys = append(keys, held...)
 	}
 	seen := make(map[ThingKey]struct{}, len(keys))
 	uniq := keys[:0:0]
@@ -388,6 +407,31 @@ func (ix *Index) apply(ctx context.Context, idx bleve.Index, from uint64, to *at
 	ix.docs.Add(uint64(b.Size() - 1))
 	to.Store(next)
 	return int(next - from), nil
+}
+
+// authorDocs returns the Things of an author that idx holds.
+func authorDocs(ctx context.Context, idx bleve.Index, author string) ([]ThingKey, error) {
+	q := bleve.NewTermQuery(author)
+	q.SetField(fieldAuthor)
+	var keys []ThingKey
+	for from := 0; ; from += 1000 {
+		req := bleve.NewSearchRequestOptions(q, 1000, from, false)
+		req.SortBy([]string{"_id"})
+		res, err := idx.SearchInContext(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range res.Hits {
+			k, err := parseDocID(h.ID)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k)
+		}
+		if len(res.Hits) < 1000 {
+			return keys, nil
+		}
+	}
 }
 
 // readDocs reads and builds the documents of keys (nil for a Thing no longer

@@ -46,14 +46,14 @@ func (l *memLog) put(d *Doc, k ThingKey) {
 
 func (l *memLog) add(d *Doc) { l.put(d, ThingKey{d.Tracker, d.Thing}) }
 
-func (l *memLog) Changes(_ context.Context, after uint64, limit int) ([]ThingKey, uint64, error) {
+func (l *memLog) Changes(_ context.Context, after uint64, limit int) (Changes, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	end := min(uint64(len(l.entries)), after+uint64(limit))
 	if after >= end {
-		return nil, after, nil
+		return Changes{Next: after}, nil
 	}
-	return slices.Clone(l.entries[after:end]), end, nil
+	return Changes{Things: slices.Clone(l.entries[after:end]), Next: end}, nil
 }
 
 func (l *memLog) Doc(_ context.Context, k ThingKey) (*Doc, error) {
@@ -373,9 +373,9 @@ type fromOnly struct {
 	from uint64
 }
 
-func (f *fromOnly) Changes(ctx context.Context, after uint64, limit int) ([]ThingKey, uint64, error) {
+func (f *fromOnly) Changes(ctx context.Context, after uint64, limit int) (Changes, error) {
 	if after < f.from {
-		return nil, 0, fmt.Errorf("read from %d, before %d", after, f.from)
+		return Changes{}, fmt.Errorf("read from %d, before %d", after, f.from)
 	}
 	return f.memLog.Changes(ctx, after, limit)
 }
