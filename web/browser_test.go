@@ -271,6 +271,18 @@ func TestPages(t *testing.T) {
 		}
 	})
 
+	if dir := os.Getenv("TTN_SCREENSHOTS"); dir != "" {
+		screenshots(t, ctx, dir, site, map[string]string{
+			"feed.png":    "/",
+			"tracker.png": "/trackers/" + parts.String(),
+			"thing.png":   "/things/" + parts.String() + "/remix",
+			"node.png":    "/nodes/" + a.ID.ID,
+			"status.png":  "/status",
+			"search.png":  "/search?q=hull",
+			"publish.png": "/publish",
+		})
+	}
+
 	t.Run("the pages fit a phone's screen", func(t *testing.T) {
 		run(t, ctx, "a phone's viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3)))
 		defer run(t, ctx, "back to the desktop", chromedp.ResetViewport())
@@ -281,29 +293,21 @@ func TestPages(t *testing.T) {
 				t.Errorf("%s is %d px wider than a phone's screen", path, w)
 			}
 		}
+		if dir := os.Getenv("TTN_SCREENSHOTS"); dir != "" {
+			screenshots(t, ctx, dir, site, map[string]string{"phone-thing.png": "/things/" + parts.String() + "/remix"})
+		}
 	})
 
-	if dir := os.Getenv("TTN_SCREENSHOTS"); dir != "" {
-		screenshots(t, ctx, dir, site, map[string]string{
-			"feed.jpg":    "/",
-			"tracker.jpg": "/trackers/" + parts.String(),
-			"thing.jpg":   "/things/" + parts.String() + "/remix",
-			"node.jpg":    "/nodes/" + a.ID.ID,
-			"status.jpg":  "/status",
-			"search.jpg":  "/search?q=hull",
-			"publish.jpg": "/publish",
-		})
-	}
 }
 
-// screenshots saves the pages named, whole, as JPEG files in dir.
+// screenshots saves the pages named, whole, as PNG files in dir.
 func screenshots(t *testing.T, ctx context.Context, dir, site string, pages map[string]string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for file, path := range pages {
 		run(t, ctx, "open "+path, chromedp.Navigate(site+path))
-		img := get(t, ctx, chromedp.FullScreenshot(80))
+		img := get(t, ctx, chromedp.FullScreenshot(100))
 		if err := os.WriteFile(filepath.Join(dir, file), img, 0o644); err != nil {
 			t.Fatal(err)
 		}

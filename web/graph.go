@@ -1,6 +1,9 @@
 package web
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/view"
 )
@@ -41,21 +44,38 @@ func drawAncestry(a *view.Ancestry, t *view.Thing) *Graph {
 	}
 	var parents, children []Box
 	seen := map[key]int{}
+	versions := map[key][]string{} // the parent's versions named
 	for _, p := range a.Parents {
 		k := key{p.Parent.Tracker, p.Parent.Thing}
-		if i, ok := seen[k]; ok {
-			parents[i].Note = "several versions"
+		v := p.Parent.Version
+		if v == "" {
+			v = "any"
+		}
+		if !slices.Contains(versions[k], v) {
+			versions[k] = append(versions[k], v)
+		}
+		if _, ok := seen[k]; ok {
 			continue
 		}
 		seen[k] = len(parents)
-		b := Box{Label: label(p.Title, p.Parent.Thing), Held: p.Held, Note: "not held here"}
+		b := Box{Label: label(p.Title, p.Parent.Thing), Held: p.Held}
 		if p.Held {
-			b.Href, b.Note = thingURL(p.Parent.Tracker, p.Parent.Thing), "version "+p.Parent.Version
-			if p.Parent.Version == "" {
-				b.Note = "any version"
-			}
+			b.Href = thingURL(p.Parent.Tracker, p.Parent.Thing)
 		}
 		parents = append(parents, b)
+	}
+	for k, i := range seen {
+		switch vs := versions[k]; {
+		case len(vs) == 1 && vs[0] == "any":
+			parents[i].Note = "any version"
+		case len(vs) == 1:
+			parents[i].Note = "version " + vs[0]
+		default:
+			parents[i].Note = "versions " + strings.Join(vs, ", ")
+		}
+		if !parents[i].Held {
+			parents[i].Note += " · not held here"
+		}
 	}
 	clear(seen)
 	for _, c := range a.Children {

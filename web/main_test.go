@@ -13,5 +13,7 @@ func TestMain(m *testing.M) {
 		// memberlist's Shutdown does not wait for a probe in flight; it
 		// ends by itself at the probe timeout.
 		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		// bleve starts its analysis workers once, when the program loads.
+		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
 	)
 }
