@@ -1,7 +1,9 @@
 // Package httpapi serves a node over HTTP: read-only REST in TTN's shapes
-// (/v1/things, /v1/trackers, a tracker as a TTN tracker document,
-// /v1/nodes), a live feed as Server-Sent Events (/v1/feed), Prometheus
-// metrics (/metrics) and /healthz. Errors are JSON: {"error":"reason"}.
+// (/v1/things, /v1/search, /v1/trackers, a tracker as a TTN tracker
+// document, /v1/nodes), a live feed as Server-Sent Events (/v1/feed),
+// Prometheus metrics (/metrics) and /healthz; every other path goes to
+// the pages it is given (Config.Pages, package web). Errors are JSON:
+// {"error":"reason"}.
 //
 // It does not know the log or the network: the node hands it a Backend.
 package httpapi

@@ -81,7 +81,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 		return nil
 	}))
 	notFound := handler(func(http.ResponseWriter, *http.Request) error {
-		return &apiError{http.StatusNotFound, "no such endpoint (see /v1/things, /v1/trackers, /v1/nodes, /v1/feed, /metrics, /healthz)"}
+		return &apiError{http.StatusNotFound, "no such endpoint (see /v1/things, /v1/search, /v1/trackers, /v1/nodes, /v1/feed, /metrics, /healthz)"}
 	})
 	if cfg.Pages != nil {
 		mux.Handle("/v1/", notFound)
