@@ -43,35 +43,8 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			var next atomic.Int64
-			var wg sync.WaitGroup
 			b.ResetTimer()
-			cpu0 := cputime.Process()
-			start := time.Now()
-			for range ingestWorkers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= len(anns) {
-							return
-						}
-						a, err := topics.Validate(anns[i].topic, anns[i].raw, time.Time{})
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						if r, err := l.Append(context.Background(), a); err != nil || r.Status != feed.Stored {
-							b.Errorf("append: %v %v", r.Status, err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			cores := (cputime.Process() - cpu0).Seconds() / elapsed.Seconds()
+			elapsed, cores := ingestAll(b, l, anns)
 			b.StopTimer()
 			rate := float64(len(anns)) / elapsed.Seconds()
 			st := l.Stats()
@@ -137,4 +110,37 @@ func avgSize(anns []signed) int {
 		total += len(a.raw)
 	}
 	return total / max(len(anns), 1)
+}
+
+// ingestAll validates and appends anns to l from ingestWorkers goroutines,
+// as BenchmarkIngest does, and returns how long it took and the cores used.
+func ingestAll(b *testing.B, l *feed.Log, anns []signed) (time.Duration, float64) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	cpu0 := cputime.Process()
+	start := time.Now()
+	for range ingestWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(anns) {
+					return
+				}
+				a, err := topics.Validate(anns[i].topic, anns[i].raw, time.Time{})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if r, err := l.Append(context.Background(), a); err != nil || r.Status != feed.Stored {
+					b.Errorf("append: %v %v", r.Status, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	return d, (cputime.Process() - cpu0).Seconds() / d.Seconds()
 }

@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/thingtracker/ttn/feed"
 	"github.com/thingtracker/ttn/internal/cputime"
 	"github.com/thingtracker/ttn/search"
-	"github.com/thingtracker/ttn/topics"
 	"github.com/thingtracker/ttn/view"
 )
 
@@ -128,39 +125,6 @@ func BenchmarkSearch(b *testing.B) {
 			behind, float64(n)/liveIngest.Seconds(), catchUp.Round(time.Millisecond), p50, p99, float64(p99)/float64(queryBound), queryBound, hits,
 			float64(idxBytes)/float64(n), float64(idxBytes)/(1<<20), float64(logBytes)/float64(n))
 	}
-}
-
-// ingestAll validates and appends anns to l from ingestWorkers goroutines,
-// as BenchmarkIngest does, and returns how long it took and the cores used.
-func ingestAll(b *testing.B, l *feed.Log, anns []signed) (time.Duration, float64) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	cpu0 := cputime.Process()
-	start := time.Now()
-	for range ingestWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(anns) {
-					return
-				}
-				a, err := topics.Validate(anns[i].topic, anns[i].raw, time.Time{})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if r, err := l.Append(context.Background(), a); err != nil || r.Status != feed.Stored {
-					b.Errorf("append: %v %v", r.Status, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	d := time.Since(start)
-	return d, (cputime.Process() - cpu0).Seconds() / d.Seconds()
 }
 
 // queryLatencies runs n varied queries, one at a time, and returns the
