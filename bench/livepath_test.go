@@ -23,6 +23,7 @@ import (
 	"github.com/thingtracker/ttn/natsapi"
 	"github.com/thingtracker/ttn/node"
 	"github.com/thingtracker/ttn/topics"
+	"github.com/thingtracker/ttn/view"
 )
 
 // The live path's shape. Authors: each owns one tracker and signs its own
@@ -174,12 +175,32 @@ func BenchmarkLivePath(b *testing.B) {
 	rates := make([]float64, 0, b.N)
 	var cpu time.Duration
 	var elapsed time.Duration
+	var maxBehind uint64      // the search index's, sampled during the rounds
+	var indexRatios []float64 // a round's ingest time over the time until it was indexed
 	b.ResetTimer()
 	for r := range b.N {
 		round := parsed[r*per : (r+1)*per]
 		target.Store(int64((r + 1) * per))
 		cpu0 := cputime.Process()
 		start := time.Now()
+		// The search index follows the log while the round runs: how far
+		// behind it gets, sampled.
+		sampling := make(chan struct{})
+		var sampled sync.WaitGroup
+		sampled.Add(1)
+		go func() {
+			defer sampled.Done()
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-sampling:
+					return
+				case <-tick.C:
+					maxBehind = max(maxBehind, recv.index().Behind)
+				}
+			}
+		}()
 		var wg sync.WaitGroup
 		pprof.Do(context.Background(), pprof.Labels("role", "publisher"), func(ctx context.Context) {
 			for pi, p := range pubs {
@@ -216,6 +237,20 @@ func BenchmarkLivePath(b *testing.B) {
 		elapsed += d
 		rates = append(rates, float64(per)/d.Seconds())
 		b.StopTimer()
+		close(sampling)
+		sampled.Wait()
+		// Once the plugin has everything, the index has read the log too
+		// (it keeps up), or how long it takes.
+		endBehind := recv.index().Behind
+		wait.For(b, 5*time.Minute, func() error {
+			if n := recv.index().Behind; n > 0 {
+				return fmt.Errorf("the search index is %d entries behind the log", n)
+			}
+			return nil
+		})
+		lag := time.Since(start) - d
+		indexRatios = append(indexRatios, d.Seconds()/(d+lag).Seconds())
+		b.Logf("round %d: the search index %d entries behind when the plugin had the round, caught up %v later", r, endBehind, lag.Round(time.Millisecond))
 		measureVerify()
 		b.StartTimer()
 	}
@@ -268,10 +303,12 @@ func BenchmarkLivePath(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores-used")
 	b.ReportMetric(float64(log.Appended)/float64(max(log.Commits, 1)), "ann/commit")
 	b.ReportMetric(float64(relays)/float64(total), "relays/ann")
+	b.ReportMetric(median(slices.Clone(indexRatios)), "index/ingest")
+	b.ReportMetric(float64(maxBehind), "index-max-behind")
 	if testing.Short() {
 		return // a smoke run: too short for a figure
 	}
-	b.Logf("config: publishers=%d (loopback TCP, Noise, yamux, GossipSub, flood publish, each in the receiver's mesh) authors=%d trackers=%d announcements=%d in %d rounds avg-envelope=%dB window=%d; receiver: node.Start defaults (heartbeat 1s, author budget 100/s burst 2000, validation queue 4096, outbound queue 1024), log fsync=on (group commit), NATS fan-out on to 1 plugin over TCP; GOMAXPROCS=%d NumCPU=%d, publishers and plugin in the same process",
+	b.Logf("config: publishers=%d (loopback TCP, Noise, yamux, GossipSub, flood publish, each in the receiver's mesh) authors=%d trackers=%d announcements=%d in %d rounds avg-envelope=%dB window=%d; receiver: node.Start defaults (heartbeat 1s, author budget 100/s burst 2000, validation queue 4096, outbound queue 1024), log fsync=on (group commit), NATS fan-out on to 1 plugin over TCP, search index following the log; GOMAXPROCS=%d NumCPU=%d, publishers and plugin in the same process",
 		livePublishers, liveAuthors, len(trackers), total, b.N, avgSize(anns), liveWindow, procs, runtime.NumCPU())
 	b.Logf("live path %.0f ann/s (median of %d rounds; min %.0f, max %.0f), %.0f ann/s per core; raw verify (topics.VerifySignature, on every core, median of %d) %.0f/s: ratio %.2f; process %.2f cores used; %d of %d relays to the other publishers arrived (target ≥ 5,000 ann/s on 2 cores)",
 		rate, b.N, slices.Min(rates), slices.Max(rates), rate/float64(procs), len(verifyRates), verifyRate, rate/verifyRate, cpu.Seconds()/elapsed.Seconds(), relays, total*(livePublishers-1))
@@ -309,6 +346,7 @@ type liveReceiver struct {
 	natsAddr   string
 	topicPeers func(topics.TrackerID) int
 	stats      func() (gossip.Stats, feed.Stats, natsapi.Stats)
+	index      func() view.IndexStats // the receiver's search index
 }
 
 // startLiveReceiver starts the receiving node as a real node runs (its
@@ -329,7 +367,7 @@ func startLiveReceiver(b *testing.B, follow []topics.TrackerID) liveReceiver {
 		})
 	})
 	return liveReceiver{
-		addrs: n.Addrs(), natsAddr: n.NATSAddr(), topicPeers: n.TopicPeers,
+		addrs: n.Addrs(), natsAddr: n.NATSAddr(), topicPeers: n.TopicPeers, index: n.IndexStats,
 		stats: func() (gossip.Stats, feed.Stats, natsapi.Stats) {
 			s, err := n.Status(context.Background())
 			if err != nil {

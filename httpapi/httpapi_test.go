@@ -272,7 +272,7 @@ func TestEndpoints(t *testing.T) {
 			t.Errorf("announcements of the spec's tracker: %v", v)
 		}
 		for _, name := range []string{"ttn_peers", "ttn_messages_total", "ttn_drops_total", "ttn_gap_ranges", "ttn_frozen_chains",
-			"ttn_sync_pending_trackers", "ttn_log_disk_bytes", "go_goroutines"} {
+			"ttn_sync_pending_trackers", "ttn_search_index_behind_entries", "ttn_log_disk_bytes", "go_goroutines"} {
 			if _, ok := fams[name]; !ok {
 				t.Errorf("no %s", name)
 			}

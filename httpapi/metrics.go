@@ -54,6 +54,7 @@ type Metrics struct {
 	DHTPeers          int
 
 	SyncPending int               // trackers waiting to be synced: the sync lag
+	IndexBehind uint64            // log entries the search index has yet to read
 	Sync        map[string]uint64 // fetches, fetch_failures, received, stored, skipped, violations, served, busy, over_budget
 
 	// Trust counts the nodes at each trust level.
@@ -104,6 +105,7 @@ var (
 	descHolePunches  = desc("hole_punches_total", "Hole punches, tried and won.", "result")
 	descDHTPeers     = desc("dht_routing_table_peers", "Peers in the DHT routing table.")
 	descSyncPending  = desc("sync_pending_trackers", "Trackers waiting to be synced.")
+	descIndexBehind  = desc("search_index_behind_entries", "Log entries the search index has yet to read.")
 	descSync         = desc("sync_total", "Sync protocol counters.", "what")
 	descTrust        = desc("trust_nodes", "Nodes at each trust level (from the trust records held and the block list).", "level")
 	descNATSFanned   = desc("nats_fanned_total", "Announcements published to plugins.")
@@ -118,7 +120,7 @@ var (
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPeers, descMembers, descFollowing, descKnown, descMessages,
 		descDiscovery, descIgnored, descSeen, descDrops, descMemberEvents, descGaps, descMissing, descForks,
-		descLogEntries, descLogBytes, descLogCommits, descDiskFull, descDiskFree, descRefused, descPerTracker, descSyncPending, descSync, descTrust,
+		descLogEntries, descLogBytes, descLogCommits, descDiskFull, descDiskFree, descRefused, descPerTracker, descSyncPending, descIndexBehind, descSync, descTrust,
 		descReach, descRelayRes, descConns, descHolePunches, descDHTPeers,
 		descNATSFanned, descNATSLag, descNATSErrors, descNATSSlow, descNATSClients, descNATSLeaf, descNATSRequests} {
 		ch <- d
@@ -184,6 +186,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counters(descHolePunches, m.HolePunches)
 	gauge(descDHTPeers, float64(m.DHTPeers))
 	gauge(descSyncPending, float64(m.SyncPending))
+	gauge(descIndexBehind, float64(m.IndexBehind))
 	counters(descSync, m.Sync)
 	for l, n := range m.Trust {
 		gauge(descTrust, float64(n), l)

@@ -185,7 +185,7 @@ func (a api) Metrics(ctx context.Context) (*httpapi.Metrics, error) {
 		Refused: map[string]uint64{"over_quota": st.Log.OverQuota, "disk_full": st.Log.DiskRefused,
 			"void": st.Log.Void, "unplaced": st.Log.Unplaced, "bad_rotation": st.Log.Refused, "voided": st.Log.Voided},
 		PerTracker:  map[string]uint64{},
-		SyncPending: st.SyncPending, Trust: st.Trust,
+		SyncPending: st.SyncPending, IndexBehind: st.Index.Behind, Trust: st.Trust,
 		Sync: map[string]uint64{"fetches": sy.Fetches, "fetch_failures": sy.FetchFailures, "received": sy.Received,
 			"stored": sy.Stored, "violations": sy.Violations, "served": sy.Served, "busy": sy.Busy, "over_budget": sy.OverBudget,
 			"skipped": sy.Skipped},

@@ -29,8 +29,13 @@ func (n *Node) Status(context.Context) (*view.Status, error) {
 		st := view.NATSStats(n.nats.Stats())
 		s.NATS = &st
 	}
+	ix := n.IndexStats()
+	s.Index = &ix
 	return s, nil
 }
+
+// IndexStats tells how far the search index has read the log.
+func (n *Node) IndexStats() view.IndexStats { return view.IndexStats(n.index.Stats()) }
 
 // connected returns the peers the node has a libp2p connection to.
 func (n *Node) connected() map[string]bool {

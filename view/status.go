@@ -37,6 +37,8 @@ type Status struct {
 	Sync        SyncStats  `json:"sync"`
 	SyncPending int        `json:"sync_pending"` // trackers waiting to be synced
 	NATS        *NATSStats `json:"nats,omitempty"`
+	// Index is the search index's progress, for a running node.
+	Index *IndexStats `json:"index,omitempty"`
 	// Trust counts the nodes at each trust level (unknown: those the
 	// records name and no level reaches), for a running node.
 	Trust map[string]int `json:"trust,omitempty"`
@@ -167,6 +169,13 @@ type SyncStats struct {
 	ServedBytes   uint64 `json:"served_bytes"`
 	Busy          uint64 `json:"busy"`
 	OverBudget    uint64 `json:"over_budget"`
+}
+
+// IndexStats are the search index's counters (search.Stats).
+type IndexStats struct {
+	Cursor uint64 `json:"cursor"` // the last log entry applied
+	Behind uint64 `json:"behind"` // log entries yet to apply
+	Docs   uint64 `json:"docs"`   // documents written since the node started
 }
 
 // NATSStats are the embedded NATS server's counters.

@@ -109,6 +109,9 @@ func printStatus(s *view.Status) {
 		fmt.Fprintf(w, "known trackers\t%d (from discovery records)\n", s.Known)
 		fmt.Fprintf(w, "sync\t%d fetches (%d failed), %d envelopes stored, %d served, %d bad peers, %d trackers pending\n",
 			s.Sync.Fetches, s.Sync.FetchFailures, s.Sync.Stored, s.Sync.Served, s.Sync.Violations, s.SyncPending)
+		if ix := s.Index; ix != nil {
+			fmt.Fprintf(w, "search index\tat entry %d, %d behind the log\n", ix.Cursor, ix.Behind)
+		}
 	}
 	fmt.Fprintf(w, "follows\t%d trackers, %d nodes\n", len(s.Follows.Trackers), len(s.Follows.Nodes))
 	for _, t := range s.Follows.Trackers {
