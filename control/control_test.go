@@ -18,7 +18,13 @@ import (
 	"github.com/thingtracker/ttn/view"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// bleve's analysis workers (package search, through datadir):
+		// started once per process, at init, by design.
+		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
+	)
+}
 
 // dirHandler serves a data dir opened in the test, as a node serves its
 // own: the operations on the dir, its follows file, its log's entries.

@@ -21,7 +21,10 @@ import (
 // still holds all of it.
 func TestSlowPlugin(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "nats.conf")
-	os.WriteFile(conf, []byte("max_payload: 128KB\nmax_pending: 256KB\nwrite_deadline: \"500ms\"\n"), 0o600)
+	// 3 MB go out: the stuck plugin passes max_pending and is cut; the
+	// healthy one, reading in this busy process (race detector, the
+	// node's search index), has a few hundred messages of slack.
+	os.WriteFile(conf, []byte("max_payload: 128KB\nmax_pending: 1MB\nwrite_deadline: \"2s\"\n"), 0o600)
 	n := nodetest.Start(t, nodeConfig(t, &natsapi.Config{Addr: "0", ConfigFile: conf}))
 	nodetest.StuckPlugin(t, n.NATSAddr())
 	healthy := connect(t, n)
