@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,12 +24,13 @@ const (
 
 // FeedItem is one Thing announcement on the feed page.
 type FeedItem struct {
-	Cursor  uint64
-	Tracker topics.TrackerID
-	Author  string
-	Trust   string
-	Time    string
-	Thing   *topics.Thing
+	Cursor      uint64
+	Tracker     topics.TrackerID
+	TrackerName string // its title or name, "" when unknown
+	Author      string
+	Trust       string
+	Time        string
+	Thing       *topics.Thing
 }
 
 // FeedPage is the live feed: the newest Thing announcements that pass the
@@ -52,6 +54,7 @@ func (p *Pages) feed(r *http.Request) (string, any, error) {
 		}
 		page.Tracker = t
 	}
+	names := map[topics.TrackerID]string{}
 	// Read the log back in windows until the page is full.
 	for end := page.Last; end > 0 && page.Last-end < feedScan && len(page.Items) < feedItems; {
 		from := end - min(end, 500)
@@ -71,7 +74,14 @@ func (p *Pages) feed(r *http.Request) (string, any, error) {
 			if page.Tag != "" && !slices.ContainsFunc(pl.Thing.Tags, func(t string) bool { return strings.EqualFold(t, page.Tag) }) {
 				continue
 			}
-			page.Items = append(page.Items, FeedItem{Cursor: e.Cursor, Tracker: e.Tracker, Author: e.Author, Trust: e.Trust, Time: pl.Time, Thing: pl.Thing})
+			name, ok := names[e.Tracker]
+			if !ok {
+				if t, err := p.b.Tracker(r.Context(), e.Tracker); err == nil {
+					name = cmp.Or(t.Title, t.Name)
+				}
+				names[e.Tracker] = name
+			}
+			page.Items = append(page.Items, FeedItem{Cursor: e.Cursor, Tracker: e.Tracker, TrackerName: name, Author: e.Author, Trust: e.Trust, Time: pl.Time, Thing: pl.Thing})
 		}
 		end = from
 	}
@@ -79,10 +89,7 @@ func (p *Pages) feed(r *http.Request) (string, any, error) {
 }
 
 // TrackersPage lists the trackers the node holds.
-type TrackersPage struct {
-	*view.TrackersPage
-	Self string
-}
+type TrackersPage struct{ *view.TrackersPage }
 
 func (TrackersPage) title() string { return "Trackers" }
 

@@ -44,7 +44,6 @@ var funcs = template.FuncMap{
 	"nodeURL":    func(id string) string { return "/nodes/" + url.PathEscape(id) },
 	"add":        func(a, b int) int { return a + b },
 	"ago":        ago,
-	"query":      query,
 	"snip":       snip,
 	"int64":      func(v uint64) int64 { return int64(min(v, 1<<62)) },
 	"facet":      facet,
