@@ -10,21 +10,11 @@ import (
 // view.SearchQuery for each parameter).
 func (s *Server) search(w http.ResponseWriter, r *http.Request) error {
 	var q view.SearchQuery
-	var err error
-	for _, p := range []struct {
-		name string
-		dst  *string
-	}{{"text", &q.Text}, {"licence", &q.Licence}, {"tag", &q.Tag}, {"author", &q.Author}, {"trust", &q.Trust}} {
-		if *p.dst, err = one(r, p.name); err != nil {
-			return err
-		}
-	}
-	if t, err := one(r, "tracker"); err != nil {
+	if err := strParams(r, map[string]*string{"text": &q.Text, "licence": &q.Licence, "tag": &q.Tag, "author": &q.Author, "trust": &q.Trust}); err != nil {
 		return err
-	} else if t != "" {
-		if q.Tracker, err = trackerParam(t); err != nil {
-			return err
-		}
+	}
+	if err := trackerOpt(r, &q.Tracker); err != nil {
+		return err
 	}
 	from, err := number(r, "from", 0, view.MaxSearchFrom)
 	if err != nil {

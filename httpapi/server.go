@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -282,6 +283,29 @@ func boolean(r *http.Request, name string) (bool, error) {
 	return b, nil
 }
 
+// strParams reads string parameters into their destinations (in name
+// order: the same bad request always gets the same reason).
+func strParams(r *http.Request, dsts map[string]*string) error {
+	for _, name := range slices.Sorted(maps.Keys(dsts)) {
+		v, err := one(r, name)
+		if err != nil {
+			return err
+		}
+		*dsts[name] = v
+	}
+	return nil
+}
+
+// trackerOpt reads the optional tracker parameter into dst.
+func trackerOpt(r *http.Request, dst *topics.TrackerID) error {
+	t, err := one(r, "tracker")
+	if err != nil || t == "" {
+		return err
+	}
+	*dst, err = trackerParam(t)
+	return err
+}
+
 func trackerParam(s string) (topics.TrackerID, error) {
 	t, err := topics.ParseTrackerID(s)
 	if err != nil {
@@ -292,21 +316,11 @@ func trackerParam(s string) (topics.TrackerID, error) {
 
 func (s *Server) things(w http.ResponseWriter, r *http.Request) error {
 	var q view.ThingsQuery
-	var err error
-	for _, p := range []struct {
-		name string
-		dst  *string
-	}{{"author", &q.Author}, {"tag", &q.Tag}, {"text", &q.Text}, {"after", &q.After}} {
-		if *p.dst, err = one(r, p.name); err != nil {
-			return err
-		}
-	}
-	if t, err := one(r, "tracker"); err != nil {
+	if err := strParams(r, map[string]*string{"author": &q.Author, "tag": &q.Tag, "text": &q.Text, "after": &q.After}); err != nil {
 		return err
-	} else if t != "" {
-		if q.Tracker, err = trackerParam(t); err != nil {
-			return err
-		}
+	}
+	if err := trackerOpt(r, &q.Tracker); err != nil {
+		return err
 	}
 	limit, err := number(r, "limit", 0, view.MaxThingsLimit)
 	if err != nil {
