@@ -139,7 +139,7 @@ func TestSearchRestartCatchesUp(t *testing.T) {
 	}
 
 	n = startNode(t, fastConfig(dir))
-	if c := n.index.Cursor(); c == 0 {
+	if c := n.index.Stats().Cursor; c == 0 {
 		t.Errorf("the index restarted from cursor 0")
 	}
 	searchFor(t, n, view.SearchQuery{Text: "garden"}, "trowel", "rake")

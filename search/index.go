@@ -291,9 +291,6 @@ func (ix *Index) loadCursor() error {
 	return nil
 }
 
-// Cursor returns the cursor of the last log entry the index applied.
-func (ix *Index) Cursor() uint64 { return ix.cursor.Load() }
-
 // Behind returns how many log entries the index has yet to apply.
 func (ix *Index) Behind() uint64 {
 	last, c := ix.src.Last(), ix.cursor.Load()

@@ -353,7 +353,7 @@ func TestResume(t *testing.T) {
 	// A Source that fails for what was applied before the close shows the
 	// reopened index does not read it again.
 	ix = open(t, dir, &fromOnly{memLog: l, from: 2}, Config{})
-	if got := ix.Cursor(); got != 2 {
+	if got := ix.Stats().Cursor; got != 2 {
 		t.Fatalf("cursor after reopen %d, want 2", got)
 	}
 	if b := ix.Behind(); b != 2 {
@@ -398,8 +398,8 @@ func TestReindex(t *testing.T) {
 	if got := ids(t, ix, view.SearchQuery{Text: "castor"}, Standing{}); !slices.Equal(got, []string{"r2"}) {
 		t.Errorf("castor after reindex: %v, want r2", got)
 	}
-	if ix.Cursor() != l.Last() {
-		t.Errorf("cursor %d after reindex, want %d", ix.Cursor(), l.Last())
+	if ix.Stats().Cursor != l.Last() {
+		t.Errorf("cursor %d after reindex, want %d", ix.Stats().Cursor, l.Last())
 	}
 	if _, err := os.Stat(ix.path + rebuildSuffix); !os.IsNotExist(err) {
 		t.Errorf("rebuild dir left: %v", err)
